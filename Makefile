@@ -1,0 +1,50 @@
+# Zeke — build, test, demo, bench. `make deps` installs the real components (cached outside the
+# clone under $(ZEKE_CACHE), keyed by version); every other target runs it first.
+SHELL := /bin/bash
+CARGO ?= cargo
+export ZEKE_CACHE ?= $(HOME)/.cache/zeke-deps
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+TEST_BIN := $(TARGET_DIR)/debug/zeke
+RELEASE_BIN := $(TARGET_DIR)/release/zeke
+LUA_FILTER ?=
+
+.PHONY: all deps build build-test test test-rust test-lua demo bench lint fmt clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+## release binary: what the plugin runs (lazy.nvim: build = 'make build')
+build:
+	$(CARGO) build --release --locked
+
+## debug binary with the deterministic fake provider, for tests
+build-test:
+	$(CARGO) build --locked --features test-support
+
+test: deps build-test
+	scripts/with-services.sh $(MAKE) --no-print-directory test-rust test-lua
+
+test-rust:
+	ZEKE_BIN=$(TEST_BIN) $(CARGO) test --locked --features test-support -- --test-threads 2
+
+test-lua:
+	@eval "$$(scripts/deps.sh --env)"; ZEKE_BIN=$(TEST_BIN) "$$ZEKE_NVIM" --headless -u NONE -l tests/lua/run.lua $(LUA_FILTER)
+
+## the main job, scripted: llama-server + SmolLM2, headless Neovim typing, ghost text, accept, explain
+demo: deps build
+	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh bash -c '"$$ZEKE_NVIM" --headless -u NONE -l tests/lua/demo.lua'
+
+bench: deps build
+	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh scripts/bench.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --features test-support --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,137 @@
+-- lua/zeke/commands.lua: owns the `:Zeke {subcommand}` command: the table of subcommands, running
+-- one, and completing their names. Each subcommand is a thin call into the public API.
+local M = {}
+
+local api = vim.api
+
+local function zeke() return require('zeke') end
+
+local function echo(lines)
+  local chunks = {}
+  for i, l in ipairs(lines) do
+    chunks[#chunks + 1] = { l[1], l[2] }
+    if i < #lines then chunks[#chunks + 1] = { '\n' } end
+  end
+  api.nvim_echo(chunks, true, {})
+end
+
+local function fmt_ms(v)
+  if type(v) ~= 'number' then return '–' end
+  if v < 10 then return ('%.1f ms'):format(v) end
+  return ('%d ms'):format(math.floor(v + 0.5))
+end
+
+--- `:Zeke status`: backend pid, provider/model, last latency, counters.
+local function status()
+  local st, err = zeke().status()
+  if not st then
+    echo({ { 'Zeke: backend not available: ' .. tostring(err), 'ErrorMsg' } })
+    return
+  end
+  local info = st.plugin or {}
+  local lines = {
+    { ('Zeke %s · backend pid %s · %s'):format(tostring(st.version or '?'), tostring(st.pid or info.pid or '?'),
+      tostring(info.bin or '?')), 'Title' },
+  }
+  local p = st.provider
+  if p then
+    lines[#lines + 1] = { ('provider: %s (%s) · model %s · %s'):format(tostring(p.name), tostring(p.kind),
+      tostring(p.model or '(server default)'), tostring(p.url)), 'Normal' }
+  else
+    lines[#lines + 1] = { 'provider: none found (see :checkhealth zeke)', 'WarningMsg' }
+  end
+  local last = st.last
+  if last then
+    lines[#lines + 1] = { ('last completion: ttft %s · total %s · zeke overhead %s'):format(fmt_ms(last.ttft_ms),
+      fmt_ms(last.total_ms), fmt_ms(last.overhead_ms)), 'Normal' }
+  else
+    lines[#lines + 1] = { 'last completion: –', 'Normal' }
+  end
+  local c = st.counts or {}
+  lines[#lines + 1] = { ('completions: %s started, %s finished, %s cancelled, %s failed · explains: %s started, %s finished')
+    :format(tostring(c.completions_started or 0), tostring(c.completions_finished or 0),
+      tostring(c.completions_cancelled or 0), tostring(c.completions_failed or 0),
+      tostring(c.explains_started or 0), tostring(c.explains_finished or 0)), 'Normal' }
+  local buf = api.nvim_get_current_buf()
+  lines[#lines + 1] = { ('buffers mirrored: %s · rss %s kB · config %s · ghost text %s here'):format(
+    tostring(st.buffers or 0), tostring(st.rss_kb or '?'), tostring(info.config_path or 'none'),
+    require('zeke.inline').enabled(buf) and 'on' or 'off'), 'Normal' }
+  echo(lines)
+end
+
+local function log()
+  local path = require('zeke.rpc').log_path()
+  if vim.fn.filereadable(path) == 0 then
+    vim.notify('zeke: no log yet at ' .. path, vim.log.levels.WARN)
+    return
+  end
+  vim.cmd('split ' .. vim.fn.fnameescape(path))
+  vim.bo.autoread = true
+  vim.cmd('normal! G')
+end
+
+---@type table<string, {desc: string, run: fun(o: table)}>
+M.subcommands = {
+  explain = {
+    desc = 'explain the range, or the function at the cursor, in a float',
+    run = function(o)
+      local range = nil
+      if o.range and o.range > 0 then range = { o.line1 - 1, o.line2 - 1 } end
+      zeke().explain(range)
+    end,
+  },
+  complete = { desc = 'ask for a completion at the cursor now', run = function() zeke().complete() end },
+  accept = { desc = 'accept the visible suggestion', run = function() zeke().accept() end },
+  dismiss = { desc = 'hide the suggestion', run = function() zeke().dismiss() end },
+  status = { desc = 'backend pid, provider/model, last latency', run = status },
+  log = { desc = 'open the backend log in a split', run = log },
+  restart = { desc = 'restart the backend', run = function() require('zeke.rpc').restart() end },
+  stop = { desc = 'cancel every running request', run = function() zeke().stop() end },
+  enable = { desc = 'enable ghost text in this buffer', run = function() zeke().enable() end },
+  disable = { desc = 'disable ghost text in this buffer', run = function() zeke().disable() end },
+  toggle = {
+    desc = 'toggle ghost text in this buffer',
+    run = function()
+      local on = zeke().toggle()
+      vim.notify('zeke: ghost text ' .. (on and 'enabled' or 'disabled') .. ' in this buffer')
+    end,
+  },
+  health = { desc = 'run :checkhealth zeke', run = function() vim.cmd('checkhealth zeke') end },
+}
+
+--- Runs `:Zeke` with the user-command table `o`.
+---@param o table
+function M.run(o)
+  require('zeke')._ensure_setup()
+  local name = o.fargs[1]
+  if not name then
+    name = 'status'
+  end
+  local sub = M.subcommands[name]
+  if not sub then
+    vim.notify(('zeke: unknown subcommand %q; one of: %s'):format(name, table.concat(M.names(), ', ')),
+      vim.log.levels.ERROR)
+    return
+  end
+  sub.run(o)
+end
+
+---@return string[]
+function M.names()
+  local names = vim.tbl_keys(M.subcommands)
+  table.sort(names)
+  return names
+end
+
+--- Completion for `:Zeke <Tab>`.
+---@param arglead string
+---@param cmdline string
+---@return string[]
+function M.complete(arglead, cmdline, _)
+  -- only the first argument is a subcommand
+  local before = cmdline:gsub("^%A*", ''):gsub('^%S+%s*', '', 1) -- drop range and the command name
+  if before:find('%s') then return {} end
+  return vim.tbl_filter(function(n) return vim.startswith(n, arglead) end, M.names())
+end
+
+return M

@@ -1,0 +1,301 @@
+-- lua/zeke/config.lua: owns Zeke's configuration on the Lua side: the defaults, validation of the
+-- user's table (same schema as the TOML file; every message names the bad key), the table sent to
+-- the backend in `configure`, the effective config the backend answers with, and the lookup of
+-- the `zeke` binary. Invariant: `M.get()` always returns a complete, valid table.
+local M = {}
+
+M.defaults = {
+  bin = nil,
+  log_level = 'info',
+  completion = {
+    enabled = true,
+    provider = nil,
+    debounce_ms = 75,
+    max_context_tokens = 1024,
+    max_tokens = 64,
+    max_lines = 8,
+    timeout_ms = 8000,
+    filetypes = { ['*'] = true, help = false, gitrebase = false, TelescopePrompt = false },
+    hide_during_completion = true,
+  },
+  explain = { provider = nil, max_tokens = 512, timeout_ms = 60000 },
+  keymaps = { accept = false, accept_word = false, accept_line = false, dismiss = false },
+  ui = { border = 'rounded', max_width = 90 },
+  providers = {},
+}
+
+local LOG_LEVELS = { error = true, warn = true, info = true, debug = true, trace = true }
+local BORDERS = { none = true, single = true, double = true, rounded = true, solid = true, shadow = true }
+local KINDS = { openai = true, llamacpp = true, ollama = true, lmstudio = true, vllm = true, fake = true }
+local PROVIDER_KEYS = {
+  kind = 'string', url = 'string', model = 'string', api_key_env = 'string',
+  api_key_cmd = 'string', reply = 'string', delay_ms = 'nonneg',
+}
+
+local current = vim.deepcopy(M.defaults) ---@type table
+local user = {} ---@type table the (sanitized) table the user gave, sent to the backend
+
+--- vim.NIL (msgpack nil) and nil are the same thing to us.
+local function strip_nil(v)
+  if v == vim.NIL then return nil end
+  if type(v) ~= 'table' then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    out[k] = strip_nil(x)
+  end
+  return out
+end
+M.strip_nil = strip_nil
+
+local function show(v)
+  if type(v) == 'string' or type(v) == 'number' or type(v) == 'boolean' then return vim.inspect(v) end
+  return type(v)
+end
+
+local function is_int(v) return type(v) == 'number' and v == math.floor(v) and v ~= math.huge end
+
+-- Checkers: return nil when fine, else the text after "must be".
+local checks = {
+  boolean = function(v) if type(v) ~= 'boolean' then return 'a boolean' end end,
+  string = function(v) if type(v) ~= 'string' then return 'a string' end end,
+  nonneg = function(v) if not is_int(v) or v < 0 then return 'a non-negative integer' end end,
+  positive = function(v) if not is_int(v) or v < 1 then return 'a positive integer' end end,
+  log_level = function(v)
+    if not LOG_LEVELS[v] then return 'one of "error", "warn", "info", "debug", "trace"' end
+  end,
+  key = function(v)
+    if v ~= false and (type(v) ~= 'string' or v == '') then return 'false or a key such as "<M-l>"' end
+  end,
+  border = function(v)
+    if type(v) == 'string' and BORDERS[v] then return end
+    if type(v) == 'table' and vim.islist(v) and #v >= 1 and #v <= 8 then return end
+    return 'one of "none", "single", "double", "rounded", "solid", "shadow" or a list of border chars'
+  end,
+  filetypes = function(v)
+    if type(v) ~= 'table' then return 'a table of filetype = boolean' end
+    for ft, on in pairs(v) do
+      if type(ft) ~= 'string' or type(on) ~= 'boolean' then return 'a table of filetype = boolean' end
+    end
+  end,
+}
+
+local SCHEMA = {
+  bin = 'string',
+  log_level = 'log_level',
+  completion = {
+    enabled = 'boolean', provider = 'string', debounce_ms = 'nonneg', max_context_tokens = 'positive',
+    max_tokens = 'positive', max_lines = 'positive', timeout_ms = 'positive', filetypes = 'filetypes',
+    hide_during_completion = 'boolean',
+  },
+  explain = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive' },
+  keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
+  ui = { border = 'border', max_width = 'positive' },
+  providers = 'providers',
+}
+
+local function sorted_keys(t)
+  local keys = vim.tbl_keys(t)
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+--- Checks `providers`; returns the valid entries (invalid ones are dropped and reported).
+local function check_providers(v, problems)
+  if type(v) ~= 'table' then
+    problems[#problems + 1] = ('providers must be a table of name = { kind = ... } (got %s)'):format(show(v))
+    return nil
+  end
+  local valid = {}
+  for _, name in ipairs(sorted_keys(v)) do
+    local p = v[name]
+    local path = 'providers.' .. tostring(name)
+    local ok = true
+    if type(name) ~= 'string' or type(p) ~= 'table' then
+      problems[#problems + 1] = ('%s must be a table { kind = ..., url = ... } (got %s)'):format(path, show(p))
+      ok = false
+    else
+      for _, k in ipairs(sorted_keys(p)) do
+        local kind = PROVIDER_KEYS[k]
+        if not kind then
+          problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(path .. '.' .. tostring(k)))
+          ok = false
+        else
+          local why = checks[kind](p[k])
+          if why then
+            problems[#problems + 1] = ('%s.%s must be %s (got %s)'):format(path, k, why, show(p[k]))
+            ok = false
+          end
+        end
+      end
+      if p.kind == nil then
+        problems[#problems + 1] = ('%s.kind is required'):format(path)
+        ok = false
+      elseif type(p.kind) == 'string' and not KINDS[p.kind] then
+        problems[#problems + 1] = ('%s.kind must be one of "openai", "llamacpp", "ollama", "lmstudio", "vllm", "fake" (got %s)')
+          :format(path, show(p.kind))
+        ok = false
+      end
+    end
+    if ok then valid[name] = p end
+  end
+  return valid
+end
+
+--- Validates a user table. Returns (sanitized, problems): `sanitized` keeps every valid key
+--- (invalid ones are dropped so their defaults apply); `problems` is a list of messages.
+---@param opts table|nil
+---@return table sanitized, string[] problems
+function M.validate(opts)
+  opts = strip_nil(opts)
+  local problems = {}
+  if opts == nil then return {}, problems end
+  if type(opts) ~= 'table' then
+    return {}, { ('config must be a table (got %s)'):format(show(opts)) }
+  end
+  local out = {}
+  for _, key in ipairs(sorted_keys(opts)) do
+    local v = opts[key]
+    local spec = SCHEMA[key]
+    if spec == nil then
+      problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(key))
+    elseif spec == 'providers' then
+      out[key] = check_providers(v, problems)
+    elseif type(spec) == 'string' then
+      local why = checks[spec](v)
+      if why then
+        problems[#problems + 1] = ('%s must be %s (got %s)'):format(key, why, show(v))
+      else
+        out[key] = v
+      end
+    elseif type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
+      problems[#problems + 1] = ('%s must be a table (got %s)'):format(key, show(v))
+    else
+      local sub = {}
+      for _, k in ipairs(sorted_keys(v)) do
+        local kspec = spec[k]
+        local path = key .. '.' .. tostring(k)
+        if kspec == nil then
+          problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(path))
+        else
+          local why = checks[kspec](v[k])
+          if why then
+            problems[#problems + 1] = ('%s must be %s (got %s)'):format(path, why, show(v[k]))
+          else
+            sub[k] = v[k]
+          end
+        end
+      end
+      out[key] = sub
+    end
+  end
+  return out, problems
+end
+
+local function merge(base, top)
+  local out = vim.deepcopy(base)
+  for k, v in pairs(top or {}) do
+    local list = type(v) == 'table' and next(v) ~= nil and vim.islist(v)
+    if type(v) == 'table' and type(out[k]) == 'table' and not list and k ~= 'border' then
+      out[k] = merge(out[k], v)
+    else
+      out[k] = vim.deepcopy(v)
+    end
+  end
+  return out
+end
+
+--- Sets the user table (already validated by the caller) and recomputes the current config.
+---@param sanitized table
+function M.set_user(sanitized)
+  user = vim.deepcopy(sanitized or {})
+  current = merge(M.defaults, user)
+end
+
+--- Applies the `effective` table from the backend's `configure` reply (user table merged with the
+--- TOML file), so TOML-only users get their values. Invalid or unknown parts are ignored.
+---@param effective table|nil
+function M.apply_effective(effective)
+  local sanitized = M.validate(effective)
+  current = merge(merge(M.defaults, sanitized), { bin = user.bin })
+end
+
+---@return table the current (complete, valid) config
+function M.get() return current end
+
+--- The table sent to the backend in `configure`: the user's own keys (not our defaults, so the TOML
+--- file can fill what the user left out); empty tables become msgpack maps.
+---@return table
+function M.for_backend()
+  local function conv(v)
+    if type(v) ~= 'table' then return v end
+    if next(v) == nil then return vim.empty_dict() end
+    local out = {}
+    for k, x in pairs(v) do
+      out[k] = conv(x)
+    end
+    return out
+  end
+  local t = conv(user)
+  if type(t) == 'table' and next(t) == nil then return vim.empty_dict() end
+  return t
+end
+
+--- Whether completion is allowed for `ft` by the `completion.filetypes` table.
+---@param ft string
+---@return boolean
+function M.filetype_enabled(ft)
+  local fts = current.completion.filetypes or {}
+  local v = fts[ft]
+  if v == nil then v = fts['*'] end
+  if v == nil then v = true end
+  return v
+end
+
+--- Argument check for public functions (vim.validate-style, same on Neovim 0.10 and later).
+---@param name string
+---@param value any
+---@param ty string
+---@param optional boolean|nil
+function M.check_arg(name, value, ty, optional)
+  if value == nil and optional then return end
+  if type(value) ~= ty then
+    error(('zeke: %s must be a %s (got %s)'):format(name, ty, type(value)), 3)
+  end
+end
+
+--- The root of the plugin checkout (the directory that holds `lua/zeke/`).
+function M.plugin_root()
+  local src = debug.getinfo(1, 'S').source:gsub('^@', '')
+  return vim.fn.fnamemodify(src, ':p:h:h:h')
+end
+
+--- Finds the `zeke` binary. Returns (path, how) or (nil, list of places tried).
+---@return string|nil path, string how_or_tried
+function M.resolve_bin()
+  local tried = {}
+  local function try(path, how)
+    if not path or path == '' then return nil end
+    local exe = vim.fn.exepath(path)
+    if exe ~= '' then return exe, how end
+    tried[#tried + 1] = path
+  end
+  if current.bin then
+    local path, how = try(current.bin, 'config bin')
+    if path then return path, how end
+    return nil, table.concat(tried, ', ')
+  end
+  local root = M.plugin_root()
+  local candidates = {
+    { vim.env.ZEKE_BIN, '$ZEKE_BIN' },
+    { root .. '/target/release/zeke', 'plugin build (release)' },
+    { root .. '/target/debug/zeke', 'plugin build (debug)' },
+    { 'zeke', '$PATH' },
+  }
+  for _, c in ipairs(candidates) do
+    local path, how = try(c[1], c[2])
+    if path then return path, how end
+  end
+  return nil, table.concat(tried, ', ')
+end
+
+return M

@@ -1,0 +1,94 @@
+-- lua/zeke/errors.lua: owns how backend errors reach the user: one clear `vim.notify` per error
+-- episode. An episode is keyed by job + kind; it is not repeated until that job succeeds again or
+-- 30 s have passed, so a dead provider gives one message, never one per keystroke.
+local M = {}
+
+local uv = vim.uv or vim.loop
+
+M.REPEAT_AFTER_MS = 30000
+
+local shown = {} ---@type table<string, integer> "job:kind" -> uv.now() when last shown
+
+local JOBS = {
+  complete = 'completion failed',
+  explain = 'explain failed',
+  config = 'configuration problem',
+  rpc = 'backend error',
+}
+
+local HINTS = {
+  auth = 'check the API key',
+  unavailable = 'is the server running?',
+}
+
+local WARN_KINDS = { rate_limited = true, overloaded = true, timeout = true, warning = true }
+
+--- Builds the user-facing text of an `error` event.
+---@param e table {job, kind, message, status?, provider?, retry_after_ms?}
+---@return string
+function M.format(e)
+  local message = tostring(e.message or 'unknown error')
+  if e.job == 'config' then
+    if message:find('config', 1, true) then return 'zeke: ' .. message end
+    return 'zeke: config: ' .. message
+  end
+  local what = JOBS[e.job] or tostring(e.job or 'error')
+  local facts = {}
+  if e.provider then facts[#facts + 1] = ('provider %s'):format(tostring(e.provider)) end
+  if e.kind and e.kind ~= 'warning' then facts[#facts + 1] = (tostring(e.kind):gsub('_', ' ')) end
+  if e.status and not message:find('HTTP ' .. tostring(e.status), 1, true) then
+    facts[#facts + 1] = ('HTTP %s'):format(tostring(e.status))
+  end
+  if e.retry_after_ms then facts[#facts + 1] = ('retry after %d s'):format(math.ceil(e.retry_after_ms / 1000)) end
+  local msg = ('zeke: %s'):format(what)
+  if #facts > 0 then msg = msg .. ' (' .. table.concat(facts, ', ') .. ')' end
+  msg = msg .. ': ' .. message
+  local hint = HINTS[e.kind]
+  if e.kind == 'unavailable' and e.status then hint = nil end -- it answered, with an error
+  if hint and not message:find(hint, 1, true) then msg = msg .. ' — ' .. hint end
+  if e.kind == 'auth' or (e.kind == 'unavailable' and not e.status) then msg = msg .. ' (:checkhealth zeke)' end
+  return msg
+end
+
+--- Shows `e` unless the same episode was shown recently. Returns true when it notified.
+---@param e table
+---@param level integer|nil
+---@return boolean
+function M.report(e, level)
+  local key = tostring(e.job) .. ':' .. tostring(e.kind)
+  local now = uv.now()
+  local last = shown[key]
+  if last and now - last < M.REPEAT_AFTER_MS then return false end
+  shown[key] = now
+  level = level or (WARN_KINDS[e.kind] and vim.log.levels.WARN or vim.log.levels.ERROR)
+  local text = M.format(e)
+  -- Scheduled: an `error` event arrives as an RPC request from the backend, which should get its
+  -- reply at once even if the message waits for a hit-enter prompt.
+  vim.schedule(function() vim.notify(text, level, { title = 'zeke' }) end)
+  return true
+end
+
+--- A job succeeded: its next error starts a new episode.
+---@param job string
+function M.success(job)
+  local prefix = job .. ':'
+  for key in pairs(shown) do
+    if key:sub(1, #prefix) == prefix then shown[key] = nil end
+  end
+end
+
+--- Handles an `error` event from the backend: routes it to the feature it belongs to, then reports.
+---@param e table
+function M.on_error(e)
+  if e.job == 'complete' then
+    require('zeke.inline').on_error(e)
+  elseif e.job == 'explain' then
+    if require('zeke.ui').on_error(e) == false then return end
+  end
+  M.report(e)
+end
+
+--- Forgets every episode (tests, :Zeke restart).
+function M.reset() shown = {} end
+
+return M

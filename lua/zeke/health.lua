@@ -1,0 +1,119 @@
+-- lua/zeke/health.lua: owns `:checkhealth zeke`: Neovim version, the binary and its version, the
+-- backend starting, the config (Lua side and the backend's view with the TOML file), providers
+-- reachable, API keys present (never their values) and which provider is used.
+local M = {}
+
+local function h() return vim.health end
+
+local function neovim()
+  h().start('zeke: Neovim')
+  local v = tostring(vim.version())
+  if vim.fn.has('nvim-0.10') == 1 then
+    h().ok('Neovim ' .. v)
+  else
+    h().error('Neovim ' .. v .. ' is too old', { 'Zeke needs Neovim 0.10 or later (inline virtual text).' })
+  end
+end
+
+local function lua_config()
+  h().start('zeke: configuration (setup / vim.g.zeke)')
+  require('zeke')._ensure_setup()
+  local problems = require('zeke')._problems()
+  if #problems == 0 then
+    h().ok('Lua config valid')
+  else
+    for _, p in ipairs(problems) do
+      h().error(p, { 'See :help zeke-config' })
+    end
+  end
+end
+
+---@return string|nil
+local function binary()
+  h().start('zeke: binary')
+  local config = require('zeke.config')
+  local bin, how = config.resolve_bin()
+  if not bin then
+    h().error('zeke binary not found (tried ' .. how .. ')',
+      { 'Run `make build` in the plugin directory (lazy.nvim: build = "make build")', 'or set `bin` / $ZEKE_BIN' })
+    return nil
+  end
+  h().ok(('found %s (%s)'):format(bin, how))
+  local ok, res = pcall(function() return vim.system({ bin, '--version' }, { text = true }):wait(5000) end)
+  if ok and res.code == 0 then
+    h().ok(vim.trim(res.stdout or ''))
+  else
+    h().error('`' .. bin .. ' --version` failed: ' .. (ok and vim.trim((res.stderr or '') .. ' code ' .. tostring(res.code)) or tostring(res)))
+  end
+  return bin
+end
+
+local function backend()
+  h().start('zeke: backend')
+  local rpc = require('zeke.rpc')
+  local st, err = rpc.request('status', vim.empty_dict())
+  if not st then
+    h().error('backend did not start or answer: ' .. tostring(err), { 'See :Zeke log (' .. rpc.log_path() .. ')' })
+    return
+  end
+  h().ok(('backend running: pid %s, version %s, rss %s kB'):format(tostring(st.pid), tostring(st.version),
+    tostring(st.rss_kb or '?')))
+  h().info('log file: ' .. rpc.log_path())
+
+  local hl, herr = rpc.request('health', vim.empty_dict())
+  if not hl then
+    h().error('health request failed: ' .. tostring(herr))
+    return
+  end
+  h().start('zeke: configuration (backend, with the TOML file)')
+  local path = hl.config_path
+  if path and vim.fn.filereadable(path) == 1 then
+    h().info('TOML file: ' .. path)
+  else
+    h().info('TOML file: none' .. (path and (' (looked for ' .. path .. ')') or '')
+      .. '; $ZEKE_CONFIG or $XDG_CONFIG_HOME/zeke/config.toml')
+  end
+  if hl.config_ok then
+    h().ok('config valid')
+  else
+    for _, e in ipairs(hl.config_errors or {}) do
+      h().error(tostring(e))
+    end
+  end
+
+  h().start('zeke: providers')
+  local providers = hl.providers or {}
+  if #providers == 0 then
+    h().warn('no provider configured or found on the standard local ports',
+      { 'Start llama-server on 127.0.0.1:8080 or Ollama on 127.0.0.1:11434, or configure `providers`' })
+  end
+  for _, p in ipairs(providers) do
+    local what = ('%s (%s) %s%s'):format(tostring(p.name), tostring(p.kind), tostring(p.url),
+      p.model and (' model ' .. tostring(p.model)) or '')
+    if p.reachable then
+      h().ok(what .. ' reachable' .. (p.detail and p.detail ~= '' and (': ' .. tostring(p.detail)) or ''))
+    else
+      h().warn(what .. ' not reachable: ' .. tostring(p.detail or '?'))
+    end
+    if p.key == 'missing' then
+      h().error(('%s: API key missing'):format(tostring(p.name)), { 'Set api_key_env / api_key_cmd for this provider' })
+    elseif p.key == 'present' then
+      h().ok(('%s: API key present'):format(tostring(p.name)))
+    else
+      h().info(('%s: no API key needed'):format(tostring(p.name)))
+    end
+  end
+  if hl.selected then
+    h().ok('completions use provider ' .. tostring(hl.selected))
+  else
+    h().warn('no provider selected: completions will report "unavailable"')
+  end
+end
+
+function M.check()
+  neovim()
+  lua_config()
+  if binary() then backend() end
+end
+
+return M

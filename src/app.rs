@@ -1,0 +1,71 @@
+//! The application layer: one async function per feature (`complete`, `explain`), the provider
+//! set built from the config, task control and statistics. Surfaces call these with core types and
+//! receive [`UiEvent`]s on a channel; `app` knows no protocol.
+//!
+//! Invariants: model work runs in tasks owned by [`tasks::Tasks`] (cancellable, time-limited); no
+//! lock is held across an `.await` (buffers are passed in as O(1) rope snapshots).
+
+pub mod complete;
+pub mod explain;
+pub mod providers;
+pub mod stats;
+pub mod tasks;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::core::llm::ProviderError;
+
+pub use providers::{ProviderSet, Selected};
+pub use stats::Stats;
+pub use tasks::{Job, Tasks};
+
+/// Something to show the user; the surface turns it into its protocol.
+#[derive(Debug, Clone)]
+pub enum UiEvent {
+    /// The whole inline suggestion so far for completion `id`.
+    /// `received` is when the surface got the request; `provider_ttft` (first event only) is the
+    /// provider's own time from request sent to first event.
+    Completion { id: u64, buf: i64, tick: i64, row: usize, col: usize, text: String, done: bool, received: Instant, provider_ttft: Option<Duration> },
+    /// The next piece of an explanation.
+    Explain { id: u64, delta: String, done: bool, provider: String, model: String, range: (usize, usize) },
+    /// A job failed.
+    Error { id: Option<u64>, job: Job, error: ProviderError, provider: Option<String> },
+    /// The provider in use is known (after configure), with whether it answered a probe.
+    Provider { name: String, kind: String, url: String, model: Option<String>, reachable: bool, detail: String },
+}
+
+/// The sending side of the UI channel.
+pub type Sink = tokio::sync::mpsc::UnboundedSender<UiEvent>;
+
+/// Shared state of one backend process.
+pub struct App {
+    setup: RwLock<Arc<ProviderSet>>,
+    pub stats: Stats,
+    pub tasks: Arc<Tasks>,
+    client: reqwest::Client,
+}
+
+impl App {
+    /// An app with the given config; providers are built lazily on first use.
+    pub fn new(config: Config) -> Arc<App> {
+        let client = crate::providers::http::client();
+        let set = ProviderSet::new(config, client.clone(), None);
+        Arc::new(App { setup: RwLock::new(Arc::new(set)), stats: Stats::default(), tasks: Arc::new(Tasks::default()), client })
+    }
+
+    /// The current provider set (a cheap `Arc` clone; the lock is released at once).
+    pub fn setup(&self) -> Arc<ProviderSet> {
+        self.setup.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the configuration: with no providers configured, finds a local server first
+    /// (llama-server on 127.0.0.1:8080, then Ollama on 127.0.0.1:11434).
+    pub async fn configure(&self, config: Config) -> Arc<ProviderSet> {
+        let detected = if config.providers.is_empty() { Some(providers::detect_local(&self.client).await) } else { None };
+        let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
+        *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
+        set
+    }
+}

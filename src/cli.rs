@@ -1,0 +1,40 @@
+//! Command-line definitions (clap). Parsing only; `main` dispatches to `nvim::serve` or `cmd`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "zeke", version, about = "AI coding companion for Neovim, and an MCP tool server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve Neovim over msgpack-RPC on stdin/stdout (started by the plugin).
+    Nvim {
+        /// Append logs to this file instead of stderr.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Log level: error, warn, info, debug, trace (default: $ZEKE_LOG or info).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Check the configuration and every provider; exit 1 when something needs fixing.
+    Doctor,
+    /// Ask the configured model a question and stream the answer to stdout.
+    Ask {
+        /// Provider name from the config (default: the completion provider).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: u32,
+        /// The question; `-` or nothing reads it from stdin.
+        prompt: Vec<String>,
+    },
+    /// Print the config file path and the validated configuration.
+    Config,
+}

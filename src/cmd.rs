@@ -1,0 +1,125 @@
+//! One-shot commands for humans and scripts: `doctor`, `ask`, `config`. The only module besides
+//! `main` that prints to stdout.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use crate::app::{App, Job};
+use crate::config::{self, Config};
+use crate::core::llm::{ChatRequest, Event, Message};
+
+fn load() -> anyhow::Result<Config> {
+    Ok(Config::load(config::default_path().as_deref(), None)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// `zeke config`: where the file is and what it says, validated.
+pub fn config() -> anyhow::Result<i32> {
+    let path = config::default_path();
+    println!("config file: {}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(none)".into()));
+    match load() {
+        Ok(c) => {
+            println!("valid: {}", if c.source.is_some() { "yes" } else { "no file; defaults apply" });
+            println!("{}", serde_json::to_string_pretty(&c.raw)?);
+            Ok(0)
+        }
+        Err(e) => {
+            println!("invalid: {e}");
+            Ok(1)
+        }
+    }
+}
+
+/// `zeke doctor`: config validity, provider reachability and keys. Exit 1 on any problem.
+pub fn doctor() -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut problems = 0;
+        println!("zeke {}", env!("CARGO_PKG_VERSION"));
+        let path = config::default_path();
+        let config = match load() {
+            Ok(c) => {
+                println!("ok    config: {}", c.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "no file, defaults".into()));
+                c
+            }
+            Err(e) => {
+                problems += 1;
+                println!("FAIL  config {}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default());
+                Config::from_value(serde_json::json!({}))?
+            }
+        };
+        let app = App::new(config.clone());
+        let set = app.configure(config).await;
+        if let Some(d) = &set.detection {
+            println!("{}  {}", if d.reachable { "ok  " } else { "WARN" }, d.detail);
+        }
+        for h in set.health().await {
+            let ok = h.reachable && h.key != "missing";
+            if !ok {
+                problems += 1;
+            }
+            println!(
+                "{}  provider {} ({}, {}): {}; key {}",
+                if ok { "ok  " } else { "FAIL" },
+                h.selected.name,
+                h.selected.kind.as_str(),
+                h.selected.url,
+                h.detail,
+                h.key
+            );
+        }
+        if let Some(s) = set.selected(Job::Complete) {
+            println!("      completions use {}", s.name);
+        }
+        Ok(if problems == 0 { 0 } else { 1 })
+    })
+}
+
+/// `zeke ask`: streams the answer to stdout; errors go to stderr with exit 1.
+pub fn ask(provider: Option<String>, max_tokens: u32, prompt: Vec<String>) -> anyhow::Result<i32> {
+    let mut text = prompt.join(" ");
+    if text.is_empty() || text == "-" {
+        text.clear();
+        std::io::stdin().read_to_string(&mut text)?;
+    }
+    if text.trim().is_empty() {
+        anyhow::bail!("nothing to ask: give a prompt or pipe one on stdin");
+    }
+    let mut config = load()?;
+    if let Some(p) = provider {
+        if !config.providers.contains_key(&p) {
+            anyhow::bail!("no provider named {p:?} in the config");
+        }
+        config.completion.provider = Some(p);
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let app: Arc<App> = App::new(config.clone());
+        let set = app.configure(config).await;
+        let provider = set.provider(Job::Complete).await?;
+        let req = ChatRequest { messages: vec![Message::user(text)], max_tokens, temperature: 0.3, stop: vec![] };
+        let mut stream = provider.chat(req);
+        let mut out = std::io::stdout().lock();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Text(t)) => {
+                    out.write_all(t.as_bytes())?;
+                    out.flush()?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    writeln!(out)?;
+                    eprintln!("zeke: {} failed: {e}", provider.info().name);
+                    return Ok(1);
+                }
+            }
+        }
+        writeln!(out)?;
+        Ok(0)
+    })
+}

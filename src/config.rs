@@ -1,0 +1,466 @@
+//! Configuration: the TOML file (`$ZEKE_CONFIG`, else `$XDG_CONFIG_HOME/zeke/config.toml`, else
+//! `~/.config/zeke/config.toml`) merged with the table Neovim sends (`setup{}` / `vim.g.zeke`, the
+//! same schema), validated into a [`Config`].
+//!
+//! Raw input is untyped JSON (TOML and msgpack both convert to it), deserialized with
+//! `deny_unknown_fields` through `serde_path_to_error`, so every message names the bad key
+//! (`completion.debounce_ms: invalid type: string "x", expected u64`). Secrets are never stored
+//! here: a provider names where its key comes from ([`KeySource`]); `app` resolves it when needed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Which wire protocol and defaults a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// api.openai.com (chat completions, SSE).
+    Openai,
+    /// llama.cpp's llama-server: OpenAI chat + native `/infill` FIM when the model supports it.
+    Llamacpp,
+    /// Ollama's native API (`/api/chat`, `/api/generate` with `suffix`), NDJSON.
+    Ollama,
+    /// LM Studio's OpenAI-compatible server.
+    Lmstudio,
+    /// vLLM's OpenAI-compatible server.
+    Vllm,
+    /// Deterministic canned replies; only in builds with the `test-support` feature.
+    Fake,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Llamacpp => "llamacpp",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Lmstudio => "lmstudio",
+            ProviderKind::Vllm => "vllm",
+            ProviderKind::Fake => "fake",
+        }
+    }
+
+    /// The base URL used when the config gives none.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Llamacpp => "http://127.0.0.1:8080",
+            ProviderKind::Ollama => "http://127.0.0.1:11434",
+            ProviderKind::Lmstudio => "http://127.0.0.1:1234/v1",
+            ProviderKind::Vllm => "http://127.0.0.1:8000/v1",
+            ProviderKind::Fake => "fake://",
+        }
+    }
+
+    /// The environment variable read for the API key when the config names none.
+    pub fn default_key_env(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some("OPENAI_API_KEY"),
+            _ => None,
+        }
+    }
+
+    /// Whether a request without a key is rejected by this kind of provider.
+    pub fn needs_key(self) -> bool {
+        matches!(self, ProviderKind::Openai)
+    }
+}
+
+/// Where a provider's API key comes from. The value itself is never kept in `Config` or logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    None,
+    /// An environment variable's name.
+    Env(String),
+    /// A shell command whose first output line is the key (e.g. `pass show openai`).
+    Cmd(String),
+}
+
+/// A validated provider entry (`[providers.NAME]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    /// Model id; `None` lets the server choose (llama-server) or is resolved from the server's list.
+    pub model: Option<String>,
+    pub key: KeySource,
+    /// Fake provider only: the canned reply and the pause between streamed chunks.
+    pub reply: Option<String>,
+    pub delay: Duration,
+}
+
+/// Settings of inline completion (`[completion]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionConfig {
+    pub provider: Option<String>,
+    /// Text before + after the cursor, in estimated tokens (see `core::context`).
+    pub max_context_tokens: usize,
+    pub max_tokens: u32,
+    pub max_lines: usize,
+    pub timeout: Duration,
+}
+
+/// Settings of `:Zeke explain` (`[explain]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainConfig {
+    pub provider: Option<String>,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+}
+
+/// The validated configuration. There is deliberately no `Default`: build it with [`Config::load`]
+/// or [`Config::from_value`] so that validation always runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The TOML file that was read, if any.
+    pub source: Option<PathBuf>,
+    pub log_level: String,
+    pub completion: CompletionConfig,
+    pub explain: ExplainConfig,
+    /// Configured providers by name; empty means "find a local server".
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The merged raw table (file + editor), echoed to Lua so it sees TOML-only settings.
+    pub raw: Value,
+}
+
+/// Invalid configuration: one message per problem, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub messages: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid zeke config: {}", self.messages.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError { messages: vec![msg.into()] }
+}
+
+// ---- raw schema (every field optional; unknown keys rejected) ----
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Lua only: path of the zeke binary.
+    #[allow(dead_code)]
+    bin: Option<String>,
+    log_level: Option<String>,
+    #[serde(default)]
+    completion: RawCompletion,
+    #[serde(default)]
+    explain: RawExplain,
+    #[allow(dead_code)]
+    keymaps: Option<RawKeymaps>,
+    #[allow(dead_code)]
+    ui: Option<RawUi>,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCompletion {
+    #[allow(dead_code)]
+    enabled: Option<bool>,
+    provider: Option<String>,
+    #[allow(dead_code)]
+    debounce_ms: Option<u64>,
+    max_context_tokens: Option<u64>,
+    max_tokens: Option<u64>,
+    max_lines: Option<u64>,
+    timeout_ms: Option<u64>,
+    #[allow(dead_code)]
+    filetypes: Option<BTreeMap<String, bool>>,
+    #[allow(dead_code)]
+    hide_during_completion: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExplain {
+    provider: Option<String>,
+    max_tokens: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+/// A key, or `false` for "no mapping".
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum RawKey {
+    Key(String),
+    Off(bool),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawKeymaps {
+    accept: Option<RawKey>,
+    accept_word: Option<RawKey>,
+    accept_line: Option<RawKey>,
+    dismiss: Option<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawUi {
+    border: Option<Value>,
+    max_width: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: ProviderKind,
+    url: Option<String>,
+    model: Option<String>,
+    api_key_env: Option<String>,
+    api_key_cmd: Option<String>,
+    reply: Option<String>,
+    delay_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads the TOML file at `path` (if it exists), merges `overrides` (the editor's table) on top
+    /// and validates. Errors name the file or the key.
+    pub fn load(path: Option<&Path>, overrides: Option<Value>) -> Result<Config, ConfigError> {
+        let mut merged = Value::Object(Default::default());
+        let mut source = None;
+        if let Some(path) = path {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let table: toml::Table =
+                        toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.to_string().trim())))?;
+                    merged = serde_json::to_value(table).map_err(|e| err(format!("{}: {e}", path.display())))?;
+                    source = Some(path.to_path_buf());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("{}: {e}", path.display()))),
+            }
+        }
+        if let Some(o) = overrides {
+            merge(&mut merged, normalize(o));
+        }
+        let mut config = Config::from_value(merged)?;
+        config.source = source;
+        Ok(config)
+    }
+
+    /// Validates a raw table (the TOML schema as JSON).
+    pub fn from_value(raw: Value) -> Result<Config, ConfigError> {
+        let raw = normalize(raw);
+        let parsed: RawConfig = serde_path_to_error::deserialize(&raw).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." { err(inner) } else { err(format!("{path}: {inner}")) }
+        })?;
+        let mut problems = Vec::new();
+        let log_level = parsed.log_level.unwrap_or_else(|| "info".into());
+        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            problems.push(format!("log_level: must be one of error, warn, info, debug, trace (got {log_level:?})"));
+        }
+        let mut providers = BTreeMap::new();
+        for (name, p) in parsed.providers {
+            match provider(&name, p) {
+                Ok(p) => {
+                    providers.insert(name, p);
+                }
+                Err(e) => problems.extend(e.messages),
+            }
+        }
+        let c = parsed.completion;
+        let e = parsed.explain;
+        for (key, name) in [("completion.provider", &c.provider), ("explain.provider", &e.provider)] {
+            if let Some(name) = name {
+                if !providers.contains_key(name) {
+                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                    problems.push(format!("{key}: no provider named {name:?} (configured: {})", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                }
+            }
+        }
+        let completion = CompletionConfig {
+            provider: c.provider,
+            max_context_tokens: ranged(&mut problems, "completion.max_context_tokens", c.max_context_tokens, 1024, 32, 32_768) as usize,
+            max_tokens: ranged(&mut problems, "completion.max_tokens", c.max_tokens, 64, 1, 4096) as u32,
+            max_lines: ranged(&mut problems, "completion.max_lines", c.max_lines, 8, 1, 200) as usize,
+            timeout: Duration::from_millis(ranged(&mut problems, "completion.timeout_ms", c.timeout_ms, 8_000, 100, 600_000)),
+        };
+        if let Some(d) = c.debounce_ms {
+            if d > 5_000 {
+                problems.push(format!("completion.debounce_ms: must be at most 5000 (got {d})"));
+            }
+        }
+        let explain = ExplainConfig {
+            provider: e.provider,
+            max_tokens: ranged(&mut problems, "explain.max_tokens", e.max_tokens, 512, 1, 32_768) as u32,
+            timeout: Duration::from_millis(ranged(&mut problems, "explain.timeout_ms", e.timeout_ms, 60_000, 100, 3_600_000)),
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { messages: problems });
+        }
+        Ok(Config { source: None, log_level, completion, explain, providers, raw })
+    }
+}
+
+fn ranged(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, min: u64, max: u64) -> u64 {
+    match v {
+        None => default,
+        Some(v) if (min..=max).contains(&v) => v,
+        Some(v) => {
+            problems.push(format!("{key}: must be between {min} and {max} (got {v})"));
+            default
+        }
+    }
+}
+
+fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let key_path = |k: &str| format!("providers.{name}.{k}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(err(format!("providers.{name}: a provider name uses letters, digits, '_' and '-'")));
+    }
+    if p.kind == ProviderKind::Fake && !cfg!(feature = "test-support") {
+        return Err(err(format!("{}: \"fake\" needs a zeke built with --features test-support", key_path("kind"))));
+    }
+    let url = p.url.unwrap_or_else(|| p.kind.default_url().to_string());
+    let url = url.trim_end_matches('/').to_string();
+    if p.kind != ProviderKind::Fake && !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(err(format!("{}: must start with http:// or https:// (got {url:?})", key_path("url"))));
+    }
+    if p.api_key_env.is_some() && p.api_key_cmd.is_some() {
+        return Err(err(format!("{}: give api_key_env or api_key_cmd, not both", key_path("api_key_cmd"))));
+    }
+    if p.kind != ProviderKind::Fake && (p.reply.is_some() || p.delay_ms.is_some()) {
+        return Err(err(format!("{}: only the fake provider takes reply/delay_ms", key_path("reply"))));
+    }
+    let key = match (p.api_key_env, p.api_key_cmd) {
+        (Some(env), None) => KeySource::Env(env),
+        (None, Some(cmd)) => KeySource::Cmd(cmd),
+        _ => p.kind.default_key_env().map(|e| KeySource::Env(e.into())).unwrap_or(KeySource::None),
+    };
+    Ok(ProviderConfig {
+        name: name.to_string(),
+        kind: p.kind,
+        url,
+        model: p.model.filter(|m| !m.is_empty()),
+        key,
+        reply: p.reply,
+        delay: Duration::from_millis(p.delay_ms.unwrap_or(5).min(10_000)),
+    })
+}
+
+/// The config file path: `$ZEKE_CONFIG`, else `$XDG_CONFIG_HOME/zeke/config.toml`, else
+/// `$HOME/.config/zeke/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ZEKE_CONFIG") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("zeke").join("config.toml"))
+}
+
+/// Lua sends an empty table as an empty array and `nil`-valued keys as `vim.NIL`: treat both as
+/// absent so they take defaults.
+fn normalize(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter_map(|(k, v)| {
+                    let v = normalize(v);
+                    (!v.is_null()).then_some((k, v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) if a.is_empty() => Value::Null,
+        other => other,
+    }
+}
+
+/// Deep-merges `top` into `base` (objects merge key by key; anything else replaces).
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check_err(v: Value, expected: &str) {
+        let e = Config::from_value(v).unwrap_err();
+        assert_eq!(e.messages.join(" | "), expected);
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        let c = Config::from_value(json!({})).unwrap();
+        assert_eq!(c.completion.max_tokens, 64);
+        assert_eq!(c.completion.timeout, Duration::from_secs(8));
+        assert!(c.providers.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        check_err(json!({"completion": {"debouce_ms": 5}}), "completion.debouce_ms: unknown field `debouce_ms`, expected one of `enabled`, `provider`, `debounce_ms`, `max_context_tokens`, `max_tokens`, `max_lines`, `timeout_ms`, `filetypes`, `hide_during_completion`");
+        check_err(json!({"completion": {"debounce_ms": "x"}}), "completion.debounce_ms: invalid type: string \"x\", expected u64");
+        check_err(json!({"providers": {"a": {"kind": "gpt"}}}), "providers.a.kind: unknown variant `gpt`, expected one of `openai`, `llamacpp`, `ollama`, `lmstudio`, `vllm`, `fake`");
+        check_err(json!({"completion": {"provider": "nope", "max_tokens": 0}}), "completion.provider: no provider named \"nope\" (configured: none) | completion.max_tokens: must be between 1 and 4096 (got 0)");
+        check_err(json!({"providers": {"a": {"kind": "openai", "url": "api.openai.com"}}}), "providers.a.url: must start with http:// or https:// (got \"api.openai.com\")");
+        check_err(json!({"log_level": "loud"}), "log_level: must be one of error, warn, info, debug, trace (got \"loud\")");
+    }
+
+    #[test]
+    fn provider_defaults_and_keys() {
+        let c = Config::from_value(json!({"providers": {
+            "cloud": {"kind": "openai"},
+            "mine": {"kind": "openai", "api_key_cmd": "pass show x", "url": "https://example.invalid/v1/"},
+            "local": {"kind": "llamacpp"}
+        }, "completion": {"provider": "local"}})).unwrap();
+        assert_eq!(c.providers["cloud"].key, KeySource::Env("OPENAI_API_KEY".into()));
+        assert_eq!(c.providers["cloud"].url, "https://api.openai.com/v1");
+        assert_eq!(c.providers["mine"].key, KeySource::Cmd("pass show x".into()));
+        assert_eq!(c.providers["mine"].url, "https://example.invalid/v1");
+        assert_eq!(c.providers["local"].url, "http://127.0.0.1:8080");
+        assert_eq!(c.providers["local"].key, KeySource::None);
+    }
+
+    #[test]
+    fn toml_file_merged_under_editor_table() {
+        let dir = std::env::temp_dir().join(format!("zeke-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, "[completion]\nmax_tokens = 32\nmax_lines = 3\n[providers.local]\nkind = \"ollama\"\nmodel = \"qwen\"\n").unwrap();
+        let c = Config::load(Some(&path), Some(json!({"completion": {"max_lines": 5}, "keymaps": [], "ui": null}))).unwrap();
+        assert_eq!(c.completion.max_tokens, 32);
+        assert_eq!(c.completion.max_lines, 5);
+        assert_eq!(c.providers["local"].model.as_deref(), Some("qwen"));
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+        std::fs::write(&path, "[completion\n").unwrap();
+        let e = Config::load(Some(&path), None).unwrap_err();
+        assert!(e.messages[0].starts_with(&format!("{}: TOML parse error at line 1", path.display())), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(Config::load(Some(&dir.join("missing.toml")), None).unwrap().source.is_none());
+    }
+}

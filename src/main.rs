@@ -1,0 +1,26 @@
+//! `zeke` entry point: parse argv, run the surface or command, map errors to exit codes
+//! (0 ok, 1 failure reported by a command, 2 error). A closed stdout (broken pipe) exits 0.
+
+use clap::Parser;
+use zeke::cli::{Cli, Command};
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Nvim { log, log_level } => zeke::nvim::serve(log, log_level).map(|()| 0),
+        Command::Doctor => zeke::cmd::doctor(),
+        Command::Ask { provider, max_tokens, prompt } => zeke::cmd::ask(provider, max_tokens, prompt),
+        Command::Config => zeke::cmd::config(),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                std::process::exit(0);
+            }
+            eprintln!("zeke: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The RPC handler: maps each method to an app call. Notifications are handled in order on the
+//! I/O loop (so buffer events apply before the `complete` that follows them) and must return
+//! quickly: model work is spawned through `app.tasks`, editor calls in their own tasks. Requests
+//! are spawned by nvim-rs. Replies to the editor go through [`forward`], the one task that calls
+//! `zeke.rpc.dispatch`; it is never aborted, so no editor request is left half-answered.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use nvim_rs::{Handler, Neovim};
+use rmpv::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::app::complete::complete;
+use crate::app::explain::explain;
+use crate::app::{App, Job, Sink, Stats, UiEvent};
+use crate::config::Config;
+use crate::core::llm::{ErrorKind, ProviderError};
+use crate::nvim::proto::{self, map, params};
+use crate::nvim::session::Buffers;
+use crate::nvim::{Nvim, Out};
+
+type Writer = tokio_util::compat::Compat<Out>;
+
+#[derive(Clone)]
+pub struct NvimHandler {
+    app: Arc<App>,
+    buffers: Arc<Buffers>,
+    sink: Sink,
+}
+
+impl NvimHandler {
+    pub fn new(app: Arc<App>, sink: Sink) -> Self {
+        NvimHandler { app, buffers: Arc::new(Buffers::default()), sink }
+    }
+
+    fn rpc_error(&self, id: Option<u64>, job: Job, message: String) {
+        tracing::warn!(%message, "bad notification");
+        let _ = self.sink.send(UiEvent::Error { id, job, error: ProviderError::new(ErrorKind::Invalid, message), provider: None });
+    }
+
+    fn attach(&self, buf: i64, nvim: Nvim) {
+        if self.buffers.contains(buf) {
+            return;
+        }
+        tokio::spawn(async move {
+            let opts = Value::Map(vec![]);
+            match nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), opts]).await {
+                Ok(Ok(Value::Boolean(true))) => tracing::debug!(buf, "attached"),
+                other => tracing::warn!(buf, ?other, "nvim_buf_attach failed"),
+            }
+        });
+    }
+
+    fn resync(&self, buf: i64, nvim: Nvim) {
+        tokio::spawn(async move {
+            let _ = nvim.call("nvim_buf_detach", vec![buf.into()]).await;
+            let _ = nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), Value::Map(vec![])]).await;
+        });
+    }
+
+    fn on_lines(&self, args: &[Value], nvim: Nvim) {
+        let (Some(buf), Some(first), Some(last), Some(Value::Array(data))) =
+            (args.first().and_then(proto::buffer_handle), args.get(2).and_then(Value::as_i64), args.get(3).and_then(Value::as_i64), args.get(4))
+        else {
+            tracing::warn!(?args, "malformed nvim_buf_lines_event");
+            return;
+        };
+        let tick = args.get(1).and_then(Value::as_i64);
+        let lines: Vec<String> = data.iter().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| String::from_utf8_lossy(l.as_slice().unwrap_or(&[])).into_owned())).collect();
+        if let Err(e) = self.buffers.on_lines(buf, tick, first, last, &lines) {
+            tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
+            self.resync(buf, nvim);
+        }
+    }
+
+    fn on_complete(&self, args: Vec<Value>, nvim: Nvim) {
+        let received = Instant::now();
+        let p: proto::Complete = match params("complete", args) {
+            Ok(p) => p,
+            Err(e) => return self.rpc_error(None, Job::Rpc, e),
+        };
+        let p = p.from_proto(received);
+        let Some((text, tick)) = self.buffers.snapshot(p.buf) else {
+            // Not mirrored yet: attach now; the editor asks again on the next change.
+            self.attach(p.buf, nvim);
+            let n = self.app.tasks.cancel(Job::Complete, None);
+            Stats::bump(&self.app.stats.completions_cancelled, n as u64);
+            return self.finish_empty(&p);
+        };
+        if tick != p.tick {
+            tracing::debug!(id = p.id, want = p.tick, have = tick, "stale completion request dropped");
+            return self.finish_empty(&p);
+        }
+        let (app, sink, id) = (self.app.clone(), self.sink.clone(), p.id);
+        let aborted = self.app.tasks.spawn(Job::Complete, id, true, complete(app, p, text, sink));
+        Stats::bump(&self.app.stats.completions_cancelled, aborted as u64);
+    }
+
+    /// Tells the editor a request produced nothing, so it stops waiting for it.
+    fn finish_empty(&self, p: &crate::app::complete::CompleteParams) {
+        let _ = self.sink.send(UiEvent::Completion {
+            id: p.id,
+            buf: p.buf,
+            tick: p.tick,
+            row: p.row,
+            col: p.col,
+            text: String::new(),
+            done: true,
+            received: p.received,
+            provider_ttft: None,
+        });
+    }
+
+    fn on_explain(&self, args: Vec<Value>) {
+        let p: proto::Explain = match params("explain", args) {
+            Ok(p) => p,
+            Err(e) => return self.rpc_error(None, Job::Explain, e),
+        };
+        let Some((text, _)) = self.buffers.snapshot(p.buf) else {
+            let id = p.id;
+            return self.rpc_error(Some(id), Job::Explain, format!("buffer {} is not attached to zeke yet; try again", p.buf));
+        };
+        let p = p.from_proto();
+        let (app, sink, id) = (self.app.clone(), self.sink.clone(), p.id);
+        self.app.tasks.spawn(Job::Explain, id, false, explain(app, p, text, sink));
+    }
+
+    async fn configure(&self, args: Vec<Value>) -> Result<Value, Value> {
+        let p: proto::Configure = params("configure", args)?;
+        let overrides = p.config.filter(|c| !c.is_null());
+        let config = Config::load(crate::config::default_path().as_deref(), overrides).map_err(|e| Value::from(e.to_string()))?;
+        let source = config.source.as_ref().map(|p| p.display().to_string());
+        let raw = proto::json(&config.raw);
+        let set = self.app.configure(config).await;
+        let mut warnings = Vec::new();
+        if let Some(d) = &set.detection {
+            tracing::info!(detail = %d.detail, "local provider detection");
+            if !d.reachable {
+                warnings.push(Value::from(d.detail.as_str()));
+            }
+        }
+        // Probe the completion provider in the background and tell the editor what answers.
+        let (sink, s2) = (self.sink.clone(), set.clone());
+        tokio::spawn(async move {
+            let (reachable, detail) = match s2.provider(Job::Complete).await {
+                Ok(p) => crate::app::providers::probe(p.as_ref()).await,
+                Err(e) => (false, e.to_string()),
+            };
+            if let Some(sel) = s2.selected(Job::Complete) {
+                let _ = sink.send(UiEvent::Provider { name: sel.name, kind: sel.kind.as_str().into(), url: sel.url, model: sel.model, reachable, detail });
+            }
+        });
+        Ok(map(vec![
+            ("pid", std::process::id().into()),
+            ("version", env!("CARGO_PKG_VERSION").into()),
+            ("config_path", source.map(Value::from).unwrap_or(Value::Nil)),
+            ("effective", raw),
+            ("warnings", Value::Array(warnings)),
+        ]))
+    }
+
+    fn status(&self) -> Value {
+        let s = &self.app.stats;
+        let set = self.app.setup();
+        let provider = set
+            .selected(Job::Complete)
+            .map(|p| {
+                map(vec![
+                    ("name", p.name.into()),
+                    ("kind", p.kind.as_str().into()),
+                    ("url", p.url.into()),
+                    ("model", p.model.map(Value::from).unwrap_or(Value::Nil)),
+                ])
+            })
+            .unwrap_or(Value::Nil);
+        let last = s
+            .last()
+            .map(|l| map(vec![("ttft_ms", l.ttft_ms.into()), ("total_ms", l.total_ms.into()), ("overhead_ms", l.overhead_ms.into())]))
+            .unwrap_or(Value::Nil);
+        let counts = map(vec![
+            ("completions_started", Stats::get(&s.completions_started).into()),
+            ("completions_finished", Stats::get(&s.completions_finished).into()),
+            ("completions_cancelled", Stats::get(&s.completions_cancelled).into()),
+            ("completions_failed", Stats::get(&s.completions_failed).into()),
+            ("completions_running", (self.app.tasks.running(Job::Complete) as u64).into()),
+            ("explains_started", Stats::get(&s.explains_started).into()),
+            ("explains_finished", Stats::get(&s.explains_finished).into()),
+        ]);
+        map(vec![
+            ("pid", std::process::id().into()),
+            ("version", env!("CARGO_PKG_VERSION").into()),
+            ("provider", provider),
+            ("last", last),
+            ("counts", counts),
+            ("buffers", (self.buffers.len() as u64).into()),
+            ("buffer_bytes", (self.buffers.bytes() as u64).into()),
+            ("rss_kb", crate::sys::rss_kb().map(Value::from).unwrap_or(Value::Nil)),
+        ])
+    }
+
+    async fn health(&self) -> Value {
+        let set = self.app.setup();
+        let checks = set.health().await;
+        let providers = checks
+            .into_iter()
+            .map(|h| {
+                map(vec![
+                    ("name", h.selected.name.into()),
+                    ("kind", h.selected.kind.as_str().into()),
+                    ("url", h.selected.url.into()),
+                    ("model", h.selected.model.map(Value::from).unwrap_or(Value::Nil)),
+                    ("reachable", h.reachable.into()),
+                    ("detail", h.detail.into()),
+                    ("key", h.key.into()),
+                ])
+            })
+            .collect();
+        let config_file = crate::config::default_path();
+        let (config_ok, errors) = match Config::load(config_file.as_deref(), None) {
+            Ok(_) => (true, vec![]),
+            Err(e) => (false, e.messages.into_iter().map(Value::from).collect()),
+        };
+        map(vec![
+            ("config_path", config_file.map(|p| Value::from(p.display().to_string())).unwrap_or(Value::Nil)),
+            ("config_ok", config_ok.into()),
+            ("config_errors", Value::Array(errors)),
+            ("selected", set.selected(Job::Complete).map(|s| Value::from(s.name)).unwrap_or(Value::Nil)),
+            ("detection", set.detection.as_ref().map(|d| Value::from(d.detail.as_str())).unwrap_or(Value::Nil)),
+            ("providers", Value::Array(providers)),
+        ])
+    }
+}
+
+#[async_trait]
+impl Handler for NvimHandler {
+    type Writer = Writer;
+
+    async fn handle_request(&self, name: String, args: Vec<Value>, _nvim: Neovim<Writer>) -> Result<Value, Value> {
+        tracing::debug!(method = %name, "request");
+        match name.as_str() {
+            "configure" => self.configure(args).await,
+            "status" => Ok(self.status()),
+            "health" => Ok(self.health().await),
+            "ping" => Ok(args.into_iter().next().unwrap_or(Value::Nil)),
+            other => Err(Value::from(format!("zeke: unknown method {other:?}"))),
+        }
+    }
+
+    async fn handle_notify(&self, name: String, args: Vec<Value>, nvim: Neovim<Writer>) {
+        match name.as_str() {
+            "nvim_buf_lines_event" => self.on_lines(&args, nvim),
+            "nvim_buf_changedtick_event" => {
+                if let (Some(buf), Some(tick)) = (args.first().and_then(proto::buffer_handle), args.get(1).and_then(Value::as_i64)) {
+                    self.buffers.on_tick(buf, tick);
+                }
+            }
+            "nvim_buf_detach_event" => {
+                if let Some(buf) = args.first().and_then(proto::buffer_handle) {
+                    self.buffers.remove(buf);
+                    tracing::debug!(buf, "detached");
+                }
+            }
+            "attach" => match params::<proto::Buf>("attach", args) {
+                Ok(p) => self.attach(p.buf, nvim),
+                Err(e) => self.rpc_error(None, Job::Rpc, e),
+            },
+            "detach" => match params::<proto::Buf>("detach", args) {
+                Ok(p) => {
+                    self.buffers.remove(p.buf);
+                    tokio::spawn(async move {
+                        let _ = nvim.call("nvim_buf_detach", vec![p.buf.into()]).await;
+                    });
+                }
+                Err(e) => self.rpc_error(None, Job::Rpc, e),
+            },
+            "complete" => self.on_complete(args, nvim),
+            "cancel" => match params::<proto::Cancel>("cancel", args) {
+                Ok(p) => {
+                    let n = self.app.tasks.cancel(Job::Complete, p.id) + p.id.map_or(0, |id| self.app.tasks.cancel(Job::Explain, Some(id)));
+                    Stats::bump(&self.app.stats.completions_cancelled, n as u64);
+                }
+                Err(e) => self.rpc_error(None, Job::Rpc, e),
+            },
+            "explain" => self.on_explain(args),
+            "stop" => {
+                let n = self.app.tasks.cancel_all();
+                tracing::info!(n, "stopped all jobs");
+            }
+            other => self.rpc_error(None, Job::Rpc, format!("zeke: unknown notification {other:?}")),
+        }
+    }
+}
+
+/// Delivers app events to the editor in order, one `zeke.rpc.dispatch` call each. Events queued
+/// while the editor was busy are coalesced: completion snapshots of one id keep only the newest,
+/// explain deltas of one id are joined.
+pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<App>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(ev) = rx.try_recv() {
+            batch.push(ev);
+        }
+        for ev in coalesce(batch) {
+            let (name, payload) = proto::to_proto(&ev);
+            match nvim.exec_lua(proto::DISPATCH, vec![Value::from(name), payload]).await {
+                Ok(_) => {}
+                Err(e) if e.is_channel_closed() => return,
+                Err(e) => tracing::warn!(%e, event = name, "dispatch failed"),
+            }
+            if let UiEvent::Completion { received, provider_ttft, done, text, .. } = &ev {
+                let elapsed = received.elapsed().as_secs_f64() * 1e3;
+                if let Some(ttft) = provider_ttft {
+                    app.stats.record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
+                }
+                if *done && !text.is_empty() {
+                    app.stats.record_total(elapsed);
+                }
+            }
+        }
+    }
+}
+
+fn coalesce(batch: Vec<UiEvent>) -> Vec<UiEvent> {
+    let mut out: Vec<UiEvent> = Vec::with_capacity(batch.len());
+    for ev in batch {
+        match (out.last_mut(), ev) {
+            (Some(UiEvent::Completion { id: a, text, done, provider_ttft, .. }), UiEvent::Completion { id: b, text: t2, done: d2, provider_ttft: p2, .. })
+                if *a == b && !*done =>
+            {
+                *text = t2;
+                *done = d2;
+                *provider_ttft = provider_ttft.or(p2);
+            }
+            (Some(UiEvent::Explain { id: a, delta, done, .. }), UiEvent::Explain { id: b, delta: d2, done: dn2, .. }) if *a == b && !*done => {
+                delta.push_str(&d2);
+                *done = dn2;
+            }
+            (_, ev) => out.push(ev),
+        }
+    }
+    out
+}

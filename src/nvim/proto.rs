@@ -1,0 +1,210 @@
+//! Wire DTOs of the Neovim protocol (see `doc/rpc.md`) and their hand-written conversion to app
+//! types (`from_proto`) and from app events (`to_proto`). Only this file knows the field names.
+
+use std::time::Instant;
+
+use rmpv::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::app::UiEvent;
+use crate::app::complete::CompleteParams;
+use crate::app::explain::ExplainParams;
+
+/// The Lua call that receives every backend event.
+pub const DISPATCH: &str = "return require('zeke.rpc').dispatch(...)";
+
+#[derive(Deserialize)]
+pub struct Buf {
+    pub buf: i64,
+}
+
+#[derive(Deserialize)]
+pub struct Complete {
+    pub id: u64,
+    pub buf: i64,
+    pub tick: i64,
+    pub row: u64,
+    pub col: u64,
+    #[serde(default)]
+    pub filetype: String,
+    #[serde(default)]
+    pub path: String,
+}
+
+#[derive(Deserialize)]
+pub struct Cancel {
+    pub id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+pub struct Explain {
+    pub id: u64,
+    pub buf: i64,
+    #[serde(default)]
+    pub row: u64,
+    #[serde(default)]
+    pub col: u64,
+    pub range: Option<(u64, u64)>,
+    #[serde(default)]
+    pub filetype: String,
+    #[serde(default)]
+    pub path: String,
+}
+
+#[derive(Deserialize)]
+pub struct Configure {
+    pub config: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    pub nvim_version: Option<String>,
+}
+
+/// Decodes the single map argument of a call. `nil`, a missing argument and an empty array (how
+/// Lua sends `{}`) all count as an empty map. Errors name the method and the problem.
+pub fn params<T: DeserializeOwned>(method: &str, args: Vec<Value>) -> Result<T, String> {
+    let arg = args.into_iter().next().unwrap_or(Value::Nil);
+    let arg = match arg {
+        Value::Nil => Value::Map(vec![]),
+        Value::Array(a) if a.is_empty() => Value::Map(vec![]),
+        v => v,
+    };
+    if !arg.is_map() {
+        return Err(format!("zeke: {method} expects one table argument"));
+    }
+    rmpv::ext::from_value(arg).map_err(|e| format!("zeke: bad parameters for {method}: {e}"))
+}
+
+impl Complete {
+    pub fn from_proto(self, received: Instant) -> CompleteParams {
+        CompleteParams {
+            id: self.id,
+            buf: self.buf,
+            tick: self.tick,
+            row: self.row as usize,
+            col: self.col as usize,
+            filetype: self.filetype,
+            path: self.path,
+            received,
+        }
+    }
+}
+
+impl Explain {
+    pub fn from_proto(self) -> ExplainParams {
+        ExplainParams {
+            id: self.id,
+            row: self.row as usize,
+            col: self.col as usize,
+            range: self.range.map(|(s, e)| (s as usize, e as usize)),
+            filetype: self.filetype,
+            path: self.path,
+        }
+    }
+}
+
+/// A msgpack map from string keys.
+pub fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+}
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map(Into::into).unwrap_or(Value::Nil)
+}
+
+/// JSON → msgpack (config echo).
+pub fn json(v: &serde_json::Value) -> Value {
+    rmpv::ext::to_value(v).unwrap_or(Value::Nil)
+}
+
+/// msgpack → JSON (the config table from Lua).
+pub fn to_json(v: Value) -> Result<serde_json::Value, String> {
+    rmpv::ext::from_value(v).map_err(|e| format!("zeke: config is not a plain table: {e}"))
+}
+
+/// The buffer number in a `nvim_buf_*_event` (an EXT value holding an integer) or a plain integer.
+pub fn buffer_handle(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => i.as_i64(),
+        Value::Ext(_, data) => match rmpv::decode::read_value(&mut &data[..]).ok()? {
+            Value::Integer(i) => i.as_i64(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An app event as `(event name, payload)` for `zeke.rpc.dispatch`.
+pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
+    match ev {
+        UiEvent::Completion { id, buf, tick, row, col, text, done, .. } => (
+            "completion",
+            map(vec![
+                ("id", (*id).into()),
+                ("buf", (*buf).into()),
+                ("tick", (*tick).into()),
+                ("row", (*row as u64).into()),
+                ("col", (*col as u64).into()),
+                ("text", text.as_str().into()),
+                ("done", (*done).into()),
+            ]),
+        ),
+        UiEvent::Explain { id, delta, done, provider, model, range } => (
+            "explain",
+            map(vec![
+                ("id", (*id).into()),
+                ("delta", delta.as_str().into()),
+                ("done", (*done).into()),
+                ("provider", provider.as_str().into()),
+                ("model", model.as_str().into()),
+                ("range", Value::Array(vec![(range.0 as u64).into(), (range.1 as u64).into()])),
+            ]),
+        ),
+        UiEvent::Error { id, job, error, provider } => (
+            "error",
+            map(vec![
+                ("id", opt(*id)),
+                ("job", job.as_str().into()),
+                ("kind", error.kind.as_str().into()),
+                ("message", error.message.as_str().into()),
+                ("status", opt(error.status.map(u64::from))),
+                ("provider", opt(provider.as_deref())),
+                ("retry_after_ms", opt(error.retry_after.map(|d| d.as_millis() as u64))),
+            ]),
+        ),
+        UiEvent::Provider { name, kind, url, model, reachable, detail } => (
+            "provider",
+            map(vec![
+                ("name", name.as_str().into()),
+                ("kind", kind.as_str().into()),
+                ("url", url.as_str().into()),
+                ("model", opt(model.as_deref())),
+                ("reachable", (*reachable).into()),
+                ("detail", detail.as_str().into()),
+            ]),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_accepts_map_and_empty_table() {
+        let c: Cancel = params("cancel", vec![Value::Array(vec![])]).unwrap();
+        assert!(c.id.is_none());
+        let c: Cancel = params("cancel", vec![map(vec![("id", 7.into())])]).unwrap();
+        assert_eq!(c.id, Some(7));
+        let e = params::<Complete>("complete", vec![map(vec![("id", 1.into())])]).err().unwrap();
+        assert!(e.starts_with("zeke: bad parameters for complete: "), "{e}");
+        assert!(params::<Cancel>("cancel", vec![Value::from(3)]).is_err());
+    }
+
+    #[test]
+    fn buffer_handles() {
+        assert_eq!(buffer_handle(&Value::from(3)), Some(3));
+        assert_eq!(buffer_handle(&Value::Ext(0, vec![0x05])), Some(5));
+        assert_eq!(buffer_handle(&Value::Ext(0, vec![0xcd, 0x01, 0x00])), Some(256));
+        assert_eq!(buffer_handle(&Value::from("x")), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! Per-buffer rope mirrors kept in step with Neovim through `nvim_buf_attach` events, keyed by
+//! buffer number and stamped with `changedtick`.
+//!
+//! Invariant: a DashMap guard is never held across an `.await`; readers take an O(1) snapshot.
+//! A mirror that fails to apply an event is dropped (the handler re-attaches to resynchronise), so
+//! a completion is never computed from text that differs from the buffer at its `changedtick`.
+
+use dashmap::DashMap;
+
+use crate::core::text::{BufferText, TextError};
+
+struct Mirror {
+    text: BufferText,
+    tick: i64,
+}
+
+/// The mirrored buffers.
+#[derive(Default)]
+pub struct Buffers {
+    map: DashMap<i64, Mirror>,
+}
+
+impl Buffers {
+    /// Applies `nvim_buf_lines_event(buf, tick, first, last, lines)`; `last == -1` means "to the
+    /// end" (the first event after attaching carries the whole buffer that way).
+    pub fn on_lines(&self, buf: i64, tick: Option<i64>, first: i64, last: i64, lines: &[String]) -> Result<(), TextError> {
+        let first = first.max(0) as usize;
+        let last = (last >= 0).then_some(last as usize);
+        let mut entry = self.map.entry(buf).or_insert_with(|| Mirror { text: BufferText::default(), tick: -1 });
+        let result = entry.text.replace_lines(first, last, lines);
+        if let Some(t) = tick {
+            entry.tick = t;
+        }
+        drop(entry);
+        if result.is_err() {
+            self.map.remove(&buf);
+        }
+        result
+    }
+
+    /// Applies `nvim_buf_changedtick_event`.
+    pub fn on_tick(&self, buf: i64, tick: i64) {
+        if let Some(mut m) = self.map.get_mut(&buf) {
+            m.tick = tick;
+        }
+    }
+
+    pub fn remove(&self, buf: i64) -> bool {
+        self.map.remove(&buf).is_some()
+    }
+
+    pub fn contains(&self, buf: i64) -> bool {
+        self.map.contains_key(&buf)
+    }
+
+    /// An O(1) snapshot of the buffer's text and its `changedtick`.
+    pub fn snapshot(&self, buf: i64) -> Option<(BufferText, i64)> {
+        self.map.get(&buf).map(|m| (m.text.clone(), m.tick))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes of text held across all mirrors.
+    pub fn bytes(&self) -> usize {
+        self.map.iter().map(|m| m.text.len_bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_events_and_drops_on_mismatch() {
+        let b = Buffers::default();
+        b.on_lines(1, Some(2), 0, -1, &["a".into(), "b".into()]).unwrap();
+        b.on_lines(1, Some(3), 1, 2, &["bb".into(), "c".into()]).unwrap();
+        let (t, tick) = b.snapshot(1).unwrap();
+        assert_eq!((t.text().as_str(), tick), ("a\nbb\nc\n", 3));
+        b.on_tick(1, 4);
+        assert_eq!(b.snapshot(1).unwrap().1, 4);
+        assert!(b.on_lines(1, Some(5), 7, 9, &[]).is_err());
+        assert!(!b.contains(1), "a mirror that cannot apply an event is dropped");
+    }
+}

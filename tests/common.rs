@@ -1,0 +1,54 @@
+//! Shared test support: the fault server (started once per test binary unless
+//! `ZEKE_TEST_FAULT_URL` names a running one), the zeke binary path, and skip reporting.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+struct Server {
+    url: String,
+    _child: Option<Child>,
+}
+
+static FAULT: OnceLock<Server> = OnceLock::new();
+
+/// Base URL of the fault server (see `tests/support/fault_server.py`).
+pub fn fault_url() -> String {
+    FAULT
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("ZEKE_TEST_FAULT_URL") {
+                return Server { url, _child: None };
+            }
+            let mut child = Command::new("python3")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fault_server.py"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3 runs the fault server");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            Server { url: format!("http://127.0.0.1:{}", line.trim()), _child: Some(child) }
+        })
+        .url
+        .clone()
+}
+
+/// The live llama-server URL, or `None` after printing why the test is skipped.
+pub fn llama_url(test: &str) -> Option<String> {
+    match std::env::var("ZEKE_TEST_LLAMA_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("skipped: {test}: ZEKE_TEST_LLAMA_URL is not set (run via `make test`)");
+            None
+        }
+    }
+}
+
+/// The zeke binary built for this test run.
+pub fn zeke_bin() -> String {
+    std::env::var("ZEKE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_zeke").to_string())
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}

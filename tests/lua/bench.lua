@@ -1,0 +1,88 @@
+-- tests/lua/bench.lua: `make bench` (Lua side). In a child Neovim with the real `zeke` backend:
+-- the msgpack-RPC round trip nvim → zeke → nvim (`ping` via vim.rpcrequest, 2000 iterations) and
+-- the backend's idle RSS; with $ZEKE_TEST_LLAMA_URL also zeke's own time per completion (backend
+-- time excluding the provider's). Prints `key=value` lines; measures, never asserts.
+local root = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:gsub('^@', ''), ':p:h:h:h')
+package.path = root .. '/tests/lua/?.lua;' .. package.path
+local H = require('helpers')
+
+local function out(s)
+  io.stdout:write(s, '\n')
+  io.stdout:flush()
+end
+
+local function pct(sorted, p)
+  return sorted[math.max(1, math.min(#sorted, math.ceil(#sorted * p)))]
+end
+
+local c = H.child()
+local ok, err = xpcall(function()
+  local url = vim.env.ZEKE_TEST_LLAMA_URL
+  local cfg = {}
+  if url and url ~= '' then
+    cfg = { providers = { llama = { kind = 'llamacpp', url = url } }, completion = { provider = 'llama' } }
+  end
+  c:setup(cfg)
+  local st = c:status()
+  out(('backend=%s version=%s pid=%d'):format(c:lua('return require("zeke.rpc").info().bin'), st.version, st.pid))
+
+  -- RPC round trip, measured inside the editor process.
+  local us = c:lua([[
+    local chan = require('zeke.rpc').info().chan
+    local n = ...
+    local payload = { seq = 0, text = 'ping' }
+    for i = 1, 200 do vim.rpcrequest(chan, 'ping', payload) end -- warm-up
+    local t = {}
+    for i = 1, n do
+      payload.seq = i
+      local t0 = vim.uv.hrtime()
+      vim.rpcrequest(chan, 'ping', payload)
+      t[i] = (vim.uv.hrtime() - t0) / 1e3
+    end
+    table.sort(t)
+    return t
+  ]], 2000)
+  out(('rpc_roundtrip_p50_us=%.1f p99_us=%.1f iterations=%d'):format(pct(us, 0.5), pct(us, 0.99), #us))
+
+  -- Idle RSS: let the backend settle after start-up and the pings.
+  H.sleep(1000)
+  local f = io.open('/proc/' .. st.pid .. '/status', 'r')
+  local rss = f and f:read('*a'):match('VmRSS:%s*(%d+)') or '?'
+  if f then f:close() end
+  out(('rss_idle_kb=%s'):format(rss))
+
+  if url and url ~= '' then
+    -- Zeke's own time per completion: backend time minus the provider's (status.last.overhead_ms).
+    c:new_buffer('rust')
+    c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, { "fn main() {", "    let x = ", "}" })')
+    c:input('<Esc>2GA')
+    local overheads, ttfts = {}, {}
+    local prev = nil
+    for i = 1, 20 do
+      c:input(i % 2 == 1 and '1' or '<BS>')
+      H.wait(function()
+        local s = c:inline()
+        return not s.timer_active and (s.req == nil or s.req.done)
+      end, 60000, 'completion')
+      local last = c:status().last
+      if last and last.overhead_ms and not vim.deep_equal(last, prev) then
+        overheads[#overheads + 1] = last.overhead_ms
+        ttfts[#ttfts + 1] = last.ttft_ms
+      end
+      prev = last
+    end
+    table.sort(overheads)
+    table.sort(ttfts)
+    if #overheads > 0 then
+      out(('completion_overhead_p50_ms=%.2f p99_ms=%.2f samples=%d'):format(pct(overheads, 0.5), pct(overheads, 0.99),
+        #overheads))
+      out(('completion_ttft_p50_ms=%.1f (provider included)'):format(pct(ttfts, 0.5)))
+    end
+  end
+end, debug.traceback)
+c:stop()
+if not ok then
+  out('bench failed: ' .. tostring(err))
+  os.exit(1)
+end
+os.exit(0)

@@ -1,0 +1,183 @@
+//! Provider adapters against the fault-injecting server on 127.0.0.1 and recorded real transcripts
+//! (tests/fixtures/wire, captured from llama-server): streamed text arrives in order, usage and
+//! finish are mapped, and every fault becomes one clear error of the right kind.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use zeke::config::Config;
+use zeke::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, FinishReason, Message, ProviderError, Usage};
+use zeke::providers::{self, Provider};
+
+use crate::common::{fault_url, rt};
+
+fn provider(kind: &str, url: &str) -> std::sync::Arc<dyn Provider> {
+    let cfg = Config::from_value(json!({"providers": {"p": {"kind": kind, "url": url, "model": "m"}}})).unwrap();
+    providers::build(&cfg.providers["p"], None, &providers::http::client())
+}
+
+fn chat() -> ChatRequest {
+    ChatRequest { messages: vec![Message::user("hi")], max_tokens: 16, temperature: 0.0, stop: vec![] }
+}
+
+fn fim() -> FimRequest {
+    FimRequest { prefix: "def add".into(), suffix: "".into(), language: "python".into(), path: "a.py".into(), max_tokens: 16, stop: vec![] }
+}
+
+async fn collect(mut s: providers::EventStream) -> (String, Vec<Event>, Option<ProviderError>) {
+    let (mut text, mut other, mut err) = (String::new(), Vec::new(), None);
+    while let Some(ev) = s.next().await {
+        match ev {
+            Ok(Event::Text(t)) => text.push_str(&t),
+            Ok(e) => other.push(e),
+            Err(e) => {
+                assert!(err.is_none(), "a stream ends after its first error");
+                err = Some(e)
+            }
+        }
+    }
+    (text, other, err)
+}
+
+const REPLY: &str = "def add(a, b):\n    return a + b";
+
+#[test]
+fn openai_sse_stream_with_usage() {
+    rt().block_on(async {
+        let (text, other, err) = collect(provider("openai", &format!("{}/ok", fault_url())).chat(chat())).await;
+        assert_eq!(err, None);
+        assert_eq!(text, REPLY);
+        assert_eq!(other, vec![Event::Finish(FinishReason::Stop), Event::Usage(Usage { input_tokens: 5, output_tokens: 9 })]);
+    });
+}
+
+#[test]
+fn recorded_llamacpp_transcript_replays() {
+    rt().block_on(async {
+        let url = format!("{}/replay/llamacpp_chat_stream.sse", fault_url());
+        let (text, other, err) = collect(provider("vllm", &url).chat(chat())).await;
+        assert_eq!(err, None);
+        assert!(!text.is_empty());
+        assert!(other.contains(&Event::Usage(Usage { input_tokens: 36, output_tokens: 12 })), "{other:?}");
+        let url = format!("{}/replay/llamacpp_fim_chat_stream.sse", fault_url());
+        let (text, _, err) = collect(provider("lmstudio", &url).chat(chat())).await;
+        assert_eq!(err, None);
+        assert!(text.starts_with("```rust\n"), "{text:?}");
+    });
+}
+
+#[test]
+fn http_errors_map_to_the_vocabulary() {
+    rt().block_on(async {
+        let cases = [(401, ErrorKind::Auth), (429, ErrorKind::RateLimited), (500, ErrorKind::Unavailable), (503, ErrorKind::Unavailable), (400, ErrorKind::Invalid)];
+        for (code, kind) in cases {
+            let (text, _, err) = collect(provider("openai", &format!("{}/status/{code}", fault_url())).chat(chat())).await;
+            let err = err.unwrap_or_else(|| panic!("{code} gives an error"));
+            assert_eq!((err.kind, err.status), (kind, Some(code)), "{err}");
+            assert!(text.is_empty());
+            assert!(err.message.starts_with(&format!("HTTP {code}: ")), "{}", err.message);
+            if code == 429 {
+                assert_eq!(err.retry_after, Some(Duration::from_secs(7)));
+                assert!(err.to_string().contains("retry after 7 s"));
+            }
+        }
+    });
+}
+
+#[test]
+fn malformed_and_cut_streams_are_malformed() {
+    rt().block_on(async {
+        let (_, _, err) = collect(provider("openai", &format!("{}/malformed", fault_url())).chat(chat())).await;
+        assert_eq!(err.unwrap().kind, ErrorKind::Malformed);
+        let (text, _, err) = collect(provider("openai", &format!("{}/cut", fault_url())).chat(chat())).await;
+        assert_eq!(text, "def", "text before the cut is kept");
+        // A stream that simply ends without [DONE] is not an error for SSE; a reset is.
+        if let Some(e) = err {
+            assert!(matches!(e.kind, ErrorKind::Malformed | ErrorKind::Unavailable), "{e}");
+        }
+    });
+}
+
+#[test]
+fn server_down_is_unavailable_and_quick() {
+    rt().block_on(async {
+        let t = Instant::now();
+        let (_, _, err) = collect(provider("llamacpp", "http://127.0.0.1:9").chat(chat())).await;
+        let err = err.unwrap();
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert!(err.message.contains("cannot connect to http://127.0.0.1:9"), "{}", err.message);
+        assert!(t.elapsed() < Duration::from_secs(3));
+    });
+}
+
+#[test]
+fn dropping_a_stream_aborts_the_request_at_the_server() {
+    rt().block_on(async {
+        let client = providers::http::client();
+        let stats = || async {
+            let r = client.get(format!("{}/stats", fault_url())).send().await.unwrap().bytes().await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&r).unwrap()
+        };
+        let before = stats().await;
+        let mut s = provider("openai", &format!("{}/slow", fault_url())).chat(chat());
+        assert!(matches!(s.next().await, Some(Ok(Event::Text(_)))));
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = stats().await;
+            if now["aborted"].as_u64() > before["aborted"].as_u64() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server never saw the disconnect: {now}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+#[test]
+fn hanging_server_is_cut_by_the_callers_time_limit() {
+    rt().block_on(async {
+        let s = provider("openai", &format!("{}/hang", fault_url())).chat(chat());
+        let r = tokio::time::timeout(Duration::from_millis(500), collect(s)).await;
+        assert!(r.is_err(), "a hanging stream never completes by itself");
+    });
+}
+
+#[test]
+fn ollama_ndjson_chat_and_fim() {
+    rt().block_on(async {
+        let p = provider("ollama", &format!("{}/ok", fault_url()));
+        let (text, other, err) = collect(p.chat(chat())).await;
+        assert_eq!((text.as_str(), err), (REPLY, None));
+        assert_eq!(other, vec![Event::Usage(Usage { input_tokens: 5, output_tokens: 9 }), Event::Finish(FinishReason::Stop)]);
+        let (text, _, err) = collect(p.fim(fim())).await;
+        assert_eq!((text.as_str(), err), (REPLY, None));
+        let (_, _, err) = collect(provider("ollama", &format!("{}/status/503", fault_url())).fim(fim())).await;
+        assert_eq!(err.unwrap().kind, ErrorKind::Unavailable);
+    });
+}
+
+#[test]
+fn llamacpp_fim_learns_infill_is_missing_and_continues_the_prefix() {
+    rt().block_on(async {
+        let p = provider("llamacpp", &format!("{}/ok", fault_url()));
+        for _ in 0..2 {
+            let (text, other, err) = collect(p.fim(fim())).await;
+            assert_eq!((text.as_str(), err), (REPLY, None));
+            assert!(other.contains(&Event::Finish(FinishReason::Stop)));
+        }
+    });
+}
+
+#[test]
+fn probe_learns_the_model() {
+    rt().block_on(async {
+        let cfg = Config::from_value(json!({"providers": {"p": {"kind": "llamacpp", "url": format!("{}/ok", fault_url())}}})).unwrap();
+        let p = providers::build(&cfg.providers["p"], None, &providers::http::client());
+        assert_eq!(p.info().model(), None);
+        let (ok, detail) = zeke::app::providers::probe(p.as_ref()).await;
+        assert!(ok, "{detail}");
+        assert_eq!(p.info().model().as_deref(), Some("fault-model"));
+    });
+}

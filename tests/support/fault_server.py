@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP server for Zeke's provider tests, bound to 127.0.0.1 only.
+
+Usage: fault_server.py [--port N] [--port-file F]   (port 0 = any free port; the port is printed)
+
+The first path segment(s) choose the behaviour; the rest is an OpenAI- or Ollama-style path, so a
+provider configured with url = http://127.0.0.1:PORT/<mode> talks to it unchanged:
+  /ok/...            healthy: SSE chat (/v1/chat/completions), /v1/models, /health, /infill -> 501,
+                     llama-server's /completion (SSE content/stop),
+                     Ollama NDJSON (/api/chat, /api/generate, /api/tags)
+  /slow/...          like /ok but 40 ms between chunks (cancellation tests)
+  /status/CODE/...   answers HTTP CODE with an OpenAI-style JSON error (429 adds retry-after: 7)
+  /malformed/...     200 text/event-stream whose data is not JSON
+  /cut/...           sends one good chunk, then closes the connection mid-stream
+  /hang/...          sends headers, then nothing for 30 s
+  /replay/NAME/...   streams tests/fixtures/wire/NAME byte for byte (recorded real transcripts)
+  GET /stats         JSON counts: requests started, streams completed, streams aborted by the client
+  POST /reset        zeroes the counts
+"""
+import argparse
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "wire")
+REPLY = ["def", " add", "(a,", " b):", "\n", "    return", " a", " +", " b"]
+LOCK = threading.Lock()
+STATS = {"started": 0, "completed": 0, "aborted": 0}
+
+
+def bump(key):
+    with LOCK:
+        STATS[key] += 1
+
+
+def chunk(content=None, finish=None, usage=None):
+    obj = {"id": "fault-1", "object": "chat.completion.chunk", "model": "fault-model",
+           "choices": [] if usage else [{"index": 0, "delta": {} if content is None else {"content": content},
+                                         "finish_reason": finish}]}
+    if usage:
+        obj["usage"] = usage
+    return "data: " + json.dumps(obj) + "\n\n"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _json(self, code, obj, headers=()):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream_start(self, ctype="text/event-stream"):
+        self.send_response(200)
+        self.send_header("content-type", ctype)
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def _send(self, text):
+        self.wfile.write(text.encode())
+        self.wfile.flush()
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        if parts == ["stats"]:
+            with LOCK:
+                return self._json(200, dict(STATS))
+        rest = "/" + "/".join(parts[1:])
+        if rest.endswith("/health"):
+            return self._json(200, {"status": "ok"})
+        if rest.endswith("/models"):
+            return self._json(200, {"object": "list", "data": [{"id": "fault-model", "object": "model"}]})
+        if rest.endswith("/api/tags"):
+            return self._json(200, {"models": [{"name": "fault-model:latest"}]})
+        return self._json(404, {"error": {"message": "not found", "type": "not_found"}})
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = self.path.strip("/").split("/")
+        if parts == ["reset"]:
+            with LOCK:
+                for k in STATS:
+                    STATS[k] = 0
+            return self._json(200, {})
+        bump("started")
+        mode = parts[0] if parts else ""
+        try:
+            if mode == "status":
+                code = int(parts[1])
+                headers = [("retry-after", "7")] if code == 429 else []
+                msgs = {401: "Incorrect API key provided", 429: "Rate limit reached", 500: "internal failure",
+                        503: "service unavailable", 400: "bad request"}
+                return self._json(code, {"error": {"message": msgs.get(code, "error %d" % code), "type": "fault"}}, headers)
+            if mode == "replay":
+                with open(os.path.join(FIXTURES, os.path.basename(parts[1])), "rb") as f:
+                    data = f.read()
+                self._stream_start()
+                self.wfile.write(data)
+                self.wfile.flush()
+                return bump("completed")
+            rest = "/" + "/".join(parts[1:])
+            if rest.endswith("/infill"):
+                return self._json(501, {"error": {"code": 501, "message": "Infill is not supported by this model",
+                                                  "type": "not_supported_error"}})
+            if mode == "malformed":
+                self._stream_start()
+                self._send("data: {this is not json\n\n")
+                return bump("completed")
+            if mode == "hang":
+                self._stream_start()
+                time.sleep(30)
+                return
+            delay = 0.04 if mode == "slow" else 0.0
+            if rest.endswith("/completion"):
+                # llama-server's native continuation endpoint
+                self._stream_start()
+                for piece in REPLY:
+                    self._send("data: " + json.dumps({"content": piece, "stop": False}) + "\n\n")
+                    time.sleep(delay)
+                self._send("data: " + json.dumps({"content": "", "stop": True, "tokens_evaluated": 5,
+                                                   "tokens_predicted": len(REPLY)}) + "\n\n")
+                return bump("completed")
+            if rest.endswith("/api/chat") or rest.endswith("/api/generate"):
+                key = "message" if rest.endswith("/api/chat") else "response"
+                self._stream_start("application/x-ndjson")
+                for piece in REPLY:
+                    val = {"role": "assistant", "content": piece} if key == "message" else piece
+                    self._send(json.dumps({"model": "fault-model", key: val, "done": False}) + "\n")
+                    time.sleep(delay)
+                self._send(json.dumps({"model": "fault-model", "done": True, "done_reason": "stop",
+                                       "prompt_eval_count": 5, "eval_count": len(REPLY)}) + "\n")
+                return bump("completed")
+            self._stream_start()
+            for i, piece in enumerate(REPLY):
+                self._send(chunk(piece))
+                time.sleep(delay)
+                if mode == "cut" and i == 0:
+                    self.connection.shutdown(2)
+                    return
+            self._send(chunk(None, "stop"))
+            self._send(chunk(usage={"prompt_tokens": 5, "completion_tokens": len(REPLY), "total_tokens": 5 + len(REPLY)}))
+            self._send("data: [DONE]\n\n")
+            bump("completed")
+        except (BrokenPipeError, ConnectionResetError):
+            bump("aborted")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    a = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv.daemon_threads = True
+    port = srv.server_address[1]
+    if a.port_file:
+        with open(a.port_file + ".tmp", "w") as f:
+            f.write(str(port))
+        os.replace(a.port_file + ".tmp", a.port_file)
+    print(port, flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
