@@ -27,13 +27,42 @@ pub enum UiEvent {
     /// The whole inline suggestion so far for completion `id`.
     /// `received` is when the surface got the request; `provider_ttft` (first event only) is the
     /// provider's own time from request sent to first event.
-    Completion { id: u64, buf: i64, tick: i64, row: usize, col: usize, text: String, done: bool, received: Instant, provider_ttft: Option<Duration> },
+    Completion {
+        id: u64,
+        buf: i64,
+        tick: i64,
+        row: usize,
+        col: usize,
+        text: String,
+        done: bool,
+        received: Instant,
+        provider_ttft: Option<Duration>,
+    },
     /// The next piece of an explanation.
-    Explain { id: u64, delta: String, done: bool, provider: String, model: String, range: (usize, usize) },
+    Explain {
+        id: u64,
+        delta: String,
+        done: bool,
+        provider: String,
+        model: String,
+        range: (usize, usize),
+    },
     /// A job failed.
-    Error { id: Option<u64>, job: Job, error: ProviderError, provider: Option<String> },
+    Error {
+        id: Option<u64>,
+        job: Job,
+        error: ProviderError,
+        provider: Option<String>,
+    },
     /// The provider in use is known (after configure), with whether it answered a probe.
-    Provider { name: String, kind: String, url: String, model: Option<String>, reachable: bool, detail: String },
+    Provider {
+        name: String,
+        kind: String,
+        url: String,
+        model: Option<String>,
+        reachable: bool,
+        detail: String,
+    },
 }
 
 /// The sending side of the UI channel.
@@ -52,7 +81,12 @@ impl App {
     pub fn new(config: Config) -> Arc<App> {
         let client = crate::providers::http::client();
         let set = ProviderSet::new(config, client.clone(), None);
-        Arc::new(App { setup: RwLock::new(Arc::new(set)), stats: Stats::default(), tasks: Arc::new(Tasks::default()), client })
+        Arc::new(App {
+            setup: RwLock::new(Arc::new(set)),
+            stats: Stats::default(),
+            tasks: Arc::new(Tasks::default()),
+            client,
+        })
     }
 
     /// The current provider set (a cheap `Arc` clone; the lock is released at once).
@@ -63,7 +97,11 @@ impl App {
     /// Replaces the configuration: with no providers configured, finds a local server first
     /// (llama-server on 127.0.0.1:8080, then Ollama on 127.0.0.1:11434).
     pub async fn configure(&self, config: Config) -> Arc<ProviderSet> {
-        let detected = if config.providers.is_empty() { Some(providers::detect_local(&self.client).await) } else { None };
+        let detected = if config.providers.is_empty() {
+            Some(providers::detect_local(&self.client).await)
+        } else {
+            None
+        };
         let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
         *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
         set

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "zeke", version, about = "AI coding companion for Neovim, and an MCP tool server")]
+#[command(
+    name = "zeke",
+    version,
+    about = "AI coding companion for Neovim, and an MCP tool server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -15,16 +15,30 @@ fn load() -> anyhow::Result<Config> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// `zeke config`: where the file is and what it says, validated.
 pub fn config() -> anyhow::Result<i32> {
     let path = config::default_path();
-    println!("config file: {}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(none)".into()));
+    println!(
+        "config file: {}",
+        path.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
     match load() {
         Ok(c) => {
-            println!("valid: {}", if c.source.is_some() { "yes" } else { "no file; defaults apply" });
+            println!(
+                "valid: {}",
+                if c.source.is_some() {
+                    "yes"
+                } else {
+                    "no file; defaults apply"
+                }
+            );
             println!("{}", serde_json::to_string_pretty(&c.raw)?);
             Ok(0)
         }
@@ -44,19 +58,32 @@ pub fn doctor() -> anyhow::Result<i32> {
         let path = config::default_path();
         let config = match load() {
             Ok(c) => {
-                println!("ok    config: {}", c.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "no file, defaults".into()));
+                println!(
+                    "ok    config: {}",
+                    c.source
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "no file, defaults".into())
+                );
                 c
             }
             Err(e) => {
                 problems += 1;
-                println!("FAIL  config {}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default());
+                println!(
+                    "FAIL  config {}: {e}",
+                    path.map(|p| p.display().to_string()).unwrap_or_default()
+                );
                 Config::from_value(serde_json::json!({}))?
             }
         };
         let app = App::new(config.clone());
         let set = app.configure(config).await;
         if let Some(d) = &set.detection {
-            println!("{}  {}", if d.reachable { "ok  " } else { "WARN" }, d.detail);
+            println!(
+                "{}  {}",
+                if d.reachable { "ok  " } else { "WARN" },
+                d.detail
+            );
         }
         for h in set.health().await {
             let ok = h.reachable && h.key != "missing";
@@ -102,7 +129,12 @@ pub fn ask(provider: Option<String>, max_tokens: u32, prompt: Vec<String>) -> an
         let app: Arc<App> = App::new(config.clone());
         let set = app.configure(config).await;
         let provider = set.provider(Job::Complete).await?;
-        let req = ChatRequest { messages: vec![Message::user(text)], max_tokens, temperature: 0.3, stop: vec![] };
+        let req = ChatRequest {
+            messages: vec![Message::user(text)],
+            max_tokens,
+            temperature: 0.3,
+            stop: vec![],
+        };
         let mut stream = provider.chat(req);
         let mut out = std::io::stdout().lock();
         while let Some(ev) = stream.next().await {

@@ -144,7 +144,9 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(msg: impl Into<String>) -> ConfigError {
-    ConfigError { messages: vec![msg.into()] }
+    ConfigError {
+        messages: vec![msg.into()],
+    }
 }
 
 // ---- raw schema (every field optional; unknown keys rejected) ----
@@ -242,9 +244,11 @@ impl Config {
         if let Some(path) = path {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
-                    let table: toml::Table =
-                        toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.to_string().trim())))?;
-                    merged = serde_json::to_value(table).map_err(|e| err(format!("{}: {e}", path.display())))?;
+                    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                        err(format!("{}: {}", path.display(), e.to_string().trim()))
+                    })?;
+                    merged = serde_json::to_value(table)
+                        .map_err(|e| err(format!("{}: {e}", path.display())))?;
                     source = Some(path.to_path_buf());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -265,12 +269,18 @@ impl Config {
         let parsed: RawConfig = serde_path_to_error::deserialize(&raw).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            if path == "." { err(inner) } else { err(format!("{path}: {inner}")) }
+            if path == "." {
+                err(inner)
+            } else {
+                err(format!("{path}: {inner}"))
+            }
         })?;
         let mut problems = Vec::new();
         let log_level = parsed.log_level.unwrap_or_else(|| "info".into());
         if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            problems.push(format!("log_level: must be one of error, warn, info, debug, trace (got {log_level:?})"));
+            problems.push(format!(
+                "log_level: must be one of error, warn, info, debug, trace (got {log_level:?})"
+            ));
         }
         let mut providers = BTreeMap::new();
         for (name, p) in parsed.providers {
@@ -283,39 +293,107 @@ impl Config {
         }
         let c = parsed.completion;
         let e = parsed.explain;
-        for (key, name) in [("completion.provider", &c.provider), ("explain.provider", &e.provider)] {
+        for (key, name) in [
+            ("completion.provider", &c.provider),
+            ("explain.provider", &e.provider),
+        ] {
             if let Some(name) = name {
                 if !providers.contains_key(name) {
                     let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-                    problems.push(format!("{key}: no provider named {name:?} (configured: {})", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                    problems.push(format!(
+                        "{key}: no provider named {name:?} (configured: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
                 }
             }
         }
         let completion = CompletionConfig {
             provider: c.provider,
-            max_context_tokens: ranged(&mut problems, "completion.max_context_tokens", c.max_context_tokens, 1024, 32, 32_768) as usize,
-            max_tokens: ranged(&mut problems, "completion.max_tokens", c.max_tokens, 64, 1, 4096) as u32,
-            max_lines: ranged(&mut problems, "completion.max_lines", c.max_lines, 8, 1, 200) as usize,
-            timeout: Duration::from_millis(ranged(&mut problems, "completion.timeout_ms", c.timeout_ms, 8_000, 100, 600_000)),
+            max_context_tokens: ranged(
+                &mut problems,
+                "completion.max_context_tokens",
+                c.max_context_tokens,
+                1024,
+                32,
+                32_768,
+            ) as usize,
+            max_tokens: ranged(
+                &mut problems,
+                "completion.max_tokens",
+                c.max_tokens,
+                64,
+                1,
+                4096,
+            ) as u32,
+            max_lines: ranged(
+                &mut problems,
+                "completion.max_lines",
+                c.max_lines,
+                8,
+                1,
+                200,
+            ) as usize,
+            timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "completion.timeout_ms",
+                c.timeout_ms,
+                8_000,
+                100,
+                600_000,
+            )),
         };
         if let Some(d) = c.debounce_ms {
             if d > 5_000 {
-                problems.push(format!("completion.debounce_ms: must be at most 5000 (got {d})"));
+                problems.push(format!(
+                    "completion.debounce_ms: must be at most 5000 (got {d})"
+                ));
             }
         }
         let explain = ExplainConfig {
             provider: e.provider,
-            max_tokens: ranged(&mut problems, "explain.max_tokens", e.max_tokens, 512, 1, 32_768) as u32,
-            timeout: Duration::from_millis(ranged(&mut problems, "explain.timeout_ms", e.timeout_ms, 60_000, 100, 3_600_000)),
+            max_tokens: ranged(
+                &mut problems,
+                "explain.max_tokens",
+                e.max_tokens,
+                512,
+                1,
+                32_768,
+            ) as u32,
+            timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "explain.timeout_ms",
+                e.timeout_ms,
+                60_000,
+                100,
+                3_600_000,
+            )),
         };
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
         }
-        Ok(Config { source: None, log_level, completion, explain, providers, raw })
+        Ok(Config {
+            source: None,
+            log_level,
+            completion,
+            explain,
+            providers,
+            raw,
+        })
     }
 }
 
-fn ranged(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, min: u64, max: u64) -> u64 {
+fn ranged(
+    problems: &mut Vec<String>,
+    key: &str,
+    v: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> u64 {
     match v {
         None => default,
         Some(v) if (min..=max).contains(&v) => v,
@@ -328,27 +406,50 @@ fn ranged(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, m
 
 fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
     let key_path = |k: &str| format!("providers.{name}.{k}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(err(format!("providers.{name}: a provider name uses letters, digits, '_' and '-'")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(err(format!(
+            "providers.{name}: a provider name uses letters, digits, '_' and '-'"
+        )));
     }
     if p.kind == ProviderKind::Fake && !cfg!(feature = "test-support") {
-        return Err(err(format!("{}: \"fake\" needs a zeke built with --features test-support", key_path("kind"))));
+        return Err(err(format!(
+            "{}: \"fake\" needs a zeke built with --features test-support",
+            key_path("kind")
+        )));
     }
     let url = p.url.unwrap_or_else(|| p.kind.default_url().to_string());
     let url = url.trim_end_matches('/').to_string();
-    if p.kind != ProviderKind::Fake && !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(err(format!("{}: must start with http:// or https:// (got {url:?})", key_path("url"))));
+    if p.kind != ProviderKind::Fake && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(err(format!(
+            "{}: must start with http:// or https:// (got {url:?})",
+            key_path("url")
+        )));
     }
     if p.api_key_env.is_some() && p.api_key_cmd.is_some() {
-        return Err(err(format!("{}: give api_key_env or api_key_cmd, not both", key_path("api_key_cmd"))));
+        return Err(err(format!(
+            "{}: give api_key_env or api_key_cmd, not both",
+            key_path("api_key_cmd")
+        )));
     }
     if p.kind != ProviderKind::Fake && (p.reply.is_some() || p.delay_ms.is_some()) {
-        return Err(err(format!("{}: only the fake provider takes reply/delay_ms", key_path("reply"))));
+        return Err(err(format!(
+            "{}: only the fake provider takes reply/delay_ms",
+            key_path("reply")
+        )));
     }
     let key = match (p.api_key_env, p.api_key_cmd) {
         (Some(env), None) => KeySource::Env(env),
         (None, Some(cmd)) => KeySource::Cmd(cmd),
-        _ => p.kind.default_key_env().map(|e| KeySource::Env(e.into())).unwrap_or(KeySource::None),
+        _ => p
+            .kind
+            .default_key_env()
+            .map(|e| KeySource::Env(e.into()))
+            .unwrap_or(KeySource::None),
     };
     Ok(ProviderConfig {
         name: name.to_string(),
@@ -423,12 +524,30 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        check_err(json!({"completion": {"debouce_ms": 5}}), "completion.debouce_ms: unknown field `debouce_ms`, expected one of `enabled`, `provider`, `debounce_ms`, `max_context_tokens`, `max_tokens`, `max_lines`, `timeout_ms`, `filetypes`, `hide_during_completion`");
-        check_err(json!({"completion": {"debounce_ms": "x"}}), "completion.debounce_ms: invalid type: string \"x\", expected u64");
-        check_err(json!({"providers": {"a": {"kind": "gpt"}}}), "providers.a.kind: unknown variant `gpt`, expected one of `openai`, `llamacpp`, `ollama`, `lmstudio`, `vllm`, `fake`");
-        check_err(json!({"completion": {"provider": "nope", "max_tokens": 0}}), "completion.provider: no provider named \"nope\" (configured: none) | completion.max_tokens: must be between 1 and 4096 (got 0)");
-        check_err(json!({"providers": {"a": {"kind": "openai", "url": "api.openai.com"}}}), "providers.a.url: must start with http:// or https:// (got \"api.openai.com\")");
-        check_err(json!({"log_level": "loud"}), "log_level: must be one of error, warn, info, debug, trace (got \"loud\")");
+        check_err(
+            json!({"completion": {"debouce_ms": 5}}),
+            "completion.debouce_ms: unknown field `debouce_ms`, expected one of `enabled`, `provider`, `debounce_ms`, `max_context_tokens`, `max_tokens`, `max_lines`, `timeout_ms`, `filetypes`, `hide_during_completion`",
+        );
+        check_err(
+            json!({"completion": {"debounce_ms": "x"}}),
+            "completion.debounce_ms: invalid type: string \"x\", expected u64",
+        );
+        check_err(
+            json!({"providers": {"a": {"kind": "gpt"}}}),
+            "providers.a.kind: unknown variant `gpt`, expected one of `openai`, `llamacpp`, `ollama`, `lmstudio`, `vllm`, `fake`",
+        );
+        check_err(
+            json!({"completion": {"provider": "nope", "max_tokens": 0}}),
+            "completion.provider: no provider named \"nope\" (configured: none) | completion.max_tokens: must be between 1 and 4096 (got 0)",
+        );
+        check_err(
+            json!({"providers": {"a": {"kind": "openai", "url": "api.openai.com"}}}),
+            "providers.a.url: must start with http:// or https:// (got \"api.openai.com\")",
+        );
+        check_err(
+            json!({"log_level": "loud"}),
+            "log_level: must be one of error, warn, info, debug, trace (got \"loud\")",
+        );
     }
 
     #[test]
@@ -438,9 +557,15 @@ mod tests {
             "mine": {"kind": "openai", "api_key_cmd": "pass show x", "url": "https://example.invalid/v1/"},
             "local": {"kind": "llamacpp"}
         }, "completion": {"provider": "local"}})).unwrap();
-        assert_eq!(c.providers["cloud"].key, KeySource::Env("OPENAI_API_KEY".into()));
+        assert_eq!(
+            c.providers["cloud"].key,
+            KeySource::Env("OPENAI_API_KEY".into())
+        );
         assert_eq!(c.providers["cloud"].url, "https://api.openai.com/v1");
-        assert_eq!(c.providers["mine"].key, KeySource::Cmd("pass show x".into()));
+        assert_eq!(
+            c.providers["mine"].key,
+            KeySource::Cmd("pass show x".into())
+        );
         assert_eq!(c.providers["mine"].url, "https://example.invalid/v1");
         assert_eq!(c.providers["local"].url, "http://127.0.0.1:8080");
         assert_eq!(c.providers["local"].key, KeySource::None);
@@ -452,15 +577,27 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config.toml");
         std::fs::write(&path, "[completion]\nmax_tokens = 32\nmax_lines = 3\n[providers.local]\nkind = \"ollama\"\nmodel = \"qwen\"\n").unwrap();
-        let c = Config::load(Some(&path), Some(json!({"completion": {"max_lines": 5}, "keymaps": [], "ui": null}))).unwrap();
+        let c = Config::load(
+            Some(&path),
+            Some(json!({"completion": {"max_lines": 5}, "keymaps": [], "ui": null})),
+        )
+        .unwrap();
         assert_eq!(c.completion.max_tokens, 32);
         assert_eq!(c.completion.max_lines, 5);
         assert_eq!(c.providers["local"].model.as_deref(), Some("qwen"));
         assert_eq!(c.source.as_deref(), Some(path.as_path()));
         std::fs::write(&path, "[completion\n").unwrap();
         let e = Config::load(Some(&path), None).unwrap_err();
-        assert!(e.messages[0].starts_with(&format!("{}: TOML parse error at line 1", path.display())), "{e}");
+        assert!(
+            e.messages[0].starts_with(&format!("{}: TOML parse error at line 1", path.display())),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(Config::load(Some(&dir.join("missing.toml")), None).unwrap().source.is_none());
+        assert!(
+            Config::load(Some(&dir.join("missing.toml")), None)
+                .unwrap()
+                .source
+                .is_none()
+        );
     }
 }

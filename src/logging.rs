@@ -13,13 +13,19 @@ pub fn init(file: Option<&Path>, level: Option<&str>) -> anyhow::Result<()> {
         .map(|l| EnvFilter::new(format!("zeke={l},warn")))
         .or_else(|| std::env::var("ZEKE_LOG").ok().map(EnvFilter::new))
         .unwrap_or_else(|| EnvFilter::new("zeke=info,warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false);
     let result = match file {
         Some(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
             builder.with_writer(Mutex::new(f)).try_init()
         }
         None => builder.with_writer(std::io::stderr).try_init(),

@@ -10,13 +10,19 @@ fn main() {
     let result = match cli.command {
         Command::Nvim { log, log_level } => zeke::nvim::serve(log, log_level).map(|()| 0),
         Command::Doctor => zeke::cmd::doctor(),
-        Command::Ask { provider, max_tokens, prompt } => zeke::cmd::ask(provider, max_tokens, prompt),
+        Command::Ask {
+            provider,
+            max_tokens,
+            prompt,
+        } => zeke::cmd::ask(provider, max_tokens, prompt),
         Command::Config => zeke::cmd::config(),
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 std::process::exit(0);
             }
             eprintln!("zeke: {e:#}");

@@ -30,8 +30,15 @@ pub type Nvim = Neovim<tokio_util::compat::Compat<Out>>;
 /// Serves Neovim on stdin/stdout until stdin closes. `log` is the log file (appended to).
 pub fn serve(log: Option<PathBuf>, level: Option<String>) -> anyhow::Result<()> {
     crate::logging::init(log.as_deref(), level.as_deref())?;
-    tracing::info!(pid = std::process::id(), version = env!("CARGO_PKG_VERSION"), "zeke nvim starting");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    tracing::info!(
+        pid = std::process::id(),
+        version = env!("CARGO_PKG_VERSION"),
+        "zeke nvim starting"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let result = rt.block_on(run());
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     tracing::info!("zeke nvim exiting");
@@ -68,13 +75,20 @@ async fn run() -> anyhow::Result<()> {
 fn is_socket(fd: i32) -> bool {
     // SAFETY: fd 0/1 are open for the whole process; ManuallyDrop keeps them from being closed.
     let f = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-    f.metadata().map(|m| m.file_type().is_socket()).unwrap_or(false)
+    f.metadata()
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false)
 }
 
 fn stdio() -> anyhow::Result<(In, Out)> {
     if is_socket(0) && is_socket(1) {
         // SAFETY: this process owns fds 0 and 1 and hands them to tokio exactly once.
-        let (r, w) = unsafe { (std::os::unix::net::UnixStream::from_raw_fd(0), std::os::unix::net::UnixStream::from_raw_fd(1)) };
+        let (r, w) = unsafe {
+            (
+                std::os::unix::net::UnixStream::from_raw_fd(0),
+                std::os::unix::net::UnixStream::from_raw_fd(1),
+            )
+        };
         r.set_nonblocking(true)?;
         w.set_nonblocking(true)?;
         let r = tokio::net::UnixStream::from_std(r)?;

@@ -5,12 +5,12 @@
 //! Streams are lazy and cancel-safe: dropping an [`EventStream`] drops the HTTP response, which
 //! closes the connection so the server stops generating.
 
+#[cfg(feature = "test-support")]
+pub mod fake;
 pub mod http;
 pub mod llamacpp;
 pub mod ollama;
 pub mod openai;
-#[cfg(feature = "test-support")]
-pub mod fake;
 
 use std::sync::{Arc, RwLock};
 
@@ -53,7 +53,12 @@ pub struct ProviderInfo {
 
 impl ProviderInfo {
     pub fn new(cfg: &ProviderConfig) -> Self {
-        ProviderInfo { name: cfg.name.clone(), kind: cfg.kind, url: cfg.url.clone(), model: RwLock::new(cfg.model.clone()) }
+        ProviderInfo {
+            name: cfg.name.clone(),
+            kind: cfg.kind,
+            url: cfg.url.clone(),
+            model: RwLock::new(cfg.model.clone()),
+        }
     }
 
     /// The model id, configured or learned from the server (`None` until known).
@@ -94,14 +99,22 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds the adapter for a provider entry. `key` is the resolved API key, if any.
-pub fn build(cfg: &ProviderConfig, key: Option<Secret>, client: &reqwest::Client) -> Arc<dyn Provider> {
+pub fn build(
+    cfg: &ProviderConfig,
+    key: Option<Secret>,
+    client: &reqwest::Client,
+) -> Arc<dyn Provider> {
     match cfg.kind {
-        ProviderKind::Openai | ProviderKind::Lmstudio | ProviderKind::Vllm => Arc::new(openai::OpenAi::new(cfg, key, client.clone())),
+        ProviderKind::Openai | ProviderKind::Lmstudio | ProviderKind::Vllm => {
+            Arc::new(openai::OpenAi::new(cfg, key, client.clone()))
+        }
         ProviderKind::Llamacpp => Arc::new(llamacpp::LlamaCpp::new(cfg, key, client.clone())),
         ProviderKind::Ollama => Arc::new(ollama::Ollama::new(cfg, client.clone())),
         #[cfg(feature = "test-support")]
         ProviderKind::Fake => Arc::new(fake::Fake::new(cfg)),
         #[cfg(not(feature = "test-support"))]
-        ProviderKind::Fake => unreachable!("config validation rejects kind = \"fake\" without test-support"),
+        ProviderKind::Fake => {
+            unreachable!("config validation rejects kind = \"fake\" without test-support")
+        }
     }
 }

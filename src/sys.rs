@@ -20,23 +20,44 @@ pub struct Output {
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
     #[error("cannot start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("{program} did not finish within {secs} s")]
     Timeout { program: String, secs: u64 },
 }
 
 /// Runs `program args…` in `cwd`, waits at most `timeout`, and returns its output. The child is
 /// killed on time-out or when the returned future is dropped.
-pub async fn run(program: &str, args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Result<Output, SysError> {
+pub async fn run(
+    program: &str,
+    args: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<Output, SysError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
-    let child = cmd.spawn().map_err(|source| SysError::Spawn { program: program.to_string(), source })?;
+    let child = cmd.spawn().map_err(|source| SysError::Spawn {
+        program: program.to_string(),
+        source,
+    })?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => Err(SysError::Timeout { program: program.to_string(), secs: timeout.as_secs() }),
-        Ok(Err(source)) => Err(SysError::Spawn { program: program.to_string(), source }),
+        Err(_) => Err(SysError::Timeout {
+            program: program.to_string(),
+            secs: timeout.as_secs(),
+        }),
+        Ok(Err(source)) => Err(SysError::Spawn {
+            program: program.to_string(),
+            source,
+        }),
         Ok(Ok(out)) => Ok(Output {
             status: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -20,13 +20,21 @@ pub fn fault_url() -> String {
                 return Server { url, _child: None };
             }
             let mut child = Command::new("python3")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fault_server.py"))
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/support/fault_server.py"
+                ))
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("python3 runs the fault server");
             let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-            Server { url: format!("http://127.0.0.1:{}", line.trim()), _child: Some(child) }
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            Server {
+                url: format!("http://127.0.0.1:{}", line.trim()),
+                _child: Some(child),
+            }
         })
         .url
         .clone()
@@ -50,5 +58,8 @@ pub fn zeke_bin() -> String {
 
 pub fn rt() -> tokio::runtime::Runtime {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }

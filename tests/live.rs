@@ -11,16 +11,24 @@ use zeke::providers;
 use crate::common::{llama_url, rt};
 
 fn llama(url: &str) -> std::sync::Arc<dyn providers::Provider> {
-    let cfg = Config::from_value(json!({"providers": {"l": {"kind": "llamacpp", "url": url}}})).unwrap();
+    let cfg =
+        Config::from_value(json!({"providers": {"l": {"kind": "llamacpp", "url": url}}})).unwrap();
     providers::build(&cfg.providers["l"], None, &providers::http::client())
 }
 
 #[test]
 fn live_chat_streams_text_and_usage() {
-    let Some(url) = llama_url("live_chat_streams_text_and_usage") else { return };
+    let Some(url) = llama_url("live_chat_streams_text_and_usage") else {
+        return;
+    };
     rt().block_on(async {
         let p = llama(&url);
-        let req = ChatRequest { messages: vec![Message::user("Name a colour.")], max_tokens: 8, temperature: 0.0, stop: vec![] };
+        let req = ChatRequest {
+            messages: vec![Message::user("Name a colour.")],
+            max_tokens: 8,
+            temperature: 0.0,
+            stop: vec![],
+        };
         let mut s = p.chat(req);
         let (mut pieces, mut usage) = (0, None);
         while let Some(ev) = s.next().await {
@@ -38,10 +46,19 @@ fn live_chat_streams_text_and_usage() {
 
 #[test]
 fn live_fim_answers_through_the_fallback() {
-    let Some(url) = llama_url("live_fim_answers_through_the_fallback") else { return };
+    let Some(url) = llama_url("live_fim_answers_through_the_fallback") else {
+        return;
+    };
     rt().block_on(async {
         let p = llama(&url);
-        let req = FimRequest { prefix: "fn add(a: i32, b: i32) -> i32 {\n    ".into(), suffix: "\n}".into(), language: "rust".into(), path: "a.rs".into(), max_tokens: 12, stop: vec![] };
+        let req = FimRequest {
+            prefix: "fn add(a: i32, b: i32) -> i32 {\n    ".into(),
+            suffix: "\n}".into(),
+            language: "rust".into(),
+            path: "a.rs".into(),
+            max_tokens: 12,
+            stop: vec![],
+        };
         let mut s = p.fim(req);
         let mut text = String::new();
         while let Some(ev) = s.next().await {
@@ -55,19 +72,32 @@ fn live_fim_answers_through_the_fallback() {
 
 #[test]
 fn live_context_overflow_is_context_too_large() {
-    let Some(url) = llama_url("live_context_overflow_is_context_too_large") else { return };
+    let Some(url) = llama_url("live_context_overflow_is_context_too_large") else {
+        return;
+    };
     rt().block_on(async {
         let p = llama(&url);
-        let req = ChatRequest { messages: vec![Message::user("word ".repeat(12_000))], max_tokens: 4, temperature: 0.0, stop: vec![] };
+        let req = ChatRequest {
+            messages: vec![Message::user("word ".repeat(12_000))],
+            max_tokens: 4,
+            temperature: 0.0,
+            stop: vec![],
+        };
         let first = p.chat(req).next().await.unwrap();
         let err = first.expect_err("too long a prompt is refused");
-        assert_eq!((err.kind, err.status), (ErrorKind::ContextTooLarge, Some(400)), "{err}");
+        assert_eq!(
+            (err.kind, err.status),
+            (ErrorKind::ContextTooLarge, Some(400)),
+            "{err}"
+        );
     });
 }
 
 #[test]
 fn live_probe_names_the_model() {
-    let Some(url) = llama_url("live_probe_names_the_model") else { return };
+    let Some(url) = llama_url("live_probe_names_the_model") else {
+        return;
+    };
     rt().block_on(async {
         let p = llama(&url);
         let (ok, detail) = zeke::app::providers::probe(p.as_ref()).await;

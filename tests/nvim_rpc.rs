@@ -23,22 +23,36 @@ struct FakeNvim {
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.as_map().and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)).unwrap_or(&Value::Nil)
+    v.as_map()
+        .and_then(|m| {
+            m.iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v)
+        })
+        .unwrap_or(&Value::Nil)
 }
 
 fn map(pairs: &[(&str, Value)]) -> Value {
-    Value::Map(pairs.iter().map(|(k, v)| (Value::from(*k), v.clone())).collect())
+    Value::Map(
+        pairs
+            .iter()
+            .map(|(k, v)| (Value::from(*k), v.clone()))
+            .collect(),
+    )
 }
 
 impl FakeNvim {
     fn start() -> FakeNvim {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        let dir = std::env::temp_dir().join(format!("zeke-rpc-{}-{}", std::process::id(), rand_suffix()));
+        let dir =
+            std::env::temp_dir().join(format!("zeke-rpc-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(zeke_bin())
             .args(["nvim", "--log", dir.join("zeke.log").to_str().unwrap()])
             .env("ZEKE_CONFIG", "/nonexistent")
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())))
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+                theirs.try_clone().unwrap(),
+            )))
             .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stderr(Stdio::null())
             .spawn()
@@ -53,7 +67,13 @@ impl FakeNvim {
                 }
             }
         });
-        FakeNvim { child, sock: ours, rx, next_id: 1, events: Vec::new() }
+        FakeNvim {
+            child,
+            sock: ours,
+            rx,
+            next_id: 1,
+            events: Vec::new(),
+        }
     }
 
     fn send(&mut self, v: Value) {
@@ -63,20 +83,33 @@ impl FakeNvim {
     }
 
     fn notify(&mut self, method: &str, arg: Value) {
-        self.send(Value::Array(vec![2.into(), method.into(), Value::Array(vec![arg])]));
+        self.send(Value::Array(vec![
+            2.into(),
+            method.into(),
+            Value::Array(vec![arg]),
+        ]));
     }
 
     /// Sends a request and waits for its reply, answering the backend's own calls meanwhile.
     fn request(&mut self, method: &str, arg: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(Value::Array(vec![0.into(), id.into(), method.into(), Value::Array(vec![arg])]));
+        self.send(Value::Array(vec![
+            0.into(),
+            id.into(),
+            method.into(),
+            Value::Array(vec![arg]),
+        ]));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let msg = self.recv(deadline).expect("reply in time");
             let a = msg.as_array().unwrap();
             if a[0].as_u64() == Some(1) && a[1].as_u64() == Some(id) {
-                return if a[2].is_nil() { Ok(a[3].clone()) } else { Err(a[2].clone()) };
+                return if a[2].is_nil() {
+                    Ok(a[3].clone())
+                } else {
+                    Err(a[2].clone())
+                };
             }
         }
     }
@@ -95,13 +128,19 @@ impl FakeNvim {
             let result = match method.as_str() {
                 "nvim_exec_lua" => {
                     let args = a[3].as_array().unwrap()[1].as_array().unwrap();
-                    self.events.push((args[0].as_str().unwrap().to_string(), args[1].clone()));
+                    self.events
+                        .push((args[0].as_str().unwrap().to_string(), args[1].clone()));
                     Value::Nil
                 }
                 "nvim_buf_attach" | "nvim_buf_detach" => Value::Boolean(true),
                 _ => Value::Nil,
             };
-            self.send(Value::Array(vec![1.into(), a[1].clone(), Value::Nil, result]));
+            self.send(Value::Array(vec![
+                1.into(),
+                a[1].clone(),
+                Value::Nil,
+                result,
+            ]));
         }
         Some(msg)
     }
@@ -113,13 +152,20 @@ impl FakeNvim {
             if let Some((_, v)) = self.events.iter().find(|(n, v)| pred(n, v)) {
                 return v.clone();
             }
-            assert!(self.recv(deadline).is_some(), "no {what} event; got {:?}", self.events);
+            assert!(
+                self.recv(deadline).is_some(),
+                "no {what} event; got {:?}",
+                self.events
+            );
         }
     }
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn lines_event(buf: i64, tick: i64, first: i64, last: i64, lines: &[&str]) -> Value {
@@ -147,12 +193,39 @@ fn requests_errors_and_bad_input() {
     nvim.notify("complete", map(&[("id", 1.into())]));
     let e = nvim.wait_event("error", |n, _| n == "error");
     assert_eq!(field(&e, "job").as_str(), Some("rpc"));
-    assert!(field(&e, "message").as_str().unwrap().starts_with("zeke: bad parameters for complete"), "{e}");
+    assert!(
+        field(&e, "message")
+            .as_str()
+            .unwrap()
+            .starts_with("zeke: bad parameters for complete"),
+        "{e}"
+    );
     nvim.notify("frobnicate", Value::Nil);
-    nvim.wait_event("error", |_, v| field(v, "message").as_str().is_some_and(|m| m.contains("unknown notification")));
-    let bad = nvim.request("configure", map(&[("config", map(&[("completion", map(&[("debouce_ms", 5.into())]))]))])).unwrap_err();
-    assert!(bad.as_str().unwrap().contains("completion.debouce_ms: unknown field"), "{bad}");
-    assert_eq!(nvim.request("ping", 7.into()), Ok(7.into()), "still serving");
+    nvim.wait_event("error", |_, v| {
+        field(v, "message")
+            .as_str()
+            .is_some_and(|m| m.contains("unknown notification"))
+    });
+    let bad = nvim
+        .request(
+            "configure",
+            map(&[(
+                "config",
+                map(&[("completion", map(&[("debouce_ms", 5.into())]))]),
+            )]),
+        )
+        .unwrap_err();
+    assert!(
+        bad.as_str()
+            .unwrap()
+            .contains("completion.debouce_ms: unknown field"),
+        "{bad}"
+    );
+    assert_eq!(
+        nvim.request("ping", 7.into()),
+        Ok(7.into()),
+        "still serving"
+    );
     drop(nvim.sock.shutdown(std::net::Shutdown::Both));
     let t = Instant::now();
     loop {
@@ -160,7 +233,10 @@ fn requests_errors_and_bad_input() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "zeke nvim outlived its editor");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "zeke nvim outlived its editor"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -173,22 +249,61 @@ fn mirror_follows_buffer_events_and_stale_requests_are_dropped() {
     }
     let mut nvim = FakeNvim::start();
     let cfg = map(&[
-        ("providers", map(&[("fake", map(&[("kind", "fake".into()), ("reply", "in() {}".into()), ("delay_ms", 1.into())]))])),
+        (
+            "providers",
+            map(&[(
+                "fake",
+                map(&[
+                    ("kind", "fake".into()),
+                    ("reply", "in() {}".into()),
+                    ("delay_ms", 1.into()),
+                ]),
+            )]),
+        ),
         ("completion", map(&[("provider", "fake".into())])),
     ]);
     let info = nvim.request("configure", map(&[("config", cfg)])).unwrap();
     assert_eq!(field(&info, "pid").as_u64(), Some(nvim.child.id() as u64));
-    nvim.wait_event("provider", |n, v| n == "provider" && field(v, "reachable") == &Value::Boolean(true));
+    nvim.wait_event("provider", |n, v| {
+        n == "provider" && field(v, "reachable") == &Value::Boolean(true)
+    });
     nvim.send(lines_event(1, 5, 0, -1, &["", "fn ma"]));
     nvim.send(lines_event(1, 6, 0, 1, &[]));
-    nvim.notify("complete", map(&[("id", 2.into()), ("buf", 1.into()), ("tick", 6.into()), ("row", 0.into()), ("col", 5.into())]));
-    let done = nvim.wait_event("completion", |n, v| n == "completion" && field(v, "id").as_u64() == Some(2) && field(v, "done") == &Value::Boolean(true));
+    nvim.notify(
+        "complete",
+        map(&[
+            ("id", 2.into()),
+            ("buf", 1.into()),
+            ("tick", 6.into()),
+            ("row", 0.into()),
+            ("col", 5.into()),
+        ]),
+    );
+    let done = nvim.wait_event("completion", |n, v| {
+        n == "completion"
+            && field(v, "id").as_u64() == Some(2)
+            && field(v, "done") == &Value::Boolean(true)
+    });
     assert_eq!(field(&done, "text").as_str(), Some("in() {}"));
     assert_eq!(field(&done, "tick").as_u64(), Some(6));
     // a request for an older changedtick gets an empty answer, not a completion of other text
-    nvim.notify("complete", map(&[("id", 3.into()), ("buf", 1.into()), ("tick", 5.into()), ("row", 0.into()), ("col", 5.into())]));
-    let stale = nvim.wait_event("completion", |n, v| n == "completion" && field(v, "id").as_u64() == Some(3));
-    assert_eq!((field(&stale, "text").as_str(), field(&stale, "done")), (Some(""), &Value::Boolean(true)));
+    nvim.notify(
+        "complete",
+        map(&[
+            ("id", 3.into()),
+            ("buf", 1.into()),
+            ("tick", 5.into()),
+            ("row", 0.into()),
+            ("col", 5.into()),
+        ]),
+    );
+    let stale = nvim.wait_event("completion", |n, v| {
+        n == "completion" && field(v, "id").as_u64() == Some(3)
+    });
+    assert_eq!(
+        (field(&stale, "text").as_str(), field(&stale, "done")),
+        (Some(""), &Value::Boolean(true))
+    );
     let status = nvim.request("status", Value::Nil).unwrap();
     let counts = field(&status, "counts");
     assert_eq!(field(counts, "completions_finished").as_u64(), Some(1));

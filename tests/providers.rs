@@ -7,22 +7,38 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use zeke::config::Config;
-use zeke::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, FinishReason, Message, ProviderError, Usage};
+use zeke::core::llm::{
+    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, Message, ProviderError, Usage,
+};
 use zeke::providers::{self, Provider};
 
 use crate::common::{fault_url, rt};
 
 fn provider(kind: &str, url: &str) -> std::sync::Arc<dyn Provider> {
-    let cfg = Config::from_value(json!({"providers": {"p": {"kind": kind, "url": url, "model": "m"}}})).unwrap();
+    let cfg =
+        Config::from_value(json!({"providers": {"p": {"kind": kind, "url": url, "model": "m"}}}))
+            .unwrap();
     providers::build(&cfg.providers["p"], None, &providers::http::client())
 }
 
 fn chat() -> ChatRequest {
-    ChatRequest { messages: vec![Message::user("hi")], max_tokens: 16, temperature: 0.0, stop: vec![] }
+    ChatRequest {
+        messages: vec![Message::user("hi")],
+        max_tokens: 16,
+        temperature: 0.0,
+        stop: vec![],
+    }
 }
 
 fn fim() -> FimRequest {
-    FimRequest { prefix: "def add".into(), suffix: "".into(), language: "python".into(), path: "a.py".into(), max_tokens: 16, stop: vec![] }
+    FimRequest {
+        prefix: "def add".into(),
+        suffix: "".into(),
+        language: "python".into(),
+        path: "a.py".into(),
+        max_tokens: 16,
+        stop: vec![],
+    }
 }
 
 async fn collect(mut s: providers::EventStream) -> (String, Vec<Event>, Option<ProviderError>) {
@@ -45,10 +61,20 @@ const REPLY: &str = "def add(a, b):\n    return a + b";
 #[test]
 fn openai_sse_stream_with_usage() {
     rt().block_on(async {
-        let (text, other, err) = collect(provider("openai", &format!("{}/ok", fault_url())).chat(chat())).await;
+        let (text, other, err) =
+            collect(provider("openai", &format!("{}/ok", fault_url())).chat(chat())).await;
         assert_eq!(err, None);
         assert_eq!(text, REPLY);
-        assert_eq!(other, vec![Event::Finish(FinishReason::Stop), Event::Usage(Usage { input_tokens: 5, output_tokens: 9 })]);
+        assert_eq!(
+            other,
+            vec![
+                Event::Finish(FinishReason::Stop),
+                Event::Usage(Usage {
+                    input_tokens: 5,
+                    output_tokens: 9
+                })
+            ]
+        );
     });
 }
 
@@ -59,7 +85,13 @@ fn recorded_llamacpp_transcript_replays() {
         let (text, other, err) = collect(provider("vllm", &url).chat(chat())).await;
         assert_eq!(err, None);
         assert!(!text.is_empty());
-        assert!(other.contains(&Event::Usage(Usage { input_tokens: 36, output_tokens: 12 })), "{other:?}");
+        assert!(
+            other.contains(&Event::Usage(Usage {
+                input_tokens: 36,
+                output_tokens: 12
+            })),
+            "{other:?}"
+        );
         let url = format!("{}/replay/llamacpp_fim_chat_stream.sse", fault_url());
         let (text, _, err) = collect(provider("lmstudio", &url).chat(chat())).await;
         assert_eq!(err, None);
@@ -70,13 +102,25 @@ fn recorded_llamacpp_transcript_replays() {
 #[test]
 fn http_errors_map_to_the_vocabulary() {
     rt().block_on(async {
-        let cases = [(401, ErrorKind::Auth), (429, ErrorKind::RateLimited), (500, ErrorKind::Unavailable), (503, ErrorKind::Unavailable), (400, ErrorKind::Invalid)];
+        let cases = [
+            (401, ErrorKind::Auth),
+            (429, ErrorKind::RateLimited),
+            (500, ErrorKind::Unavailable),
+            (503, ErrorKind::Unavailable),
+            (400, ErrorKind::Invalid),
+        ];
         for (code, kind) in cases {
-            let (text, _, err) = collect(provider("openai", &format!("{}/status/{code}", fault_url())).chat(chat())).await;
+            let (text, _, err) =
+                collect(provider("openai", &format!("{}/status/{code}", fault_url())).chat(chat()))
+                    .await;
             let err = err.unwrap_or_else(|| panic!("{code} gives an error"));
             assert_eq!((err.kind, err.status), (kind, Some(code)), "{err}");
             assert!(text.is_empty());
-            assert!(err.message.starts_with(&format!("HTTP {code}: ")), "{}", err.message);
+            assert!(
+                err.message.starts_with(&format!("HTTP {code}: ")),
+                "{}",
+                err.message
+            );
             if code == 429 {
                 assert_eq!(err.retry_after, Some(Duration::from_secs(7)));
                 assert!(err.to_string().contains("retry after 7 s"));
@@ -88,13 +132,18 @@ fn http_errors_map_to_the_vocabulary() {
 #[test]
 fn malformed_and_cut_streams_are_malformed() {
     rt().block_on(async {
-        let (_, _, err) = collect(provider("openai", &format!("{}/malformed", fault_url())).chat(chat())).await;
+        let (_, _, err) =
+            collect(provider("openai", &format!("{}/malformed", fault_url())).chat(chat())).await;
         assert_eq!(err.unwrap().kind, ErrorKind::Malformed);
-        let (text, _, err) = collect(provider("openai", &format!("{}/cut", fault_url())).chat(chat())).await;
+        let (text, _, err) =
+            collect(provider("openai", &format!("{}/cut", fault_url())).chat(chat())).await;
         assert_eq!(text, "def", "text before the cut is kept");
         // A stream that simply ends without [DONE] is not an error for SSE; a reset is.
         if let Some(e) = err {
-            assert!(matches!(e.kind, ErrorKind::Malformed | ErrorKind::Unavailable), "{e}");
+            assert!(
+                matches!(e.kind, ErrorKind::Malformed | ErrorKind::Unavailable),
+                "{e}"
+            );
         }
     });
 }
@@ -106,7 +155,11 @@ fn server_down_is_unavailable_and_quick() {
         let (_, _, err) = collect(provider("llamacpp", "http://127.0.0.1:9").chat(chat())).await;
         let err = err.unwrap();
         assert_eq!(err.kind, ErrorKind::Unavailable);
-        assert!(err.message.contains("cannot connect to http://127.0.0.1:9"), "{}", err.message);
+        assert!(
+            err.message.contains("cannot connect to http://127.0.0.1:9"),
+            "{}",
+            err.message
+        );
         assert!(t.elapsed() < Duration::from_secs(3));
     });
 }
@@ -116,7 +169,14 @@ fn dropping_a_stream_aborts_the_request_at_the_server() {
     rt().block_on(async {
         let client = providers::http::client();
         let stats = || async {
-            let r = client.get(format!("{}/stats", fault_url())).send().await.unwrap().bytes().await.unwrap();
+            let r = client
+                .get(format!("{}/stats", fault_url()))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             serde_json::from_slice::<serde_json::Value>(&r).unwrap()
         };
         let before = stats().await;
@@ -129,7 +189,10 @@ fn dropping_a_stream_aborts_the_request_at_the_server() {
             if now["aborted"].as_u64() > before["aborted"].as_u64() {
                 break;
             }
-            assert!(Instant::now() < deadline, "server never saw the disconnect: {now}");
+            assert!(
+                Instant::now() < deadline,
+                "server never saw the disconnect: {now}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
@@ -150,10 +213,20 @@ fn ollama_ndjson_chat_and_fim() {
         let p = provider("ollama", &format!("{}/ok", fault_url()));
         let (text, other, err) = collect(p.chat(chat())).await;
         assert_eq!((text.as_str(), err), (REPLY, None));
-        assert_eq!(other, vec![Event::Usage(Usage { input_tokens: 5, output_tokens: 9 }), Event::Finish(FinishReason::Stop)]);
+        assert_eq!(
+            other,
+            vec![
+                Event::Usage(Usage {
+                    input_tokens: 5,
+                    output_tokens: 9
+                }),
+                Event::Finish(FinishReason::Stop)
+            ]
+        );
         let (text, _, err) = collect(p.fim(fim())).await;
         assert_eq!((text.as_str(), err), (REPLY, None));
-        let (_, _, err) = collect(provider("ollama", &format!("{}/status/503", fault_url())).fim(fim())).await;
+        let (_, _, err) =
+            collect(provider("ollama", &format!("{}/status/503", fault_url())).fim(fim())).await;
         assert_eq!(err.unwrap().kind, ErrorKind::Unavailable);
     });
 }
@@ -173,7 +246,10 @@ fn llamacpp_fim_learns_infill_is_missing_and_continues_the_prefix() {
 #[test]
 fn probe_learns_the_model() {
     rt().block_on(async {
-        let cfg = Config::from_value(json!({"providers": {"p": {"kind": "llamacpp", "url": format!("{}/ok", fault_url())}}})).unwrap();
+        let cfg = Config::from_value(
+            json!({"providers": {"p": {"kind": "llamacpp", "url": format!("{}/ok", fault_url())}}}),
+        )
+        .unwrap();
         let p = providers::build(&cfg.providers["p"], None, &providers::http::client());
         assert_eq!(p.info().model(), None);
         let (ok, detail) = zeke::app::providers::probe(p.as_ref()).await;

@@ -83,7 +83,7 @@ function M.on_error(e)
   if e.job == 'complete' then
     require('zeke.inline').on_error(e)
   elseif e.job == 'explain' then
-    if require('zeke.ui').on_error(e) == false then return end
+    require('zeke.ui').on_error(e)
   end
   M.report(e)
 end

@@ -143,7 +143,7 @@ function M.explain(range)
   local id = rpc.next_id()
   E = {
     id = id, buf = buf, win = win, text = '', done = false, title = ' Zeke ', placeholder = true,
-    t0 = uv.hrtime(), retries = 0,
+    t0 = uv.hrtime(),
     params = {
       id = id, buf = src, tick = api.nvim_buf_get_changedtick(src), row = pos[1] - 1, col = pos[2],
       range = range, filetype = vim.bo[src].filetype, path = api.nvim_buf_get_name(src),
@@ -176,21 +176,11 @@ function M.on_explain(p)
   end
 end
 
---- An `error` event for an explain request. Returns false when it was handled by retrying (the
---- user is not told).
+--- An `error` event for an explain request. Returns true when the event was for this float.
 ---@param e table
 ---@return boolean
 function M.on_error(e)
   if not E or (e.id ~= nil and e.id ~= E.id) or E.done then return true end
-  -- A buffer attached just now may not be mirrored yet when `explain` arrives: ask again shortly.
-  if e.kind == 'invalid' and tostring(e.message):find('not attached', 1, true) and E.retries < 5 then
-    E.retries = E.retries + 1
-    local id = E.id
-    vim.defer_fn(function()
-      if E and E.id == id and not E.done then rpc.notify('explain', E.params) end
-    end, 40 * E.retries)
-    return false
-  end
   E.done = true
   E.error = tostring(e.message or e.kind or 'error')
   E.done_ms = ms_since(E.t0)

@@ -40,7 +40,13 @@ pub async fn complete(app: Arc<App>, p: CompleteParams, text: BufferText, sink: 
     let result = tokio::time::timeout(timeout, run(&app, &p, &text, &sink)).await;
     let outcome = match result {
         Ok(r) => r,
-        Err(_) => Err(ProviderError::new(ErrorKind::Timeout, format!("no completion within {} ms (completion.timeout_ms)", timeout.as_millis()))),
+        Err(_) => Err(ProviderError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no completion within {} ms (completion.timeout_ms)",
+                timeout.as_millis()
+            ),
+        )),
     };
     match outcome {
         Ok(()) => Stats::bump(&app.stats.completions_finished, 1),
@@ -48,27 +54,57 @@ pub async fn complete(app: Arc<App>, p: CompleteParams, text: BufferText, sink: 
             Stats::bump(&app.stats.completions_failed, 1);
             let provider = setup.selected(Job::Complete).map(|s| s.name);
             tracing::warn!(id = p.id, %error, "completion failed");
-            let _ = sink.send(UiEvent::Error { id: Some(p.id), job: Job::Complete, error, provider });
+            let _ = sink.send(UiEvent::Error {
+                id: Some(p.id),
+                job: Job::Complete,
+                error,
+                provider,
+            });
         }
     }
 }
 
-async fn run(app: &App, p: &CompleteParams, text: &BufferText, sink: &Sink) -> Result<(), ProviderError> {
+async fn run(
+    app: &App,
+    p: &CompleteParams,
+    text: &BufferText,
+    sink: &Sink,
+) -> Result<(), ProviderError> {
     let setup = app.setup();
     let cfg = &setup.config.completion;
     let Some(ctx) = fim_context(text, p.row, p.col, cfg.max_context_tokens) else {
-        return Err(ProviderError::new(ErrorKind::Invalid, format!("cursor row {} is outside the buffer ({} lines)", p.row, text.line_count())));
+        return Err(ProviderError::new(
+            ErrorKind::Invalid,
+            format!(
+                "cursor row {} is outside the buffer ({} lines)",
+                p.row,
+                text.line_count()
+            ),
+        ));
     };
     let single_line = !ctx.line_after.trim().is_empty();
-    let next_line = ctx.suffix.split('\n').skip(1).find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-    let limits = Shape { max_lines: cfg.max_lines, single_line };
+    let next_line = ctx
+        .suffix
+        .split('\n')
+        .skip(1)
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string();
+    let limits = Shape {
+        max_lines: cfg.max_lines,
+        single_line,
+    };
     let req = FimRequest {
         prefix: ctx.prefix,
         suffix: ctx.suffix,
         language: p.filetype.clone(),
         path: p.path.clone(),
         max_tokens: cfg.max_tokens,
-        stop: if single_line { vec!["\n".into()] } else { vec!["\n\n\n".into()] },
+        stop: if single_line {
+            vec!["\n".into()]
+        } else {
+            vec!["\n\n\n".into()]
+        },
     };
     let provider = setup.provider(Job::Complete).await?;
     let sent = Instant::now();
@@ -100,15 +136,28 @@ async fn run(app: &App, p: &CompleteParams, text: &BufferText, sink: &Sink) -> R
                 }
                 let lines = raw.split('\n').count();
                 // stop reading once the shaped text can no longer grow
-                if (single_line && lines > 1) || lines > limits.max_lines + 1 || (lines > 2 && shown.split('\n').count() < lines - 1) {
+                if (single_line && lines > 1)
+                    || lines > limits.max_lines + 1
+                    || (lines > 2 && shown.split('\n').count() < lines - 1)
+                {
                     break; // enough: dropping the stream closes the connection
                 }
             }
-            Event::Usage(u) => tracing::debug!(id = p.id, input = u.input_tokens, output = u.output_tokens, "usage"),
+            Event::Usage(u) => tracing::debug!(
+                id = p.id,
+                input = u.input_tokens,
+                output = u.output_tokens,
+                "usage"
+            ),
             Event::Finish(_) => {}
         }
     }
-    tracing::debug!(id = p.id, chars = shown.len(), ms = p.received.elapsed().as_secs_f64() * 1e3, "completion done");
+    tracing::debug!(
+        id = p.id,
+        chars = shown.len(),
+        ms = p.received.elapsed().as_secs_f64() * 1e3,
+        "completion done"
+    );
     let _ = sink.send(event(&shown, true, None));
     Ok(())
 }

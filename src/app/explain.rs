@@ -61,19 +61,35 @@ pub async fn explain(app: Arc<App>, p: ExplainParams, text: BufferText, sink: Si
     let timeout = setup.config.explain.timeout;
     let outcome = match tokio::time::timeout(timeout, run(&app, &p, text, &sink)).await {
         Ok(r) => r,
-        Err(_) => Err(ProviderError::new(ErrorKind::Timeout, format!("no complete explanation within {} ms (explain.timeout_ms)", timeout.as_millis()))),
+        Err(_) => Err(ProviderError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no complete explanation within {} ms (explain.timeout_ms)",
+                timeout.as_millis()
+            ),
+        )),
     };
     match outcome {
         Ok(()) => Stats::bump(&app.stats.explains_finished, 1),
         Err(error) => {
             tracing::warn!(id = p.id, %error, "explain failed");
             let provider = setup.selected(Job::Explain).map(|s| s.name);
-            let _ = sink.send(UiEvent::Error { id: Some(p.id), job: Job::Explain, error, provider });
+            let _ = sink.send(UiEvent::Error {
+                id: Some(p.id),
+                job: Job::Explain,
+                error,
+                provider,
+            });
         }
     }
 }
 
-async fn run(app: &App, p: &ExplainParams, text: BufferText, sink: &Sink) -> Result<(), ProviderError> {
+async fn run(
+    app: &App,
+    p: &ExplainParams,
+    text: BufferText,
+    sink: &Sink,
+) -> Result<(), ProviderError> {
     let setup = app.setup();
     let pp = p.clone();
     // tree-sitter parsing is CPU work: keep it off the async workers.
@@ -84,28 +100,64 @@ async fn run(app: &App, p: &ExplainParams, text: BufferText, sink: &Sink) -> Res
     .await
     .ok()
     .flatten()
-    .ok_or_else(|| ProviderError::new(ErrorKind::Invalid, "nothing to explain here (empty buffer or range outside it)"))?;
+    .ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Invalid,
+            "nothing to explain here (empty buffer or range outside it)",
+        )
+    })?;
     let mut code = code;
     if code.len() > MAX_CODE_BYTES {
         let cut = crate::core::text::floor_char_boundary(&code, MAX_CODE_BYTES);
         code.truncate(cut);
         code.push_str("\n… (truncated)");
     }
-    let req = prompt::explain(&ExplainInput { code: &code, language: &p.filetype, path: &p.path, start_row: range.0, end_row: range.1 }, setup.config.explain.max_tokens);
+    let req = prompt::explain(
+        &ExplainInput {
+            code: &code,
+            language: &p.filetype,
+            path: &p.path,
+            start_row: range.0,
+            end_row: range.1,
+        },
+        setup.config.explain.max_tokens,
+    );
     let provider = setup.provider(Job::Explain).await?;
     let name = provider.info().name.clone();
-    let model = || provider.info().model_label().unwrap_or_else(|| "server default".into());
+    let model = || {
+        provider
+            .info()
+            .model_label()
+            .unwrap_or_else(|| "server default".into())
+    };
     let mut stream = provider.chat(req);
     let mut sent_any = false;
     while let Some(ev) = stream.next().await {
         if let Event::Text(delta) = ev? {
             sent_any = true;
-            let _ = sink.send(UiEvent::Explain { id: p.id, delta, done: false, provider: name.clone(), model: model(), range });
+            let _ = sink.send(UiEvent::Explain {
+                id: p.id,
+                delta,
+                done: false,
+                provider: name.clone(),
+                model: model(),
+                range,
+            });
         }
     }
     if !sent_any {
-        return Err(ProviderError::new(ErrorKind::Malformed, "the model returned an empty explanation"));
+        return Err(ProviderError::new(
+            ErrorKind::Malformed,
+            "the model returned an empty explanation",
+        ));
     }
-    let _ = sink.send(UiEvent::Explain { id: p.id, delta: String::new(), done: true, provider: name, model: model(), range });
+    let _ = sink.send(UiEvent::Explain {
+        id: p.id,
+        delta: String::new(),
+        done: true,
+        provider: name,
+        model: model(),
+        range,
+    });
     Ok(())
 }

@@ -61,30 +61,71 @@ pub struct ProviderSet {
 
 impl ProviderSet {
     pub fn new(config: Config, client: reqwest::Client, detection: Option<Detection>) -> Self {
-        let mut entries: BTreeMap<String, Entry> =
-            config.providers.iter().map(|(n, c)| (n.clone(), Entry { cfg: c.clone(), built: OnceCell::new() })).collect();
+        let mut entries: BTreeMap<String, Entry> = config
+            .providers
+            .iter()
+            .map(|(n, c)| {
+                (
+                    n.clone(),
+                    Entry {
+                        cfg: c.clone(),
+                        built: OnceCell::new(),
+                    },
+                )
+            })
+            .collect();
         if entries.is_empty() {
-            let chosen = detection.as_ref().map(|d| d.chosen.clone()).unwrap_or_else(|| local_default(ProviderKind::Llamacpp));
-            entries.insert(chosen.name.clone(), Entry { cfg: chosen, built: OnceCell::new() });
+            let chosen = detection
+                .as_ref()
+                .map(|d| d.chosen.clone())
+                .unwrap_or_else(|| local_default(ProviderKind::Llamacpp));
+            entries.insert(
+                chosen.name.clone(),
+                Entry {
+                    cfg: chosen,
+                    built: OnceCell::new(),
+                },
+            );
         }
-        ProviderSet { config, detection, entries, client }
+        ProviderSet {
+            config,
+            detection,
+            entries,
+            client,
+        }
     }
 
     /// The name of the provider that answers `job`: the one the config names, else the only (or
     /// first, by name) configured provider.
     pub fn name_for(&self, job: Job) -> &str {
         let named = match job {
-            Job::Explain => self.config.explain.provider.as_deref().or(self.config.completion.provider.as_deref()),
+            Job::Explain => self.config.explain.provider.as_deref().or(self
+                .config
+                .completion
+                .provider
+                .as_deref()),
             _ => self.config.completion.provider.as_deref(),
         };
-        named.filter(|n| self.entries.contains_key(*n)).unwrap_or_else(|| self.entries.keys().next().map(String::as_str).unwrap_or(""))
+        named
+            .filter(|n| self.entries.contains_key(*n))
+            .unwrap_or_else(|| self.entries.keys().next().map(String::as_str).unwrap_or(""))
     }
 
     /// Name, kind, URL and (known) model of the provider for `job`.
     pub fn selected(&self, job: Job) -> Option<Selected> {
         let e = self.entries.get(self.name_for(job))?;
-        let model = e.built.get().and_then(|p| p.info().model_label()).or_else(|| e.cfg.model.clone()).map(|m| providers::label(&m));
-        Some(Selected { name: e.cfg.name.clone(), kind: e.cfg.kind, url: e.cfg.url.clone(), model })
+        let model = e
+            .built
+            .get()
+            .and_then(|p| p.info().model_label())
+            .or_else(|| e.cfg.model.clone())
+            .map(|m| providers::label(&m));
+        Some(Selected {
+            name: e.cfg.name.clone(),
+            kind: e.cfg.kind,
+            url: e.cfg.url.clone(),
+            model,
+        })
     }
 
     /// The provider for `job`, built on first use. Fails with `ErrorKind::Auth` when a provider
@@ -95,13 +136,22 @@ impl ProviderSet {
     }
 
     async fn by_name(&self, name: &str) -> Result<Arc<dyn Provider>, ProviderError> {
-        let entry = self.entries.get(name).ok_or_else(|| ProviderError::new(ErrorKind::Invalid, format!("no provider named {name:?}")))?;
+        let entry = self.entries.get(name).ok_or_else(|| {
+            ProviderError::new(ErrorKind::Invalid, format!("no provider named {name:?}"))
+        })?;
         entry
             .built
             .get_or_try_init(|| async {
                 let key = resolve_key(&entry.cfg).await?;
                 if key.is_none() && entry.cfg.kind.needs_key() {
-                    return Err(ProviderError::new(ErrorKind::Auth, format!("provider {:?} needs an API key: {}", entry.cfg.name, key_hint(&entry.cfg.key))));
+                    return Err(ProviderError::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "provider {:?} needs an API key: {}",
+                            entry.cfg.name,
+                            key_hint(&entry.cfg.key)
+                        ),
+                    ));
                 }
                 Ok(providers::build(&entry.cfg, key, &self.client))
             })
@@ -131,8 +181,23 @@ impl ProviderSet {
                 Err(err) => (false, err.to_string()),
                 Ok(p) => probe(p.as_ref()).await,
             };
-            let model = self.entries.get(&e.cfg.name).and_then(|e| e.built.get()).and_then(|p| p.info().model_label()).or(e.cfg.model.clone());
-            ProviderHealth { selected: Selected { name: e.cfg.name.clone(), kind: e.cfg.kind, url: e.cfg.url.clone(), model }, reachable, detail, key }
+            let model = self
+                .entries
+                .get(&e.cfg.name)
+                .and_then(|e| e.built.get())
+                .and_then(|p| p.info().model_label())
+                .or(e.cfg.model.clone());
+            ProviderHealth {
+                selected: Selected {
+                    name: e.cfg.name.clone(),
+                    kind: e.cfg.kind,
+                    url: e.cfg.url.clone(),
+                    model,
+                },
+                reachable,
+                detail,
+                key,
+            }
         });
         futures_util::future::join_all(checks).await
     }
@@ -147,8 +212,18 @@ pub async fn probe(p: &dyn Provider) -> (bool, String) {
         Ok(Some(Err(e))) => (false, e.to_string()),
         Ok(Some(Ok(model))) => {
             p.info().learn_model(&model);
-            let m = p.info().model_label().unwrap_or_else(|| "server default".into());
-            (true, format!("{} answers at {} (model {m})", p.info().kind.as_str(), p.info().url))
+            let m = p
+                .info()
+                .model_label()
+                .unwrap_or_else(|| "server default".into());
+            (
+                true,
+                format!(
+                    "{} answers at {} (model {m})",
+                    p.info().kind.as_str(),
+                    p.info().url
+                ),
+            )
         }
     }
 }
@@ -164,18 +239,37 @@ fn key_hint(key: &KeySource) -> String {
 async fn resolve_key(cfg: &ProviderConfig) -> Result<Option<Secret>, ProviderError> {
     match &cfg.key {
         KeySource::None => Ok(None),
-        KeySource::Env(var) => Ok(std::env::var(var).ok().filter(|v| !v.trim().is_empty()).map(|v| Secret::new(v.trim().to_string()))),
+        KeySource::Env(var) => Ok(std::env::var(var)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::new(v.trim().to_string()))),
         KeySource::Cmd(line) => {
             let out = crate::sys::run_shell(line, KEY_CMD_TIMEOUT)
                 .await
-                .map_err(|e| ProviderError::new(ErrorKind::Auth, format!("providers.{}.api_key_cmd: {e}", cfg.name)))?;
+                .map_err(|e| {
+                    ProviderError::new(
+                        ErrorKind::Auth,
+                        format!("providers.{}.api_key_cmd: {e}", cfg.name),
+                    )
+                })?;
             if out.status != Some(0) {
                 return Err(ProviderError::new(
                     ErrorKind::Auth,
-                    format!("providers.{}.api_key_cmd exited with {:?}: {}", cfg.name, out.status, out.stderr.lines().next().unwrap_or("")),
+                    format!(
+                        "providers.{}.api_key_cmd exited with {:?}: {}",
+                        cfg.name,
+                        out.status,
+                        out.stderr.lines().next().unwrap_or("")
+                    ),
                 ));
             }
-            Ok(out.stdout.lines().next().map(str::trim).filter(|k| !k.is_empty()).map(|k| Secret::new(k.to_string())))
+            Ok(out
+                .stdout
+                .lines()
+                .next()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(k.to_string())))
         }
     }
 }
@@ -199,14 +293,32 @@ pub async fn detect_local(client: &reqwest::Client) -> Detection {
     let ollama = local_default(ProviderKind::Ollama);
     let check = |url: String| {
         let client = client.clone();
-        async move { http::get(&client, &url, http::headers(&[], None), DETECT_TIMEOUT).await.is_ok() }
+        async move {
+            http::get(&client, &url, http::headers(&[], None), DETECT_TIMEOUT)
+                .await
+                .is_ok()
+        }
     };
-    let (l, o) = tokio::join!(check(format!("{}/health", llama.url)), check(format!("{}/api/tags", ollama.url)));
+    let (l, o) = tokio::join!(
+        check(format!("{}/health", llama.url)),
+        check(format!("{}/api/tags", ollama.url))
+    );
     match (l, o) {
-        (true, _) => Detection { detail: format!("found llama-server at {}", llama.url), chosen: llama, reachable: true },
-        (false, true) => Detection { detail: format!("found Ollama at {}", ollama.url), chosen: ollama, reachable: true },
+        (true, _) => Detection {
+            detail: format!("found llama-server at {}", llama.url),
+            chosen: llama,
+            reachable: true,
+        },
+        (false, true) => Detection {
+            detail: format!("found Ollama at {}", ollama.url),
+            chosen: ollama,
+            reachable: true,
+        },
         (false, false) => Detection {
-            detail: format!("no local server found (tried llama-server at {} and Ollama at {}); configure [providers]", llama.url, ollama.url),
+            detail: format!(
+                "no local server found (tried llama-server at {} and Ollama at {}); configure [providers]",
+                llama.url, ollama.url
+            ),
             chosen: llama,
             reachable: false,
         },

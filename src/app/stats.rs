@@ -41,7 +41,11 @@ impl Stats {
 
     /// Records the first delivery of a completion.
     pub fn record_first(&self, ttft_ms: f64, overhead_ms: f64) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Latency { ttft_ms, total_ms: ttft_ms, overhead_ms });
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Latency {
+            ttft_ms,
+            total_ms: ttft_ms,
+            overhead_ms,
+        });
     }
 
     /// Records the final delivery of a completion.

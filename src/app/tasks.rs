@@ -40,17 +40,33 @@ pub struct Tasks {
 impl Tasks {
     /// Spawns `fut` as job (kind, id). With `exclusive`, every other job of the same kind is aborted
     /// first. Returns how many running jobs were aborted.
-    pub fn spawn<F>(self: &std::sync::Arc<Self>, kind: Job, id: u64, exclusive: bool, fut: F) -> usize
+    pub fn spawn<F>(
+        self: &std::sync::Arc<Self>,
+        kind: Job,
+        id: u64,
+        exclusive: bool,
+        fut: F,
+    ) -> usize
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let aborted = if exclusive { self.cancel(kind, None) } else { 0 };
+        let aborted = if exclusive {
+            self.cancel(kind, None)
+        } else {
+            0
+        };
         let me = self.clone();
         let handle = tokio::spawn(async move {
             fut.await;
-            me.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(kind, id));
+            me.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(kind, id));
         });
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert((kind, id), handle.abort_handle());
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((kind, id), handle.abort_handle());
         aborted
     }
 
@@ -58,7 +74,11 @@ impl Tasks {
     /// still running.
     pub fn cancel(&self, kind: Job, id: Option<u64>) -> usize {
         let mut map = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let keys: Vec<(Job, u64)> = map.keys().filter(|(k, i)| *k == kind && id.is_none_or(|id| id == *i)).copied().collect();
+        let keys: Vec<(Job, u64)> = map
+            .keys()
+            .filter(|(k, i)| *k == kind && id.is_none_or(|id| id == *i))
+            .copied()
+            .collect();
         let mut n = 0;
         for key in keys {
             if let Some(h) = map.remove(&key) {
@@ -83,6 +103,11 @@ impl Tasks {
 
     /// Number of jobs of `kind` running.
     pub fn running(&self, kind: Job) -> usize {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|((k, _), h)| *k == kind && !h.is_finished()).count()
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|((k, _), h)| *k == kind && !h.is_finished())
+            .count()
     }
 }

@@ -29,7 +29,12 @@ pub struct FimContext {
 
 /// Builds the context at (row, byte col), 0-based as Neovim reports the cursor (`col` clamped to the
 /// line and to a char boundary). Returns `None` when `row` is past the end of the buffer.
-pub fn fim_context(text: &BufferText, row: usize, col: usize, budget_tokens: usize) -> Option<FimContext> {
+pub fn fim_context(
+    text: &BufferText,
+    row: usize,
+    col: usize,
+    budget_tokens: usize,
+) -> Option<FimContext> {
     let line = text.line(row)?;
     let col = floor_char_boundary(&line, col);
     let (before, after) = line.split_at(col);
@@ -69,7 +74,14 @@ pub fn fim_context(text: &BufferText, row: usize, col: usize, budget_tokens: usi
         suffix.push_str(&l);
         last_row += 1;
     }
-    Some(FimContext { prefix, suffix, line_before: before.to_string(), line_after: after.to_string(), first_row, last_row })
+    Some(FimContext {
+        prefix,
+        suffix,
+        line_before: before.to_string(),
+        line_after: after.to_string(),
+        first_row,
+        last_row,
+    })
 }
 
 #[cfg(test)]
@@ -106,7 +118,11 @@ mod tests {
         let c = fim_context(&t, 50, 4, 16).unwrap();
         assert!(c.prefix.len() <= 48, "{}", c.prefix.len());
         assert!(c.prefix.len() + c.suffix.len() <= 64);
-        assert!(c.prefix.starts_with("line "), "prefix starts at a line boundary: {:?}", c.prefix);
+        assert!(
+            c.prefix.starts_with("line "),
+            "prefix starts at a line boundary: {:?}",
+            c.prefix
+        );
         assert!(c.prefix.ends_with("\nline"));
         assert_eq!(c.first_row, 45);
         assert!(c.suffix.starts_with(" 50\nline 51"));

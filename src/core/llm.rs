@@ -34,13 +34,22 @@ pub struct Message {
 
 impl Message {
     pub fn system(content: impl Into<String>) -> Self {
-        Message { role: Role::System, content: content.into() }
+        Message {
+            role: Role::System,
+            content: content.into(),
+        }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Message { role: Role::User, content: content.into() }
+        Message {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: content.into() }
+        Message {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -128,7 +137,13 @@ impl ErrorKind {
 
     /// Whether retrying the same request later can succeed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::Timeout | ErrorKind::Unavailable)
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Overloaded
+                | ErrorKind::Timeout
+                | ErrorKind::Unavailable
+        )
     }
 }
 
@@ -144,16 +159,28 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProviderError { kind, status: None, retry_after: None, message: message.into() }
+        ProviderError {
+            kind,
+            status: None,
+            retry_after: None,
+            message: message.into(),
+        }
     }
 
     /// Classifies an HTTP error answer. `body` is the (possibly truncated) response body, used to
     /// tell context-window and overload errors from other 4xx/5xx.
     pub fn from_status(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
         let lower = body.to_ascii_lowercase();
-        let context = ["context_length_exceeded", "context length", "context window", "exceeds the available context", "prompt is too long", "too many tokens"]
-            .iter()
-            .any(|n| lower.contains(n));
+        let context = [
+            "context_length_exceeded",
+            "context length",
+            "context window",
+            "exceeds the available context",
+            "prompt is too long",
+            "too many tokens",
+        ]
+        .iter()
+        .any(|n| lower.contains(n));
         let kind = match status {
             401 | 403 => ErrorKind::Auth,
             429 => ErrorKind::RateLimited,
@@ -166,8 +193,17 @@ impl ProviderError {
             _ => ErrorKind::Unavailable,
         };
         let detail = summarize_body(body);
-        let message = if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") };
-        ProviderError { kind, status: Some(status), retry_after, message }
+        let message = if detail.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {detail}")
+        };
+        ProviderError {
+            kind,
+            status: Some(status),
+            retry_after,
+            message,
+        }
     }
 }
 
@@ -227,19 +263,35 @@ mod tests {
         assert_eq!(k(401, ""), ErrorKind::Auth);
         assert_eq!(k(429, ""), ErrorKind::RateLimited);
         assert_eq!(k(529, ""), ErrorKind::Overloaded);
-        assert_eq!(k(503, "{\"error\":{\"type\":\"overloaded_error\"}}"), ErrorKind::Overloaded);
+        assert_eq!(
+            k(503, "{\"error\":{\"type\":\"overloaded_error\"}}"),
+            ErrorKind::Overloaded
+        );
         assert_eq!(k(503, "busy"), ErrorKind::Unavailable);
-        assert_eq!(k(400, "{\"error\":{\"code\":\"context_length_exceeded\"}}"), ErrorKind::ContextTooLarge);
-        assert_eq!(k(400, "the request exceeds the available context size"), ErrorKind::ContextTooLarge);
+        assert_eq!(
+            k(400, "{\"error\":{\"code\":\"context_length_exceeded\"}}"),
+            ErrorKind::ContextTooLarge
+        );
+        assert_eq!(
+            k(400, "the request exceeds the available context size"),
+            ErrorKind::ContextTooLarge
+        );
         assert_eq!(k(400, "bad"), ErrorKind::Invalid);
-        assert_eq!(k(501, "Infill is not supported by this model"), ErrorKind::Invalid);
+        assert_eq!(
+            k(501, "Infill is not supported by this model"),
+            ErrorKind::Invalid
+        );
         assert_eq!(k(500, ""), ErrorKind::Unavailable);
         assert_eq!(k(504, ""), ErrorKind::Timeout);
     }
 
     #[test]
     fn message_prefers_json_message() {
-        let e = ProviderError::from_status(401, None, r#"{"error":{"message":"Incorrect API key \"sk\" provided","type":"invalid_request_error"}}"#);
+        let e = ProviderError::from_status(
+            401,
+            None,
+            r#"{"error":{"message":"Incorrect API key \"sk\" provided","type":"invalid_request_error"}}"#,
+        );
         assert_eq!(e.message, "HTTP 401: Incorrect API key \"sk\" provided");
         let e = ProviderError::from_status(500, None, "  upstream\n  exploded ");
         assert_eq!(e.message, "HTTP 500: upstream exploded");

@@ -18,7 +18,13 @@ pub struct Shape {
 /// cursor. A multi-line suggestion ends at its first blank line (one block at a time) and before a
 /// line that repeats `next_line` (models often re-emit the closing brace that already follows).
 /// Returns the empty string when nothing is worth showing yet.
-pub fn shape(raw: &str, line_before: &str, line_after: &str, next_line: &str, shape: Shape) -> String {
+pub fn shape(
+    raw: &str,
+    line_before: &str,
+    line_after: &str,
+    next_line: &str,
+    shape: Shape,
+) -> String {
     let mut text = strip_fences(raw);
     // A chat model often repeats the current line before continuing it.
     let echo = line_before.trim_start();
@@ -31,13 +37,21 @@ pub fn shape(raw: &str, line_before: &str, line_after: &str, next_line: &str, sh
     // At the start of a blank line, leading newlines are noise.
     if line_before.trim().is_empty() {
         text = text.trim_start_matches('\n').to_string();
+        // After indentation only, a model that restates the indentation would double it.
+        let ws = text.len() - text.trim_start_matches([' ', '\t']).len();
+        text.drain(..ws.min(line_before.len()));
     }
     let single = shape.single_line || !line_after.trim().is_empty();
     let mut lines: Vec<&str> = text.split('\n').collect();
     let limit = if single { 1 } else { shape.max_lines.max(1) };
     lines.truncate(limit);
     let next = next_line.trim_end();
-    if let Some(i) = lines.iter().enumerate().skip(1).position(|(_, l)| l.trim().is_empty() || (!next.is_empty() && l.trim_end() == next)) {
+    if let Some(i) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .position(|(_, l)| l.trim().is_empty() || (!next.is_empty() && l.trim_end() == next))
+    {
         lines.truncate(i + 1);
     }
     let mut out = lines.join("\n");
@@ -81,18 +95,36 @@ fn strip_fences(raw: &str) -> String {
 mod tests {
     use super::*;
 
-    const MULTI: Shape = Shape { max_lines: 8, single_line: false };
+    const MULTI: Shape = Shape {
+        max_lines: 8,
+        single_line: false,
+    };
 
     #[test]
     fn plain_continuation() {
-        assert_eq!(shape("in() {\n    1\n}", "fn ma", "", "", MULTI), "in() {\n    1\n}");
+        assert_eq!(
+            shape("in() {\n    1\n}", "fn ma", "", "", MULTI),
+            "in() {\n    1\n}"
+        );
     }
 
     #[test]
     fn fences_and_echo() {
-        assert_eq!(shape("```rust\nfn main() {}\n```\nExplanation", "fn ma", "", "", MULTI), "in() {}");
+        assert_eq!(
+            shape(
+                "```rust\nfn main() {}\n```\nExplanation",
+                "fn ma",
+                "",
+                "",
+                MULTI
+            ),
+            "in() {}"
+        );
         assert_eq!(shape("```rus", "x", "", "", MULTI), "");
-        assert_eq!(shape("```rust\n    let y = 2;", "    let", "", "", MULTI), " y = 2;");
+        assert_eq!(
+            shape("```rust\n    let y = 2;", "    let", "", "", MULTI),
+            " y = 2;"
+        );
     }
 
     #[test]
@@ -103,14 +135,56 @@ mod tests {
 
     #[test]
     fn one_block_and_no_repeat_of_the_next_line() {
-        assert_eq!(shape(" return a + b;\n}\n\nconst x = 1;", "    ", "", "}", MULTI), " return a + b;");
-        assert_eq!(shape("if x {\n        y\n    }\n\nfn z() {}", "    ", "", "}", MULTI), "if x {\n        y\n    }");
+        assert_eq!(
+            shape(" return a + b;\n}\n\nconst x = 1;", "    ", "", "}", MULTI),
+            "return a + b;"
+        );
+        assert_eq!(
+            shape(
+                "if x {\n        y\n    }\n\nfn z() {}",
+                "    ",
+                "",
+                "}",
+                MULTI
+            ),
+            "if x {\n        y\n    }"
+        );
         assert_eq!(shape("a\n\nb", "", "", "", MULTI), "a");
     }
 
     #[test]
+    fn indentation_is_not_doubled_after_indentation_only() {
+        assert_eq!(
+            shape("    let y = 2;\n    z", "    ", "", "", MULTI),
+            "let y = 2;\n    z"
+        );
+        assert_eq!(
+            shape("\n\t\tx", "\t", "", "", MULTI),
+            "\tx",
+            "only as much as the cursor's indentation"
+        );
+        assert_eq!(
+            shape("  x", "", "", "", MULTI),
+            "  x",
+            "at column 0 the model's indentation stands"
+        );
+    }
+
+    #[test]
     fn limits_lines_and_whitespace() {
-        assert_eq!(shape("a\nb\nc", "", "", "", Shape { max_lines: 2, single_line: false }), "a\nb");
+        assert_eq!(
+            shape(
+                "a\nb\nc",
+                "",
+                "",
+                "",
+                Shape {
+                    max_lines: 2,
+                    single_line: false
+                }
+            ),
+            "a\nb"
+        );
         assert_eq!(shape("\n\n  x  \n", "", "", "", MULTI), "  x");
         assert_eq!(shape("   \n ", "y", "", "", MULTI), "");
     }

@@ -6,12 +6,25 @@
 
 use tree_sitter::{Language, Node, Parser, Point};
 
-fn language(filetype: &str) -> Option<(Language, &'static [&'static str], &'static [&'static str])> {
+fn language(
+    filetype: &str,
+) -> Option<(Language, &'static [&'static str], &'static [&'static str])> {
     match filetype {
         "rust" => Some((
             tree_sitter_rust::LANGUAGE.into(),
-            &["function_item", "function_signature_item", "closure_expression"],
-            &["impl_item", "trait_item", "struct_item", "enum_item", "mod_item", "macro_definition"],
+            &[
+                "function_item",
+                "function_signature_item",
+                "closure_expression",
+            ],
+            &[
+                "impl_item",
+                "trait_item",
+                "struct_item",
+                "enum_item",
+                "mod_item",
+                "macro_definition",
+            ],
         )),
         _ => None,
     }
@@ -24,7 +37,12 @@ pub fn has_grammar(filetype: &str) -> bool {
 
 /// Rows (0-based, end inclusive) of the innermost function around (row, byte col) in `source`, or
 /// else the innermost item (impl, trait, struct, …); `None` without a grammar or an enclosing item.
-pub fn enclosing_item(filetype: &str, source: &str, row: usize, col: usize) -> Option<(usize, usize)> {
+pub fn enclosing_item(
+    filetype: &str,
+    source: &str,
+    row: usize,
+    col: usize,
+) -> Option<(usize, usize)> {
     let (lang, functions, items) = language(filetype)?;
     let mut parser = Parser::new();
     parser.set_language(&lang).ok()?;

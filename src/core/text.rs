@@ -11,14 +11,25 @@ use ropey::Rope;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextError {
     /// `first..last` is not a range of existing lines.
-    OutOfRange { first: usize, last: usize, line_count: usize },
+    OutOfRange {
+        first: usize,
+        last: usize,
+        line_count: usize,
+    },
 }
 
 impl std::fmt::Display for TextError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TextError::OutOfRange { first, last, line_count } => {
-                write!(f, "line range {first}..{last} outside a buffer of {line_count} lines")
+            TextError::OutOfRange {
+                first,
+                last,
+                line_count,
+            } => {
+                write!(
+                    f,
+                    "line range {first}..{last} outside a buffer of {line_count} lines"
+                )
             }
         }
     }
@@ -45,11 +56,20 @@ impl BufferText {
 
     /// Replaces lines `first..last` (end exclusive; `None` = to the end) with `lines`, exactly as an
     /// `nvim_buf_lines_event(firstline, lastline, linedata)` describes (`lastline == -1` → `None`).
-    pub fn replace_lines<S: AsRef<str>>(&mut self, first: usize, last: Option<usize>, lines: &[S]) -> Result<(), TextError> {
+    pub fn replace_lines<S: AsRef<str>>(
+        &mut self,
+        first: usize,
+        last: Option<usize>,
+        lines: &[S],
+    ) -> Result<(), TextError> {
         let count = self.line_count();
         let last = last.unwrap_or(count);
         if first > last || last > count {
-            return Err(TextError::OutOfRange { first, last, line_count: count });
+            return Err(TextError::OutOfRange {
+                first,
+                last,
+                line_count: count,
+            });
         }
         let start = self.rope.line_to_char(first);
         let end = self.rope.line_to_char(last);
@@ -75,7 +95,10 @@ impl BufferText {
             return String::new();
         }
         let end = end.min(count - 1);
-        let mut s = self.rope.slice(self.rope.line_to_char(start)..self.rope.line_to_char(end + 1)).to_string();
+        let mut s = self
+            .rope
+            .slice(self.rope.line_to_char(start)..self.rope.line_to_char(end + 1))
+            .to_string();
         s.pop();
         s
     }
@@ -136,7 +159,14 @@ mod tests {
         t.replace_lines(0, None, &["only"]).unwrap();
         assert_eq!(t.line(0).as_deref(), Some("only"));
         assert_eq!(t.line(1), None);
-        assert_eq!(t.replace_lines(3, Some(4), &["z"]), Err(TextError::OutOfRange { first: 3, last: 4, line_count: 1 }));
+        assert_eq!(
+            t.replace_lines(3, Some(4), &["z"]),
+            Err(TextError::OutOfRange {
+                first: 3,
+                last: 4,
+                line_count: 1
+            })
+        );
     }
 
     #[test]

@@ -23,6 +23,24 @@ use crate::nvim::{Nvim, Out};
 
 type Writer = tokio_util::compat::Compat<Out>;
 
+/// How long a request for a buffer attached just now waits for its first lines event.
+const FIRST_MIRROR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The `done` event with no text that ends a completion request which produced nothing.
+fn empty_completion(p: &crate::app::complete::CompleteParams) -> UiEvent {
+    UiEvent::Completion {
+        id: p.id,
+        buf: p.buf,
+        tick: p.tick,
+        row: p.row,
+        col: p.col,
+        text: String::new(),
+        done: true,
+        received: p.received,
+        provider_ttft: None,
+    }
+}
+
 #[derive(Clone)]
 pub struct NvimHandler {
     app: Arc<App>,
@@ -32,12 +50,21 @@ pub struct NvimHandler {
 
 impl NvimHandler {
     pub fn new(app: Arc<App>, sink: Sink) -> Self {
-        NvimHandler { app, buffers: Arc::new(Buffers::default()), sink }
+        NvimHandler {
+            app,
+            buffers: Arc::new(Buffers::default()),
+            sink,
+        }
     }
 
     fn rpc_error(&self, id: Option<u64>, job: Job, message: String) {
         tracing::warn!(%message, "bad notification");
-        let _ = self.sink.send(UiEvent::Error { id, job, error: ProviderError::new(ErrorKind::Invalid, message), provider: None });
+        let _ = self.sink.send(UiEvent::Error {
+            id,
+            job,
+            error: ProviderError::new(ErrorKind::Invalid, message),
+            provider: None,
+        });
     }
 
     fn attach(&self, buf: i64, nvim: Nvim) {
@@ -46,7 +73,10 @@ impl NvimHandler {
         }
         tokio::spawn(async move {
             let opts = Value::Map(vec![]);
-            match nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), opts]).await {
+            match nvim
+                .call("nvim_buf_attach", vec![buf.into(), true.into(), opts])
+                .await
+            {
                 Ok(Ok(Value::Boolean(true))) => tracing::debug!(buf, "attached"),
                 other => tracing::warn!(buf, ?other, "nvim_buf_attach failed"),
             }
@@ -56,19 +86,34 @@ impl NvimHandler {
     fn resync(&self, buf: i64, nvim: Nvim) {
         tokio::spawn(async move {
             let _ = nvim.call("nvim_buf_detach", vec![buf.into()]).await;
-            let _ = nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), Value::Map(vec![])]).await;
+            let _ = nvim
+                .call(
+                    "nvim_buf_attach",
+                    vec![buf.into(), true.into(), Value::Map(vec![])],
+                )
+                .await;
         });
     }
 
     fn on_lines(&self, args: &[Value], nvim: Nvim) {
-        let (Some(buf), Some(first), Some(last), Some(Value::Array(data))) =
-            (args.first().and_then(proto::buffer_handle), args.get(2).and_then(Value::as_i64), args.get(3).and_then(Value::as_i64), args.get(4))
-        else {
+        let (Some(buf), Some(first), Some(last), Some(Value::Array(data))) = (
+            args.first().and_then(proto::buffer_handle),
+            args.get(2).and_then(Value::as_i64),
+            args.get(3).and_then(Value::as_i64),
+            args.get(4),
+        ) else {
             tracing::warn!(?args, "malformed nvim_buf_lines_event");
             return;
         };
         let tick = args.get(1).and_then(Value::as_i64);
-        let lines: Vec<String> = data.iter().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| String::from_utf8_lossy(l.as_slice().unwrap_or(&[])).into_owned())).collect();
+        let lines: Vec<String> = data
+            .iter()
+            .map(|l| {
+                l.as_str().map(str::to_owned).unwrap_or_else(|| {
+                    String::from_utf8_lossy(l.as_slice().unwrap_or(&[])).into_owned()
+                })
+            })
+            .collect();
         if let Err(e) = self.buffers.on_lines(buf, tick, first, last, &lines) {
             tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
             self.resync(buf, nvim);
@@ -82,55 +127,88 @@ impl NvimHandler {
             Err(e) => return self.rpc_error(None, Job::Rpc, e),
         };
         let p = p.from_proto(received);
-        let Some((text, tick)) = self.buffers.snapshot(p.buf) else {
-            // Not mirrored yet: attach now; the editor asks again on the next change.
-            self.attach(p.buf, nvim);
-            let n = self.app.tasks.cancel(Job::Complete, None);
-            Stats::bump(&self.app.stats.completions_cancelled, n as u64);
-            return self.finish_empty(&p);
-        };
-        if tick != p.tick {
-            tracing::debug!(id = p.id, want = p.tick, have = tick, "stale completion request dropped");
-            return self.finish_empty(&p);
+        if let Some((text, tick)) = self.buffers.snapshot(p.buf) {
+            if tick != p.tick {
+                tracing::debug!(
+                    id = p.id,
+                    want = p.tick,
+                    have = tick,
+                    "stale completion request dropped"
+                );
+                return self.finish_empty(&p);
+            }
+            let (app, sink, id) = (self.app.clone(), self.sink.clone(), p.id);
+            let aborted =
+                self.app
+                    .tasks
+                    .spawn(Job::Complete, id, true, complete(app, p, text, sink));
+            return Stats::bump(&self.app.stats.completions_cancelled, aborted as u64);
         }
-        let (app, sink, id) = (self.app.clone(), self.sink.clone(), p.id);
-        let aborted = self.app.tasks.spawn(Job::Complete, id, true, complete(app, p, text, sink));
+        // Not mirrored yet (first request in this buffer): attach, and let the job wait for the
+        // first lines event; the next keystroke cancels the wait like any completion.
+        self.attach(p.buf, nvim);
+        let (app, sink, buffers, id) = (
+            self.app.clone(),
+            self.sink.clone(),
+            self.buffers.clone(),
+            p.id,
+        );
+        let job = async move {
+            match buffers.wait_snapshot(p.buf, FIRST_MIRROR_WAIT).await {
+                Some((text, tick)) if tick == p.tick => complete(app, p, text, sink).await,
+                _ => {
+                    let _ = sink.send(empty_completion(&p));
+                }
+            }
+        };
+        let aborted = self.app.tasks.spawn(Job::Complete, id, true, job);
         Stats::bump(&self.app.stats.completions_cancelled, aborted as u64);
     }
 
     /// Tells the editor a request produced nothing, so it stops waiting for it.
     fn finish_empty(&self, p: &crate::app::complete::CompleteParams) {
-        let _ = self.sink.send(UiEvent::Completion {
-            id: p.id,
-            buf: p.buf,
-            tick: p.tick,
-            row: p.row,
-            col: p.col,
-            text: String::new(),
-            done: true,
-            received: p.received,
-            provider_ttft: None,
-        });
+        let _ = self.sink.send(empty_completion(p));
     }
 
-    fn on_explain(&self, args: Vec<Value>) {
+    fn on_explain(&self, args: Vec<Value>, nvim: Nvim) {
         let p: proto::Explain = match params("explain", args) {
             Ok(p) => p,
             Err(e) => return self.rpc_error(None, Job::Explain, e),
         };
-        let Some((text, _)) = self.buffers.snapshot(p.buf) else {
-            let id = p.id;
-            return self.rpc_error(Some(id), Job::Explain, format!("buffer {} is not attached to zeke yet; try again", p.buf));
-        };
+        let buf = p.buf;
         let p = p.from_proto();
-        let (app, sink, id) = (self.app.clone(), self.sink.clone(), p.id);
-        self.app.tasks.spawn(Job::Explain, id, false, explain(app, p, text, sink));
+        self.attach(buf, nvim);
+        let (app, sink, buffers, id) = (
+            self.app.clone(),
+            self.sink.clone(),
+            self.buffers.clone(),
+            p.id,
+        );
+        let job = async move {
+            match buffers.wait_snapshot(buf, FIRST_MIRROR_WAIT).await {
+                Some((text, _)) => explain(app, p, text, sink).await,
+                None => {
+                    let message = format!(
+                        "buffer {buf} is not attached to zeke (no buffer events within {} ms)",
+                        FIRST_MIRROR_WAIT.as_millis()
+                    );
+                    let _ = sink.send(UiEvent::Error {
+                        id: Some(id),
+                        job: Job::Explain,
+                        error: ProviderError::new(ErrorKind::Invalid, message),
+                        provider: None,
+                    });
+                }
+            }
+        };
+        self.app.tasks.spawn(Job::Explain, id, false, job);
     }
 
     async fn configure(&self, args: Vec<Value>) -> Result<Value, Value> {
         let p: proto::Configure = params("configure", args)?;
         let overrides = p.config.filter(|c| !c.is_null());
-        let config = Config::load(crate::config::default_path().as_deref(), overrides).map_err(|e| Value::from(e.to_string()))?;
+        let config = Config::load(crate::config::default_path().as_deref(), overrides)
+            .map_err(|e| Value::from(e.to_string()))?;
         let source = config.source.as_ref().map(|p| p.display().to_string());
         let raw = proto::json(&config.raw);
         let set = self.app.configure(config).await;
@@ -149,7 +227,14 @@ impl NvimHandler {
                 Err(e) => (false, e.to_string()),
             };
             if let Some(sel) = s2.selected(Job::Complete) {
-                let _ = sink.send(UiEvent::Provider { name: sel.name, kind: sel.kind.as_str().into(), url: sel.url, model: sel.model, reachable, detail });
+                let _ = sink.send(UiEvent::Provider {
+                    name: sel.name,
+                    kind: sel.kind.as_str().into(),
+                    url: sel.url,
+                    model: sel.model,
+                    reachable,
+                    detail,
+                });
             }
         });
         Ok(map(vec![
@@ -177,14 +262,35 @@ impl NvimHandler {
             .unwrap_or(Value::Nil);
         let last = s
             .last()
-            .map(|l| map(vec![("ttft_ms", l.ttft_ms.into()), ("total_ms", l.total_ms.into()), ("overhead_ms", l.overhead_ms.into())]))
+            .map(|l| {
+                map(vec![
+                    ("ttft_ms", l.ttft_ms.into()),
+                    ("total_ms", l.total_ms.into()),
+                    ("overhead_ms", l.overhead_ms.into()),
+                ])
+            })
             .unwrap_or(Value::Nil);
         let counts = map(vec![
-            ("completions_started", Stats::get(&s.completions_started).into()),
-            ("completions_finished", Stats::get(&s.completions_finished).into()),
-            ("completions_cancelled", Stats::get(&s.completions_cancelled).into()),
-            ("completions_failed", Stats::get(&s.completions_failed).into()),
-            ("completions_running", (self.app.tasks.running(Job::Complete) as u64).into()),
+            (
+                "completions_started",
+                Stats::get(&s.completions_started).into(),
+            ),
+            (
+                "completions_finished",
+                Stats::get(&s.completions_finished).into(),
+            ),
+            (
+                "completions_cancelled",
+                Stats::get(&s.completions_cancelled).into(),
+            ),
+            (
+                "completions_failed",
+                Stats::get(&s.completions_failed).into(),
+            ),
+            (
+                "completions_running",
+                (self.app.tasks.running(Job::Complete) as u64).into(),
+            ),
             ("explains_started", Stats::get(&s.explains_started).into()),
             ("explains_finished", Stats::get(&s.explains_finished).into()),
         ]);
@@ -196,7 +302,10 @@ impl NvimHandler {
             ("counts", counts),
             ("buffers", (self.buffers.len() as u64).into()),
             ("buffer_bytes", (self.buffers.bytes() as u64).into()),
-            ("rss_kb", crate::sys::rss_kb().map(Value::from).unwrap_or(Value::Nil)),
+            (
+                "rss_kb",
+                crate::sys::rss_kb().map(Value::from).unwrap_or(Value::Nil),
+            ),
         ])
     }
 
@@ -210,7 +319,10 @@ impl NvimHandler {
                     ("name", h.selected.name.into()),
                     ("kind", h.selected.kind.as_str().into()),
                     ("url", h.selected.url.into()),
-                    ("model", h.selected.model.map(Value::from).unwrap_or(Value::Nil)),
+                    (
+                        "model",
+                        h.selected.model.map(Value::from).unwrap_or(Value::Nil),
+                    ),
                     ("reachable", h.reachable.into()),
                     ("detail", h.detail.into()),
                     ("key", h.key.into()),
@@ -223,11 +335,27 @@ impl NvimHandler {
             Err(e) => (false, e.messages.into_iter().map(Value::from).collect()),
         };
         map(vec![
-            ("config_path", config_file.map(|p| Value::from(p.display().to_string())).unwrap_or(Value::Nil)),
+            (
+                "config_path",
+                config_file
+                    .map(|p| Value::from(p.display().to_string()))
+                    .unwrap_or(Value::Nil),
+            ),
             ("config_ok", config_ok.into()),
             ("config_errors", Value::Array(errors)),
-            ("selected", set.selected(Job::Complete).map(|s| Value::from(s.name)).unwrap_or(Value::Nil)),
-            ("detection", set.detection.as_ref().map(|d| Value::from(d.detail.as_str())).unwrap_or(Value::Nil)),
+            (
+                "selected",
+                set.selected(Job::Complete)
+                    .map(|s| Value::from(s.name))
+                    .unwrap_or(Value::Nil),
+            ),
+            (
+                "detection",
+                set.detection
+                    .as_ref()
+                    .map(|d| Value::from(d.detail.as_str()))
+                    .unwrap_or(Value::Nil),
+            ),
             ("providers", Value::Array(providers)),
         ])
     }
@@ -237,7 +365,12 @@ impl NvimHandler {
 impl Handler for NvimHandler {
     type Writer = Writer;
 
-    async fn handle_request(&self, name: String, args: Vec<Value>, _nvim: Neovim<Writer>) -> Result<Value, Value> {
+    async fn handle_request(
+        &self,
+        name: String,
+        args: Vec<Value>,
+        _nvim: Neovim<Writer>,
+    ) -> Result<Value, Value> {
         tracing::debug!(method = %name, "request");
         match name.as_str() {
             "configure" => self.configure(args).await,
@@ -252,7 +385,10 @@ impl Handler for NvimHandler {
         match name.as_str() {
             "nvim_buf_lines_event" => self.on_lines(&args, nvim),
             "nvim_buf_changedtick_event" => {
-                if let (Some(buf), Some(tick)) = (args.first().and_then(proto::buffer_handle), args.get(1).and_then(Value::as_i64)) {
+                if let (Some(buf), Some(tick)) = (
+                    args.first().and_then(proto::buffer_handle),
+                    args.get(1).and_then(Value::as_i64),
+                ) {
                     self.buffers.on_tick(buf, tick);
                 }
             }
@@ -278,17 +414,24 @@ impl Handler for NvimHandler {
             "complete" => self.on_complete(args, nvim),
             "cancel" => match params::<proto::Cancel>("cancel", args) {
                 Ok(p) => {
-                    let n = self.app.tasks.cancel(Job::Complete, p.id) + p.id.map_or(0, |id| self.app.tasks.cancel(Job::Explain, Some(id)));
+                    let n = self.app.tasks.cancel(Job::Complete, p.id);
                     Stats::bump(&self.app.stats.completions_cancelled, n as u64);
+                    if let Some(id) = p.id {
+                        self.app.tasks.cancel(Job::Explain, Some(id));
+                    }
                 }
                 Err(e) => self.rpc_error(None, Job::Rpc, e),
             },
-            "explain" => self.on_explain(args),
+            "explain" => self.on_explain(args, nvim),
             "stop" => {
                 let n = self.app.tasks.cancel_all();
                 tracing::info!(n, "stopped all jobs");
             }
-            other => self.rpc_error(None, Job::Rpc, format!("zeke: unknown notification {other:?}")),
+            other => self.rpc_error(
+                None,
+                Job::Rpc,
+                format!("zeke: unknown notification {other:?}"),
+            ),
         }
     }
 }
@@ -304,15 +447,26 @@ pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<Ap
         }
         for ev in coalesce(batch) {
             let (name, payload) = proto::to_proto(&ev);
-            match nvim.exec_lua(proto::DISPATCH, vec![Value::from(name), payload]).await {
+            match nvim
+                .exec_lua(proto::DISPATCH, vec![Value::from(name), payload])
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_channel_closed() => return,
                 Err(e) => tracing::warn!(%e, event = name, "dispatch failed"),
             }
-            if let UiEvent::Completion { received, provider_ttft, done, text, .. } = &ev {
+            if let UiEvent::Completion {
+                received,
+                provider_ttft,
+                done,
+                text,
+                ..
+            } = &ev
+            {
                 let elapsed = received.elapsed().as_secs_f64() * 1e3;
                 if let Some(ttft) = provider_ttft {
-                    app.stats.record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
+                    app.stats
+                        .record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
                 }
                 if *done && !text.is_empty() {
                     app.stats.record_total(elapsed);
@@ -326,14 +480,37 @@ fn coalesce(batch: Vec<UiEvent>) -> Vec<UiEvent> {
     let mut out: Vec<UiEvent> = Vec::with_capacity(batch.len());
     for ev in batch {
         match (out.last_mut(), ev) {
-            (Some(UiEvent::Completion { id: a, text, done, provider_ttft, .. }), UiEvent::Completion { id: b, text: t2, done: d2, provider_ttft: p2, .. })
-                if *a == b && !*done =>
-            {
+            (
+                Some(UiEvent::Completion {
+                    id: a,
+                    text,
+                    done,
+                    provider_ttft,
+                    ..
+                }),
+                UiEvent::Completion {
+                    id: b,
+                    text: t2,
+                    done: d2,
+                    provider_ttft: p2,
+                    ..
+                },
+            ) if *a == b && !*done => {
                 *text = t2;
                 *done = d2;
                 *provider_ttft = provider_ttft.or(p2);
             }
-            (Some(UiEvent::Explain { id: a, delta, done, .. }), UiEvent::Explain { id: b, delta: d2, done: dn2, .. }) if *a == b && !*done => {
+            (
+                Some(UiEvent::Explain {
+                    id: a, delta, done, ..
+                }),
+                UiEvent::Explain {
+                    id: b,
+                    delta: d2,
+                    done: dn2,
+                    ..
+                },
+            ) if *a == b && !*done => {
                 delta.push_str(&d2);
                 *done = dn2;
             }

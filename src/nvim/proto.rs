@@ -104,7 +104,12 @@ impl Explain {
 
 /// A msgpack map from string keys.
 pub fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 fn opt<T: Into<Value>>(v: Option<T>) -> Value {
@@ -136,7 +141,16 @@ pub fn buffer_handle(v: &Value) -> Option<i64> {
 /// An app event as `(event name, payload)` for `zeke.rpc.dispatch`.
 pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
     match ev {
-        UiEvent::Completion { id, buf, tick, row, col, text, done, .. } => (
+        UiEvent::Completion {
+            id,
+            buf,
+            tick,
+            row,
+            col,
+            text,
+            done,
+            ..
+        } => (
             "completion",
             map(vec![
                 ("id", (*id).into()),
@@ -148,7 +162,14 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                 ("done", (*done).into()),
             ]),
         ),
-        UiEvent::Explain { id, delta, done, provider, model, range } => (
+        UiEvent::Explain {
+            id,
+            delta,
+            done,
+            provider,
+            model,
+            range,
+        } => (
             "explain",
             map(vec![
                 ("id", (*id).into()),
@@ -156,10 +177,18 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                 ("done", (*done).into()),
                 ("provider", provider.as_str().into()),
                 ("model", model.as_str().into()),
-                ("range", Value::Array(vec![(range.0 as u64).into(), (range.1 as u64).into()])),
+                (
+                    "range",
+                    Value::Array(vec![(range.0 as u64).into(), (range.1 as u64).into()]),
+                ),
             ]),
         ),
-        UiEvent::Error { id, job, error, provider } => (
+        UiEvent::Error {
+            id,
+            job,
+            error,
+            provider,
+        } => (
             "error",
             map(vec![
                 ("id", opt(*id)),
@@ -168,10 +197,20 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                 ("message", error.message.as_str().into()),
                 ("status", opt(error.status.map(u64::from))),
                 ("provider", opt(provider.as_deref())),
-                ("retry_after_ms", opt(error.retry_after.map(|d| d.as_millis() as u64))),
+                (
+                    "retry_after_ms",
+                    opt(error.retry_after.map(|d| d.as_millis() as u64)),
+                ),
             ]),
         ),
-        UiEvent::Provider { name, kind, url, model, reachable, detail } => (
+        UiEvent::Provider {
+            name,
+            kind,
+            url,
+            model,
+            reachable,
+            detail,
+        } => (
             "provider",
             map(vec![
                 ("name", name.as_str().into()),
@@ -195,7 +234,9 @@ mod tests {
         assert!(c.id.is_none());
         let c: Cancel = params("cancel", vec![map(vec![("id", 7.into())])]).unwrap();
         assert_eq!(c.id, Some(7));
-        let e = params::<Complete>("complete", vec![map(vec![("id", 1.into())])]).err().unwrap();
+        let e = params::<Complete>("complete", vec![map(vec![("id", 1.into())])])
+            .err()
+            .unwrap();
         assert!(e.starts_with("zeke: bad parameters for complete: "), "{e}");
         assert!(params::<Cancel>("cancel", vec![Value::from(3)]).is_err());
     }
@@ -204,7 +245,10 @@ mod tests {
     fn buffer_handles() {
         assert_eq!(buffer_handle(&Value::from(3)), Some(3));
         assert_eq!(buffer_handle(&Value::Ext(0, vec![0x05])), Some(5));
-        assert_eq!(buffer_handle(&Value::Ext(0, vec![0xcd, 0x01, 0x00])), Some(256));
+        assert_eq!(
+            buffer_handle(&Value::Ext(0, vec![0xcd, 0x01, 0x00])),
+            Some(256)
+        );
         assert_eq!(buffer_handle(&Value::from("x")), None);
     }
 }

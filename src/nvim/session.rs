@@ -5,7 +5,10 @@
 //! A mirror that fails to apply an event is dropped (the handler re-attaches to resynchronise), so
 //! a completion is never computed from text that differs from the buffer at its `changedtick`.
 
+use std::time::Duration;
+
 use dashmap::DashMap;
+use tokio::sync::Notify;
 
 use crate::core::text::{BufferText, TextError};
 
@@ -18,15 +21,27 @@ struct Mirror {
 #[derive(Default)]
 pub struct Buffers {
     map: DashMap<i64, Mirror>,
+    /// Woken after every applied lines event, for requests waiting on a buffer's first mirror.
+    changed: Notify,
 }
 
 impl Buffers {
     /// Applies `nvim_buf_lines_event(buf, tick, first, last, lines)`; `last == -1` means "to the
     /// end" (the first event after attaching carries the whole buffer that way).
-    pub fn on_lines(&self, buf: i64, tick: Option<i64>, first: i64, last: i64, lines: &[String]) -> Result<(), TextError> {
+    pub fn on_lines(
+        &self,
+        buf: i64,
+        tick: Option<i64>,
+        first: i64,
+        last: i64,
+        lines: &[String],
+    ) -> Result<(), TextError> {
         let first = first.max(0) as usize;
         let last = (last >= 0).then_some(last as usize);
-        let mut entry = self.map.entry(buf).or_insert_with(|| Mirror { text: BufferText::default(), tick: -1 });
+        let mut entry = self.map.entry(buf).or_insert_with(|| Mirror {
+            text: BufferText::default(),
+            tick: -1,
+        });
         let result = entry.text.replace_lines(first, last, lines);
         if let Some(t) = tick {
             entry.tick = t;
@@ -35,6 +50,7 @@ impl Buffers {
         if result.is_err() {
             self.map.remove(&buf);
         }
+        self.changed.notify_waiters();
         result
     }
 
@@ -58,6 +74,23 @@ impl Buffers {
         self.map.get(&buf).map(|m| (m.text.clone(), m.tick))
     }
 
+    /// Like [`Buffers::snapshot`], but when the buffer is not mirrored yet (attached just now),
+    /// waits up to `limit` for its first lines event. `None` if it never arrives.
+    pub async fn wait_snapshot(&self, buf: i64, limit: Duration) -> Option<(BufferText, i64)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(s) = self.snapshot(buf) {
+                return Some(s);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -79,13 +112,38 @@ mod tests {
     #[test]
     fn follows_events_and_drops_on_mismatch() {
         let b = Buffers::default();
-        b.on_lines(1, Some(2), 0, -1, &["a".into(), "b".into()]).unwrap();
-        b.on_lines(1, Some(3), 1, 2, &["bb".into(), "c".into()]).unwrap();
+        b.on_lines(1, Some(2), 0, -1, &["a".into(), "b".into()])
+            .unwrap();
+        b.on_lines(1, Some(3), 1, 2, &["bb".into(), "c".into()])
+            .unwrap();
         let (t, tick) = b.snapshot(1).unwrap();
         assert_eq!((t.text().as_str(), tick), ("a\nbb\nc\n", 3));
         b.on_tick(1, 4);
         assert_eq!(b.snapshot(1).unwrap().1, 4);
         assert!(b.on_lines(1, Some(5), 7, 9, &[]).is_err());
-        assert!(!b.contains(1), "a mirror that cannot apply an event is dropped");
+        assert!(
+            !b.contains(1),
+            "a mirror that cannot apply an event is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_first_mirror() {
+        let b = std::sync::Arc::new(Buffers::default());
+        assert!(
+            b.wait_snapshot(7, Duration::from_millis(20))
+                .await
+                .is_none(),
+            "never attached: gives up"
+        );
+        let b2 = b.clone();
+        let waiter = tokio::spawn(async move { b2.wait_snapshot(7, Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        b.on_lines(7, Some(3), 0, -1, &["x".into()]).unwrap();
+        let (t, tick) = waiter
+            .await
+            .unwrap()
+            .expect("woken by the first lines event");
+        assert_eq!((t.text().as_str(), tick), ("x\n", 3));
     }
 }

@@ -18,11 +18,19 @@ impl Fake {
     pub fn new(cfg: &ProviderConfig) -> Self {
         let info = ProviderInfo::new(cfg);
         info.learn_model("fake-model");
-        Fake { info, reply: cfg.reply.clone().unwrap_or_else(|| "fake reply".into()), delay: cfg.delay }
+        Fake {
+            info,
+            reply: cfg.reply.clone().unwrap_or_else(|| "fake reply".into()),
+            delay: cfg.delay,
+        }
     }
 
     fn stream(&self) -> EventStream {
-        if let Some(kind) = self.reply.strip_prefix("<fail:").and_then(|r| r.strip_suffix('>')) {
+        if let Some(kind) = self
+            .reply
+            .strip_prefix("<fail:")
+            .and_then(|r| r.strip_suffix('>'))
+        {
             let kind = match kind {
                 "auth" => ErrorKind::Auth,
                 "rate_limited" => ErrorKind::RateLimited,
@@ -30,7 +38,8 @@ impl Fake {
                 "malformed" => ErrorKind::Malformed,
                 _ => ErrorKind::Unavailable,
             };
-            return futures_util::stream::iter([Err(ProviderError::new(kind, "fake failure"))]).boxed();
+            return futures_util::stream::iter([Err(ProviderError::new(kind, "fake failure"))])
+                .boxed();
         }
         let chars: Vec<char> = self.reply.chars().collect();
         let chunks: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
@@ -40,7 +49,9 @@ impl Fake {
                 tokio::time::sleep(delay).await;
                 Ok(Event::Text(c))
             })
-            .chain(futures_util::stream::iter([Ok(Event::Finish(FinishReason::Stop))]))
+            .chain(futures_util::stream::iter([Ok(Event::Finish(
+                FinishReason::Stop,
+            ))]))
             .boxed()
     }
 }

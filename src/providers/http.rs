@@ -30,7 +30,10 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Header list for a request; values marked sensitive are never printed by reqwest.
-pub fn headers(pairs: &[(&'static str, &str)], secret: Option<(&'static str, String)>) -> HeaderMap {
+pub fn headers(
+    pairs: &[(&'static str, &str)],
+    secret: Option<(&'static str, String)>,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -47,8 +50,15 @@ pub fn headers(pairs: &[(&'static str, &str)], secret: Option<(&'static str, Str
 }
 
 /// POSTs `body` as JSON and returns the response when its status is 2xx.
-pub async fn post_json(client: &reqwest::Client, url: &str, headers: HeaderMap, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::new(ErrorKind::Invalid, format!("cannot encode request: {e}")))?;
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, ProviderError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| {
+        ProviderError::new(ErrorKind::Invalid, format!("cannot encode request: {e}"))
+    })?;
     let resp = client
         .post(url)
         .headers(headers)
@@ -61,15 +71,33 @@ pub async fn post_json(client: &reqwest::Client, url: &str, headers: HeaderMap, 
 }
 
 /// Reads a whole (small) JSON answer.
-pub async fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, ProviderError> {
     let url = resp.url().to_string();
     let bytes = resp.bytes().await.map_err(|e| transport_error(&url, &e))?;
-    serde_json::from_slice(&bytes).map_err(|e| ProviderError::new(ErrorKind::Malformed, format!("{url}: unexpected answer: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!("{url}: unexpected answer: {e}"),
+        )
+    })
 }
 
 /// GETs `url` and returns the response when its status is 2xx.
-pub async fn get(client: &reqwest::Client, url: &str, headers: HeaderMap, timeout: Duration) -> Result<reqwest::Response, ProviderError> {
-    let resp = client.get(url).headers(headers).timeout(timeout).send().await.map_err(|e| transport_error(url, &e))?;
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> Result<reqwest::Response, ProviderError> {
+    let resp = client
+        .get(url)
+        .headers(headers)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(url, &e))?;
     check_status(resp).await
 }
 
@@ -78,7 +106,11 @@ async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, Prov
     if status.is_success() {
         return Ok(resp);
     }
-    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(Ok(chunk)) = stream.next().await {
@@ -88,7 +120,11 @@ async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, Prov
             break;
         }
     }
-    Err(ProviderError::from_status(status.as_u16(), retry_after, &String::from_utf8_lossy(&body)))
+    Err(ProviderError::from_status(
+        status.as_u16(),
+        retry_after,
+        &String::from_utf8_lossy(&body),
+    ))
 }
 
 /// Maps a reqwest failure to the vocabulary, naming the URL (never headers).
@@ -97,11 +133,20 @@ pub fn transport_error(url: &str, e: &reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::new(ErrorKind::Timeout, format!("{host} did not answer in time"))
     } else if e.is_connect() {
-        ProviderError::new(ErrorKind::Unavailable, format!("cannot connect to {host} (is the server running?)"))
+        ProviderError::new(
+            ErrorKind::Unavailable,
+            format!("cannot connect to {host} (is the server running?)"),
+        )
     } else if e.is_body() || e.is_decode() {
-        ProviderError::new(ErrorKind::Malformed, format!("{host} broke off its answer: {}", root_cause(e)))
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!("{host} broke off its answer: {}", root_cause(e)),
+        )
     } else {
-        ProviderError::new(ErrorKind::Unavailable, format!("request to {host} failed: {}", root_cause(e)))
+        ProviderError::new(
+            ErrorKind::Unavailable,
+            format!("request to {host} failed: {}", root_cause(e)),
+        )
     }
 }
 
@@ -114,34 +159,52 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The `data` fields of a Server-Sent Events response, one item per event.
-pub fn sse_data(resp: reqwest::Response) -> impl Stream<Item = Result<String, ProviderError>> + Send + 'static {
+pub fn sse_data(
+    resp: reqwest::Response,
+) -> impl Stream<Item = Result<String, ProviderError>> + Send + 'static {
     let url = resp.url().to_string();
     resp.bytes_stream().eventsource().map(move |r| match r {
         Ok(ev) => Ok(ev.data),
         Err(eventsource_stream::EventStreamError::Transport(e)) => Err(transport_error(&url, &e)),
-        Err(e) => Err(ProviderError::new(ErrorKind::Malformed, format!("malformed event stream: {e}"))),
+        Err(e) => Err(ProviderError::new(
+            ErrorKind::Malformed,
+            format!("malformed event stream: {e}"),
+        )),
     })
 }
 
 /// The non-empty lines of an NDJSON response.
-pub fn ndjson_lines(resp: reqwest::Response) -> impl Stream<Item = Result<String, ProviderError>> + Send + 'static {
+pub fn ndjson_lines(
+    resp: reqwest::Response,
+) -> impl Stream<Item = Result<String, ProviderError>> + Send + 'static {
     let url = resp.url().to_string();
     let bytes = resp.bytes_stream().map_err(std::io::Error::other);
-    FramedRead::new(StreamReader::new(bytes), LinesCodec::new_with_max_length(MAX_LINE))
-        .map(move |r| {
-            r.map_err(|e| match e {
-                tokio_util::codec::LinesCodecError::MaxLineLengthExceeded => {
-                    ProviderError::new(ErrorKind::Malformed, format!("{url}: a stream line exceeds {MAX_LINE} bytes"))
-                }
-                tokio_util::codec::LinesCodecError::Io(e) => ProviderError::new(ErrorKind::Malformed, format!("{url} broke off its answer: {e}")),
-            })
+    FramedRead::new(
+        StreamReader::new(bytes),
+        LinesCodec::new_with_max_length(MAX_LINE),
+    )
+    .map(move |r| {
+        r.map_err(|e| match e {
+            tokio_util::codec::LinesCodecError::MaxLineLengthExceeded => ProviderError::new(
+                ErrorKind::Malformed,
+                format!("{url}: a stream line exceeds {MAX_LINE} bytes"),
+            ),
+            tokio_util::codec::LinesCodecError::Io(e) => ProviderError::new(
+                ErrorKind::Malformed,
+                format!("{url} broke off its answer: {e}"),
+            ),
         })
-        .try_filter(|l| futures_util::future::ready(!l.trim().is_empty()))
+    })
+    .try_filter(|l| futures_util::future::ready(!l.trim().is_empty()))
 }
 
 /// Runs `open` (the HTTP call) lazily when the stream is first polled, then streams `frames` of
 /// the response through `map` (one frame → zero or more events). A mapping error ends the stream.
-pub fn stream_events<Open, Frames, FS, Map>(open: Open, frames: Frames, mut map: Map) -> crate::providers::EventStream
+pub fn stream_events<Open, Frames, FS, Map>(
+    open: Open,
+    frames: Frames,
+    mut map: Map,
+) -> crate::providers::EventStream
 where
     Open: std::future::Future<Output = Result<reqwest::Response, ProviderError>> + Send + 'static,
     Frames: FnOnce(reqwest::Response) -> FS + Send + 'static,
@@ -161,13 +224,13 @@ where
         }
     })
     .flatten()
-        .scan(false, |failed, item| {
-            // stop after the first error
-            if *failed {
-                return futures_util::future::ready(None);
-            }
-            *failed = item.is_err();
-            futures_util::future::ready(Some(item))
-        })
-        .boxed()
+    .scan(false, |failed, item| {
+        // stop after the first error
+        if *failed {
+            return futures_util::future::ready(None);
+        }
+        *failed = item.is_err();
+        futures_util::future::ready(Some(item))
+    })
+    .boxed()
 }

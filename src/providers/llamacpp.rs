@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::ProviderConfig;
-use crate::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage};
+use crate::core::llm::{
+    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage,
+};
 use crate::providers::openai::{self, OpenAi};
 use crate::providers::{EventStream, Provider, ProviderInfo, Secret, http};
 
@@ -33,11 +35,21 @@ pub struct LlamaCpp {
 
 impl LlamaCpp {
     pub fn new(cfg: &ProviderConfig, key: Option<Secret>, client: reqwest::Client) -> Self {
-        LlamaCpp { chat: Arc::new(OpenAi::new(cfg, key.clone(), client.clone())), infill: Arc::new(AtomicU8::new(UNKNOWN)), client, key }
+        LlamaCpp {
+            chat: Arc::new(OpenAi::new(cfg, key.clone(), client.clone())),
+            infill: Arc::new(AtomicU8::new(UNKNOWN)),
+            client,
+            key,
+        }
     }
 
     fn auth(&self) -> reqwest::header::HeaderMap {
-        http::headers(&[], self.key.as_ref().map(|k| ("authorization", format!("Bearer {}", k.expose()))))
+        http::headers(
+            &[],
+            self.key
+                .as_ref()
+                .map(|k| ("authorization", format!("Bearer {}", k.expose()))),
+        )
     }
 
     /// Whether `/infill` is known to work (`Some(true)`), known not to (`Some(false)`), or untried.
@@ -88,17 +100,31 @@ pub fn continuation_body(req: &FimRequest) -> serde_json::Value {
 
 /// Maps one `/infill` or `/completion` SSE payload to events.
 pub fn map_infill(data: &str) -> Result<Vec<Event>, ProviderError> {
-    let c: InfillChunk = serde_json::from_str(data.trim())
-        .map_err(|e| ProviderError::new(ErrorKind::Malformed, format!("unexpected infill chunk ({e}): {}", data.chars().take(120).collect::<String>())))?;
+    let c: InfillChunk = serde_json::from_str(data.trim()).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!(
+                "unexpected infill chunk ({e}): {}",
+                data.chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
     let mut ev = Vec::new();
     if !c.content.is_empty() {
         ev.push(Event::Text(c.content));
     }
     if c.stop {
         if let (Some(i), Some(o)) = (c.tokens_evaluated, c.tokens_predicted) {
-            ev.push(Event::Usage(Usage { input_tokens: i, output_tokens: o }));
+            ev.push(Event::Usage(Usage {
+                input_tokens: i,
+                output_tokens: o,
+            }));
         }
-        ev.push(Event::Finish(if c.stopped_limit == Some(true) { FinishReason::Length } else { FinishReason::Stop }));
+        ev.push(Event::Finish(if c.stopped_limit == Some(true) {
+            FinishReason::Length
+        } else {
+            FinishReason::Stop
+        }));
     }
     Ok(ev)
 }
@@ -146,11 +172,20 @@ impl Provider for LlamaCpp {
     }
 }
 
-fn continuation(client: &reqwest::Client, base: &str, headers: reqwest::header::HeaderMap, req: &FimRequest) -> EventStream {
+fn continuation(
+    client: &reqwest::Client,
+    base: &str,
+    headers: reqwest::header::HeaderMap,
+    req: &FimRequest,
+) -> EventStream {
     let url = format!("{base}/completion");
     let body = continuation_body(req);
     let client = client.clone();
-    http::stream_events(async move { http::post_json(&client, &url, headers, &body).await }, http::sse_data, map_infill)
+    http::stream_events(
+        async move { http::post_json(&client, &url, headers, &body).await },
+        http::sse_data,
+        map_infill,
+    )
 }
 
 #[cfg(test)]
@@ -159,7 +194,10 @@ mod tests {
 
     #[test]
     fn maps_infill_chunks() {
-        assert_eq!(map_infill(r#"{"content":"ab","stop":false}"#).unwrap(), vec![Event::Text("ab".into())]);
+        assert_eq!(
+            map_infill(r#"{"content":"ab","stop":false}"#).unwrap(),
+            vec![Event::Text("ab".into())]
+        );
         assert_eq!(
             map_infill(r#"{"content":"","stop":true,"tokens_evaluated":10,"tokens_predicted":4,"stopped_limit":true}"#).unwrap(),
             vec![Event::Usage(Usage { input_tokens: 10, output_tokens: 4 }), Event::Finish(FinishReason::Length)]

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::ProviderConfig;
-use crate::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage};
+use crate::core::llm::{
+    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage,
+};
 use crate::providers::{EventStream, Provider, ProviderInfo, http};
 
 pub struct Ollama {
@@ -23,7 +25,10 @@ pub struct Ollama {
 
 impl Ollama {
     pub fn new(cfg: &ProviderConfig, client: reqwest::Client) -> Self {
-        Ollama { info: ProviderInfo::new(cfg), client }
+        Ollama {
+            info: ProviderInfo::new(cfg),
+            client,
+        }
     }
 
     fn model_or_err(&self) -> Result<String, ProviderError> {
@@ -39,7 +44,11 @@ impl Ollama {
         };
         let url = format!("{}{path}", self.info.url);
         let client = self.client.clone();
-        http::stream_events(async move { http::post_json(&client, &url, http::headers(&[], None), &body).await }, http::ndjson_lines, map_line)
+        http::stream_events(
+            async move { http::post_json(&client, &url, http::headers(&[], None), &body).await },
+            http::ndjson_lines,
+            map_line,
+        )
     }
 }
 
@@ -53,7 +62,11 @@ fn options(max_tokens: u32, temperature: f32, stop: &[String]) -> Value {
 
 /// The `/api/chat` request body.
 pub fn chat_body(req: &ChatRequest, model: &str) -> Value {
-    let messages: Vec<Value> = req.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect();
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+        .collect();
     json!({"model": model, "messages": messages, "stream": true, "options": options(req.max_tokens, req.temperature, &req.stop)})
 }
 
@@ -82,8 +95,15 @@ struct LineMessage {
 
 /// Maps one NDJSON line of `/api/chat` or `/api/generate` to events.
 pub fn map_line(line: &str) -> Result<Vec<Event>, ProviderError> {
-    let l: Line = serde_json::from_str(line.trim())
-        .map_err(|e| ProviderError::new(ErrorKind::Malformed, format!("unexpected Ollama line ({e}): {}", line.chars().take(120).collect::<String>())))?;
+    let l: Line = serde_json::from_str(line.trim()).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!(
+                "unexpected Ollama line ({e}): {}",
+                line.chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
     if let Some(err) = l.error {
         let lower = err.to_ascii_lowercase();
         let kind = if lower.contains("not found") {
@@ -96,13 +116,20 @@ pub fn map_line(line: &str) -> Result<Vec<Event>, ProviderError> {
         return Err(ProviderError::new(kind, format!("Ollama: {err}")));
     }
     let mut ev = Vec::new();
-    let text = l.message.map(|m| m.content).or(l.response).unwrap_or_default();
+    let text = l
+        .message
+        .map(|m| m.content)
+        .or(l.response)
+        .unwrap_or_default();
     if !text.is_empty() {
         ev.push(Event::Text(text));
     }
     if l.done {
         if l.prompt_eval_count.is_some() || l.eval_count.is_some() {
-            ev.push(Event::Usage(Usage { input_tokens: l.prompt_eval_count.unwrap_or(0), output_tokens: l.eval_count.unwrap_or(0) }));
+            ev.push(Event::Usage(Usage {
+                input_tokens: l.prompt_eval_count.unwrap_or(0),
+                output_tokens: l.eval_count.unwrap_or(0),
+            }));
         }
         ev.push(Event::Finish(match l.done_reason.as_deref() {
             Some("stop") | None => FinishReason::Stop,
@@ -143,9 +170,20 @@ impl Provider for Ollama {
         let url = format!("{}/api/tags", self.info.url);
         let client = self.client.clone();
         futures_util::stream::once(async move {
-            let resp = http::get(&client, &url, http::headers(&[], None), Duration::from_secs(3)).await?;
+            let resp = http::get(
+                &client,
+                &url,
+                http::headers(&[], None),
+                Duration::from_secs(3),
+            )
+            .await?;
             let tags: Tags = http::read_json(resp).await?;
-            Ok(tags.models.into_iter().next().map(|t| t.name).unwrap_or_default())
+            Ok(tags
+                .models
+                .into_iter()
+                .next()
+                .map(|t| t.name)
+                .unwrap_or_default())
         })
         .boxed()
     }
@@ -157,19 +195,38 @@ mod tests {
 
     #[test]
     fn maps_lines() {
-        assert_eq!(map_line(r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#).unwrap(), vec![Event::Text("Hi".into())]);
-        assert_eq!(map_line(r#"{"model":"m","response":"x","done":false}"#).unwrap(), vec![Event::Text("x".into())]);
+        assert_eq!(
+            map_line(r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#)
+                .unwrap(),
+            vec![Event::Text("Hi".into())]
+        );
+        assert_eq!(
+            map_line(r#"{"model":"m","response":"x","done":false}"#).unwrap(),
+            vec![Event::Text("x".into())]
+        );
         assert_eq!(
             map_line(r#"{"response":"","done":true,"done_reason":"length","prompt_eval_count":7,"eval_count":3,"total_duration":123}"#).unwrap(),
             vec![Event::Usage(Usage { input_tokens: 7, output_tokens: 3 }), Event::Finish(FinishReason::Length)]
         );
-        assert_eq!(map_line(r#"{"error":"model 'x' not found"}"#).unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(
+            map_line(r#"{"error":"model 'x' not found"}"#)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Invalid
+        );
         assert_eq!(map_line("nope").unwrap_err().kind, ErrorKind::Malformed);
     }
 
     #[test]
     fn fim_body_has_suffix() {
-        let req = FimRequest { prefix: "a".into(), suffix: "b".into(), language: String::new(), path: String::new(), max_tokens: 9, stop: vec![] };
+        let req = FimRequest {
+            prefix: "a".into(),
+            suffix: "b".into(),
+            language: String::new(),
+            path: String::new(),
+            max_tokens: 9,
+            stop: vec![],
+        };
         let b = fim_body(&req, "qwen2.5-coder");
         assert_eq!(b["prompt"], "a");
         assert_eq!(b["suffix"], "b");

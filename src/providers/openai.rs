@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage};
+use crate::core::llm::{
+    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, ProviderError, Usage,
+};
 use crate::core::prompt;
 use crate::providers::{EventStream, Provider, ProviderInfo, Secret, http};
 
@@ -36,20 +38,34 @@ impl OpenAi {
     }
 
     fn headers(&self) -> reqwest::header::HeaderMap {
-        http::headers(&[("accept", "text/event-stream")], self.key.as_ref().map(|k| ("authorization", format!("Bearer {}", k.expose()))))
+        http::headers(
+            &[("accept", "text/event-stream")],
+            self.key
+                .as_ref()
+                .map(|k| ("authorization", format!("Bearer {}", k.expose()))),
+        )
     }
 }
 
 /// `{url}/v1` unless `url` already ends in a version segment like `/v1`.
 pub fn versioned_base(url: &str) -> String {
     let last = url.rsplit('/').next().unwrap_or("");
-    let versioned = last.len() >= 2 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit());
-    if versioned { url.to_string() } else { format!("{url}/v1") }
+    let versioned =
+        last.len() >= 2 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit());
+    if versioned {
+        url.to_string()
+    } else {
+        format!("{url}/v1")
+    }
 }
 
 /// The request body for a streamed chat completion.
 pub fn chat_body(req: &ChatRequest, model: Option<&str>) -> Value {
-    let messages: Vec<Value> = req.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect();
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+        .collect();
     let mut body = json!({
         "messages": messages,
         "max_tokens": req.max_tokens,
@@ -110,8 +126,15 @@ pub fn map_chunk(data: &str) -> Result<Vec<Event>, ProviderError> {
     if data == "[DONE]" || data.is_empty() {
         return Ok(vec![]);
     }
-    let chunk: Chunk = serde_json::from_str(data)
-        .map_err(|e| ProviderError::new(ErrorKind::Malformed, format!("unexpected stream chunk ({e}): {}", data.chars().take(120).collect::<String>())))?;
+    let chunk: Chunk = serde_json::from_str(data).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Malformed,
+            format!(
+                "unexpected stream chunk ({e}): {}",
+                data.chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
     if let Some(err) = chunk.error {
         return Err(stream_error(err));
     }
@@ -125,7 +148,10 @@ pub fn map_chunk(data: &str) -> Result<Vec<Event>, ProviderError> {
         }
     }
     if let Some(u) = chunk.usage {
-        events.push(Event::Usage(Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens }));
+        events.push(Event::Usage(Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        }));
     }
     Ok(events)
 }
@@ -164,7 +190,11 @@ impl Provider for OpenAi {
         let body = chat_body(&req, self.info.model().as_deref());
         let client = self.client.clone();
         let headers = self.headers();
-        http::stream_events(async move { http::post_json(&client, &url, headers, &body).await }, http::sse_data, map_chunk)
+        http::stream_events(
+            async move { http::post_json(&client, &url, headers, &body).await },
+            http::sse_data,
+            map_chunk,
+        )
     }
 
     fn fim(&self, req: FimRequest) -> EventStream {
@@ -199,7 +229,12 @@ pub fn probe_models(
     futures_util::stream::once(async move {
         let resp = http::get(&client, &url, headers, Duration::from_secs(3)).await?;
         let models: Models = http::read_json(resp).await?;
-        Ok(models.data.into_iter().next().map(|m| m.id).unwrap_or_default())
+        Ok(models
+            .data
+            .into_iter()
+            .next()
+            .map(|m| m.id)
+            .unwrap_or_default())
     })
     .boxed()
 }
@@ -211,15 +246,29 @@ mod tests {
 
     #[test]
     fn versioned_base_appends_v1_once() {
-        assert_eq!(versioned_base("http://127.0.0.1:8080"), "http://127.0.0.1:8080/v1");
-        assert_eq!(versioned_base("https://api.openai.com/v1"), "https://api.openai.com/v1");
+        assert_eq!(
+            versioned_base("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1"
+        );
+        assert_eq!(
+            versioned_base("https://api.openai.com/v1"),
+            "https://api.openai.com/v1"
+        );
         assert_eq!(versioned_base("https://x/api/v2"), "https://x/api/v2");
-        assert_eq!(versioned_base("http://h/status/500"), "http://h/status/500/v1");
+        assert_eq!(
+            versioned_base("http://h/status/500"),
+            "http://h/status/500/v1"
+        );
     }
 
     #[test]
     fn body_shape() {
-        let req = ChatRequest { messages: vec![Message::user("hi")], max_tokens: 5, temperature: 0.5, stop: vec!["\n\n".into()] };
+        let req = ChatRequest {
+            messages: vec![Message::user("hi")],
+            max_tokens: 5,
+            temperature: 0.5,
+            stop: vec!["\n\n".into()],
+        };
         let b = chat_body(&req, Some("m"));
         assert_eq!(b["messages"][0]["role"], "user");
         assert_eq!(b["stream"], true);
@@ -232,13 +281,21 @@ mod tests {
     #[test]
     fn maps_chunks() {
         assert_eq!(map_chunk("[DONE]").unwrap(), vec![]);
-        assert_eq!(map_chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap(), vec![Event::Text("Hi".into())]);
+        assert_eq!(
+            map_chunk(r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#)
+                .unwrap(),
+            vec![Event::Text("Hi".into())]
+        );
         assert_eq!(
             map_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#).unwrap(),
             vec![Event::Finish(FinishReason::Length), Event::Usage(Usage { input_tokens: 3, output_tokens: 2 })]
         );
-        let e = map_chunk(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#).unwrap_err();
+        let e = map_chunk(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#)
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Overloaded);
-        assert_eq!(map_chunk("{not json").unwrap_err().kind, ErrorKind::Malformed);
+        assert_eq!(
+            map_chunk("{not json").unwrap_err().kind,
+            ErrorKind::Malformed
+        );
     }
 }

@@ -51,6 +51,54 @@ local ok, err = xpcall(function()
   if f then f:close() end
   out(('rss_idle_kb=%s'):format(rss))
 
+  -- A large file (7.5k lines, ~265 KB, like llm-ls's measurement): RSS with it mirrored, the
+  -- editor-side cost of one keystroke while attached, then RSS after opening/closing it 40 times.
+  local function rss_kb()
+    local fh = io.open('/proc/' .. st.pid .. '/status', 'r')
+    local v = fh and tonumber(fh:read('*a'):match('VmRSS:%s*(%d+)'))
+    if fh then fh:close() end
+    return v
+  end
+  local big = c:lua([[
+    local lines = {}
+    for i = 1, 7500 do lines[i] = ('    let value_%05d = compute(%d, "some text here");'):format(i, i) end
+    return lines
+  ]])
+  local big_bytes = 0
+  for _, l in ipairs(big) do big_bytes = big_bytes + #l + 1 end
+  local function open_big()
+    c:lua([[
+      vim.cmd('enew')
+      vim.bo.filetype = 'rust'
+      vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)
+      require('zeke.rpc').attach(vim.api.nvim_get_current_buf())
+    ]], big)
+    H.wait(function() return (c:status().buffer_bytes or 0) >= big_bytes end, 10000, 'large buffer mirrored')
+  end
+  open_big()
+  H.sleep(300)
+  out(('rss_large_file_kb=%d file_kb=%d'):format(rss_kb(), big_bytes // 1024))
+  local edit_us = c:lua([[
+    local t = {}
+    local buf = vim.api.nvim_get_current_buf()
+    for i = 1, 200 do
+      local t0 = vim.uv.hrtime()
+      vim.api.nvim_buf_set_text(buf, 3700, 4, 3700, 4, { 'x' })
+      t[i] = (vim.uv.hrtime() - t0) / 1e3
+    end
+    table.sort(t)
+    return t
+  ]])
+  out(('keystroke_editor_p50_us=%.1f (nvim_buf_set_text on the large buffer, zeke attached)'):format(pct(edit_us, 0.5)))
+  for _ = 1, 40 do
+    c:lua('vim.cmd("bwipeout!")')
+    open_big()
+  end
+  c:lua('vim.cmd("bwipeout!")')
+  H.wait(function() return (c:status().buffers or 1) == 0 or (c:status().buffer_bytes or 1) < big_bytes end, 10000, 'closed')
+  H.sleep(500)
+  out(('rss_after_40_open_close_kb=%d'):format(rss_kb()))
+
   if url and url ~= '' then
     -- Zeke's own time per completion: backend time minus the provider's (status.last.overhead_ms).
     c:new_buffer('rust')
