@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod llm;
+pub mod patch;
 pub mod prompt;
 pub mod suggestion;
 pub mod syntax;

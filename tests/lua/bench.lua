@@ -77,7 +77,7 @@ local ok, err = xpcall(function()
   end
   open_big()
   H.sleep(300)
-  out(('rss_large_file_kb=%d file_kb=%d'):format(rss_kb(), big_bytes // 1024))
+  out(('rss_large_file_kb=%d file_kb=%d'):format(rss_kb(), math.floor(big_bytes / 1024)))
   local edit_us = c:lua([[
     local t = {}
     local buf = vim.api.nvim_get_current_buf()
