@@ -16,7 +16,8 @@ end
 api.nvim_create_user_command('Zeke', function(o) require('zeke.commands').run(o) end, {
   nargs = '*',
   range = true,
-  desc = 'Zeke: explain, complete, accept, dismiss, status, log, restart, stop, enable, disable, toggle, health',
+  desc = 'Zeke: explain, fix, test, review, allow, deny, complete, accept, dismiss, status, log, restart, stop, '
+    .. 'enable, disable, toggle, health',
   complete = function(arglead, cmdline, pos) return require('zeke.commands').complete(arglead, cmdline, pos) end,
 })
 
@@ -35,6 +36,21 @@ vim.keymap.set('x', '<Plug>(zeke-explain)', function()
   api.nvim_feedkeys(api.nvim_replace_termcodes('<Esc>', true, false, true), 'nx', false)
   require('zeke').explain({ math.min(a, b) - 1, math.max(a, b) - 1 })
 end, { desc = 'Zeke: explain the selection' })
+
+--- Normal mode: `fn()` (cursor); Visual mode: `fn({first_row, last_row})` of the selected lines.
+local function nxmap(name, fn, what)
+  vim.keymap.set('n', '<Plug>(zeke-' .. name .. ')', function() require('zeke')[fn]() end,
+    { desc = 'Zeke: ' .. what .. ' at the cursor' })
+  vim.keymap.set('x', '<Plug>(zeke-' .. name .. ')', function()
+    local a, b = vim.fn.line('v'), vim.fn.line('.')
+    api.nvim_feedkeys(api.nvim_replace_termcodes('<Esc>', true, false, true), 'nx', false)
+    require('zeke')[fn]({ math.min(a, b) - 1, math.max(a, b) - 1 })
+  end, { desc = 'Zeke: ' .. what .. ' (the selection)' })
+end
+nxmap('fix', 'fix', 'propose a fix')
+nxmap('test', 'test', 'propose tests')
+vim.keymap.set('n', '<Plug>(zeke-review)', function() require('zeke').review() end,
+  { desc = 'Zeke: reopen the pending proposal' })
 
 -- Lazy set-up for users who only set vim.g.zeke (or nothing): on the first InsertEnter.
 api.nvim_create_autocmd('InsertEnter', {

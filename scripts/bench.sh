@@ -18,8 +18,9 @@ def num(key):
     return float(m.group(1)) if m else None
 # (measure, zeke value, unit, anchor low, anchor high, anchor source)
 rows = [
-    ("Zeke-added time per completion p50", num("completion_overhead_p50_ms"), "ms", 0.9, 1.4, "llm-ls server overhead p50 0.9-1.4 ms"),
-    ("RPC round trip nvim<->zeke p50", (num("rpc_roundtrip_p50_us") or 0) / 1000 or None, "ms", 0.9, 1.4, "llm-ls per-request overhead (LSP, no msgpack peer)"),
+    ("Zeke-added time/completion p50 (instant)", num("completion_instant_overhead_p50_ms"), "ms", 0.9, 1.4, "llm-ls server overhead p50 0.9-1.4 ms, instant backend"),
+    ("Zeke-added time/completion p50 (llama)", num("completion_llama_overhead_p50_ms"), "ms", 0.9, 1.4, "same anchor; llama-server busy on both cores"),
+    ("RPC round trip nvim<->zeke p50", (num("rpc_roundtrip_p50_us") or 0) / 1000 or None, "ms", 0.02, 0.05, "guide's nvim-rs spike, minimal plugin on Unix sockets 20-50 us"),
     ("backend RSS idle", (num("rss_idle_kb") or 0) / 1024 or None, "MB", 10.5, 10.5, "llm-ls ~10.5 MB idle"),
     ("backend RSS, 265 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),
     ("RSS after 40x open/close 265 KB", (num("rss_after_40_open_close_kb") or 0) / 1024 or None, "MB", 257, 257, "llm-ls 11 -> 257 MB (leak)"),

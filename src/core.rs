@@ -10,4 +10,5 @@ pub mod patch;
 pub mod prompt;
 pub mod suggestion;
 pub mod syntax;
+pub mod testfile;
 pub mod text;

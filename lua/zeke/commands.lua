@@ -70,14 +70,50 @@ local function log()
   vim.cmd('normal! G')
 end
 
----@type table<string, {desc: string, run: fun(o: table)}>
+--- The command's range as {start_row, end_row} (0-based, inclusive), or nil without one.
+local function range_of(o)
+  if o.range and o.range > 0 then return { o.line1 - 1, o.line2 - 1 } end
+  return nil
+end
+
+---@type table<string, {desc: string, run: fun(o: table), args: nil|fun(args: string[]): string[]}>
 M.subcommands = {
   explain = {
     desc = 'explain the range, or the function at the cursor, in a float',
+    run = function(o) zeke().explain(range_of(o)) end,
+  },
+  fix = {
+    desc = 'propose a fix of the range, or the function/diagnostic at the cursor, for review',
+    run = function(o) zeke().fix(range_of(o)) end,
+  },
+  test = {
+    desc = 'propose tests for the function at the cursor, for review',
+    run = function(o) zeke().test(range_of(o)) end,
+  },
+  review = { desc = 'reopen the review window of the pending proposal', run = function() zeke().review() end },
+  allow = {
+    desc = 'allow the pending proposal once; `allow all [session|project]` also approves later ones',
     run = function(o)
-      local range = nil
-      if o.range and o.range > 0 then range = { o.line1 - 1, o.line2 - 1 } end
-      zeke().explain(range)
+      local a = o.fargs[2]
+      if a == nil then return zeke().allow() end
+      if a ~= 'all' then
+        vim.notify(('zeke: :Zeke allow takes nothing or `all [session|project]` (got %q)'):format(a),
+          vim.log.levels.ERROR)
+        return
+      end
+      zeke().allow_all(o.fargs[3] or 'session')
+    end,
+    args = function(args)
+      if #args <= 1 then return { 'all' } end
+      if #args == 2 and args[1] == 'all' then return { 'session', 'project' } end
+      return {}
+    end,
+  },
+  deny = {
+    desc = 'discard the pending proposal; an optional reason goes to the model with the next fix',
+    run = function(o)
+      local reason = table.concat(vim.list_slice(o.fargs, 2), ' ')
+      zeke().deny(reason ~= '' and reason or nil)
     end,
   },
   complete = { desc = 'ask for a completion at the cursor now', run = function() zeke().complete() end },
@@ -128,10 +164,16 @@ end
 ---@param cmdline string
 ---@return string[]
 function M.complete(arglead, cmdline, _)
-  -- only the first argument is a subcommand
   local before = cmdline:gsub("^%A*", ''):gsub('^%S+%s*', '', 1) -- drop range and the command name
-  if before:find('%s') then return {} end
-  return vim.tbl_filter(function(n) return vim.startswith(n, arglead) end, M.names())
+  local function match(list) return vim.tbl_filter(function(n) return vim.startswith(n, arglead) end, list) end
+  if not before:find('%s') then return match(M.names()) end
+  -- later arguments: the subcommand's own (`allow` → `all` → `session`/`project`)
+  local words = vim.split(before, '%s+', { trimempty = true })
+  local sub = M.subcommands[words[1]]
+  if not sub or not sub.args then return {} end
+  local done = vim.list_slice(words, 2, #words - (arglead ~= '' and 1 or 0))
+  done[#done + 1] = arglead
+  return match(sub.args(done))
 end
 
 return M

@@ -19,6 +19,9 @@ M.defaults = {
     hide_during_completion = true,
   },
   explain = { provider = nil, max_tokens = 512, timeout_ms = 60000 },
+  fix = { provider = nil, max_tokens = 1024, timeout_ms = 120000, max_answer_kb = 64 },
+  capabilities = { ['fs.write'] = 'prompt' },
+  scopes = {},
   keymaps = { accept = false, accept_word = false, accept_line = false, dismiss = false },
   ui = { border = 'rounded', max_width = 90 },
   providers = {},
@@ -27,6 +30,8 @@ M.defaults = {
 local LOG_LEVELS = { error = true, warn = true, info = true, debug = true, trace = true }
 local BORDERS = { none = true, single = true, double = true, rounded = true, solid = true, shadow = true }
 local KINDS = { openai = true, llamacpp = true, ollama = true, lmstudio = true, vllm = true, fake = true }
+local POLICY = { allow = true, prompt = true, deny = true }
+local CAPABILITIES = { ['fs.read'] = true, ['fs.write'] = true, ['cmd.exec'] = true, ['net.http'] = true }
 local PROVIDER_KEYS = {
   kind = 'string', url = 'string', model = 'string', api_key_env = 'string',
   api_key_cmd = 'string', reply = 'string', delay_ms = 'nonneg',
@@ -88,10 +93,15 @@ local SCHEMA = {
     hide_during_completion = 'boolean',
   },
   explain = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive' },
+  fix = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive', max_answer_kb = 'positive' },
+  capabilities = 'capabilities',
+  scopes = 'scopes',
   keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
   ui = { border = 'border', max_width = 'positive' },
   providers = 'providers',
 }
+
+local check_scopes
 
 local function sorted_keys(t)
   local keys = vim.tbl_keys(t)
@@ -141,6 +151,45 @@ local function check_providers(v, problems)
   return valid
 end
 
+--- Checks a table of capability = "allow" | "prompt" | "deny" at `path`; returns the valid entries.
+local function check_caps(v, path, problems)
+  if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
+    problems[#problems + 1] = ('%s must be a table of capability = "allow" | "prompt" | "deny" (got %s)')
+      :format(path, show(v))
+    return nil
+  end
+  local valid = {}
+  for _, cap in ipairs(sorted_keys(v)) do
+    local at = ('%s[%s]'):format(path, vim.inspect(cap))
+    if not CAPABILITIES[cap] then
+      problems[#problems + 1] = ('unknown capability %s in %s (one of "fs.read", "fs.write", "cmd.exec", "net.http")')
+        :format(vim.inspect(cap), path)
+    elseif not POLICY[v[cap]] then
+      problems[#problems + 1] = ('%s must be one of "allow", "prompt", "deny" (got %s)'):format(at, show(v[cap]))
+    else
+      valid[cap] = v[cap]
+    end
+  end
+  return valid
+end
+
+--- Checks `scopes` (scope = { capability = policy }); returns the valid entries.
+check_scopes = function(v, problems)
+  if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
+    problems[#problems + 1] = ('scopes must be a table of scope = { ["fs.write"] = "allow" } (got %s)'):format(show(v))
+    return nil
+  end
+  local valid = {}
+  for _, name in ipairs(sorted_keys(v)) do
+    if type(name) ~= 'string' then
+      problems[#problems + 1] = ('scopes must be keyed by scope name (got %s)'):format(show(name))
+    else
+      valid[name] = check_caps(v[name], ('scopes[%s]'):format(vim.inspect(name)), problems)
+    end
+  end
+  return valid
+end
+
 --- Validates a user table. Returns (sanitized, problems): `sanitized` keeps every valid key
 --- (invalid ones are dropped so their defaults apply); `problems` is a list of messages.
 ---@param opts table|nil
@@ -160,6 +209,10 @@ function M.validate(opts)
       problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(key))
     elseif spec == 'providers' then
       out[key] = check_providers(v, problems)
+    elseif spec == 'scopes' then
+      out[key] = check_scopes(v, problems)
+    elseif spec == 'capabilities' then
+      out[key] = check_caps(v, key, problems)
     elseif type(spec) == 'string' then
       local why = checks[spec](v)
       if why then

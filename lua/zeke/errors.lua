@@ -14,11 +14,17 @@ local JOBS = {
   explain = 'explain failed',
   config = 'configuration problem',
   rpc = 'backend error',
+  fix = 'fix failed',
+  test = 'test failed',
 }
+
+-- A job the user asked for by a command: every failure is reported (no episode de-duplication).
+local ON_DEMAND = { fix = true, test = true }
 
 local HINTS = {
   auth = 'check the API key',
   unavailable = 'is the server running?',
+  denied = 'the policy (capabilities "fs.write") does not allow patches here; see :h zeke-policy',
 }
 
 local WARN_KINDS = { rate_limited = true, overloaded = true, timeout = true, warning = true }
@@ -33,6 +39,7 @@ function M.format(e)
     return 'zeke: config: ' .. message
   end
   local what = JOBS[e.job] or tostring(e.job or 'error')
+  if e.kind == 'denied' and ON_DEMAND[e.job] then what = e.job .. ' refused' end
   local facts = {}
   if e.provider then facts[#facts + 1] = ('provider %s'):format(tostring(e.provider)) end
   if e.kind and e.kind ~= 'warning' then facts[#facts + 1] = (tostring(e.kind):gsub('_', ' ')) end
@@ -84,6 +91,9 @@ function M.on_error(e)
     require('zeke.inline').on_error(e)
   elseif e.job == 'explain' then
     require('zeke.ui').on_error(e)
+  elseif ON_DEMAND[e.job] then
+    require('zeke.diff').on_error(e)
+    M.success(e.job)
   end
   M.report(e)
 end

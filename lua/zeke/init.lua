@@ -1,6 +1,7 @@
 -- lua/zeke/init.lua: owns Zeke's public Lua API (`require('zeke')`): setup (optional; `vim.g.zeke`
--- works too), the ghost-text actions, explain, status, per-buffer enable/disable, and wiring the
--- autocommands, highlight groups and the opt-in default keys. Nothing here starts the backend:
+-- works too), the ghost-text actions, explain, fix/test and their review (allow/deny), status,
+-- per-buffer enable/disable, and wiring the autocommands, highlight groups and the opt-in default
+-- keys. Nothing here starts the backend:
 -- that happens on first use (InsertEnter in an enabled buffer, or a command).
 local config = require('zeke.config')
 
@@ -16,6 +17,12 @@ local ACTIONS = { 'accept', 'accept_word', 'accept_line', 'dismiss' }
 
 local function define_highlights()
   api.nvim_set_hl(0, 'ZekeSuggestion', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffAdd', { link = 'DiffAdd', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffDelete', { link = 'DiffDelete', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffHeader', { link = 'Title', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffOff', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffContext', { link = 'Normal', default = true })
+  api.nvim_set_hl(0, 'ZekeDiffTitle', { link = 'Title', default = true })
 end
 
 --- Maps the opt-in `keymaps` keys. Each is an expr map that falls back to the key itself (a real
@@ -126,7 +133,55 @@ function M.explain(range)
 end
 
 --- Cancels everything the backend is doing.
-function M.stop() require('zeke.ui').stop() end
+function M.stop()
+  require('zeke.ui').stop()
+  require('zeke.diff').on_stop()
+end
+
+--- Asks the model for a patch fixing {range} ({start_row, end_row}, 0-based, end inclusive) or the
+--- function / diagnostic at the cursor; the patch opens in the review window (see `:h zeke-review`).
+---@param range integer[]|nil
+---@return integer|nil request id
+function M.fix(range)
+  M._ensure_setup()
+  return require('zeke.diff').fix(range)
+end
+
+--- Asks the model for tests of the function at the cursor (or {range}), as a patch to review.
+---@param range integer[]|nil
+---@return integer|nil request id
+function M.test(range)
+  M._ensure_setup()
+  return require('zeke.diff').test(range)
+end
+
+--- Opens the review window of the pending proposal again. false when none is pending.
+function M.review() return require('zeke.diff').review() end
+
+--- Allow once: applies the accepted hunks of the pending proposal (one undo step, not saved).
+function M.allow() return require('zeke.diff').allow() end
+
+--- Allow all: applies, and approves later proposals of the same kind in {scope} ("session" or
+--- "project"; nil: ask with vim.ui.select).
+---@param scope string|nil
+function M.allow_all(scope) return require('zeke.diff').allow_all(scope) end
+
+--- Deny: discards the pending proposal; {reason} goes to the model with the next fix.
+---@param reason string|nil
+function M.deny(reason) return require('zeke.diff').deny(reason) end
+
+--- The pending proposal (for {buf}, default: the one `:Zeke allow` acts on) as a table:
+--- {patch, job, buf, src, path, tick, provider, model, decision, note, title, window, lines,
+---  hunks = {{start, old, new, accepted}}}; nil when none is pending.
+---@param buf integer|nil
+---@return table|nil
+function M.review_state(buf) return require('zeke.diff').state(buf) end
+
+--- Marks hunk {i} (1-based) of the pending proposal accepted / not ({value}; nil flips it).
+---@param i integer
+---@param value boolean|nil
+---@return boolean|nil the new state, nil when there is no such hunk
+function M.toggle_hunk(i, value) return require('zeke.diff').toggle(i, value) end
 
 --- The backend's `status` (starts the backend if needed), plus `plugin` facts. nil, err on failure.
 ---@return table|nil, string|nil

@@ -179,6 +179,7 @@ function M.restart()
   M.stop()
   state.crashes, state.gave_up = {}, false
   pcall(function() require('zeke.inline').reset() end)
+  pcall(function() require('zeke.diff').on_backend_exit() end)
   require('zeke.errors').reset()
   local ok, err = M.start()
   if ok then
@@ -194,6 +195,7 @@ on_exit = function(job, code)
   state.chan, state.pid = nil, nil
   pcall(function() require('zeke.inline').reset() end)
   pcall(function() require('zeke.ui').on_backend_exit() end)
+  pcall(function() require('zeke.diff').on_backend_exit() end)
   local now = uv.now()
   local recent = {}
   for _, t in ipairs(state.crashes) do
@@ -235,8 +237,8 @@ function M.notify(method, params)
   return ok
 end
 
---- A short blocking request (configure/status/health/ping only; never the model path). Starts the
---- backend if needed. Returns (result) or (nil, error message).
+--- A short blocking request (configure/status/health/ping, test_target/apply/resolve/grants/revoke;
+--- never the model path). Starts the backend if needed. Returns (result) or (nil, error message).
 ---@param method string
 ---@param params any
 ---@return any result, string|nil err
@@ -270,6 +272,8 @@ local routes = {
   completion = function(p) require('zeke.inline').on_completion(p) end,
   explain = function(p) require('zeke.ui').on_explain(p) end,
   error = function(p) require('zeke.errors').on_error(p) end,
+  patch = function(p) require('zeke.diff').on_patch(p) end,
+  progress = function(p) require('zeke.diff').on_progress(p) end,
   provider = function(p) state.provider = p end,
 }
 

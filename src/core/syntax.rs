@@ -65,9 +65,38 @@ pub fn enclosing_item(
     fallback
 }
 
+/// The Rust unit-test module of a file: `#[cfg(test)] mod tests { … }` at the top level.
+/// Returns (row of `mod tests`, row of its closing `}`), 0-based; `None` if the file has none.
+pub fn rust_test_module(source: &str) -> Option<(usize, usize)> {
+    let mut parser = Parser::new();
+    parser.set_language(&tree_sitter_rust::LANGUAGE.into()).ok()?;
+    let tree = parser.parse(source, None)?;
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    let children: Vec<Node> = root.children(&mut cursor).collect();
+    children.iter().enumerate().find_map(|(i, n)| {
+        let named_tests = n.kind() == "mod_item"
+            && n.child_by_field_name("name").and_then(|name| name.utf8_text(source.as_bytes()).ok()) == Some("tests");
+        let cfg_test = i > 0 && {
+            let attr = children[i - 1];
+            attr.kind() == "attribute_item" && attr.utf8_text(source.as_bytes()).is_ok_and(|t| t.replace(' ', "").contains("cfg(test)"))
+        };
+        let body = n.child_by_field_name("body")?;
+        (named_tests && cfg_test).then(|| (n.start_position().row, body.end_position().row))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_test_module() {
+        let src = "fn a() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn t() {}\n}\n";
+        assert_eq!(rust_test_module(src), Some((3, 8)));
+        assert_eq!(rust_test_module("mod tests {\n}\n"), None, "not cfg(test)");
+        assert_eq!(rust_test_module("fn a() {}\n"), None);
+    }
 
     const SRC: &str = "use std::fmt;\n\nstruct S;\n\nimpl S {\n    fn a(&self) -> u8 {\n        1\n    }\n\n    fn b() {}\n}\n";
 

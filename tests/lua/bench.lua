@@ -51,7 +51,7 @@ local ok, err = xpcall(function()
   if f then f:close() end
   out(('rss_idle_kb=%s'):format(rss))
 
-  -- A large file (7.5k lines, ~265 KB, like llm-ls's measurement): RSS with it mirrored, the
+  -- A large file (7.5k lines, 264 KB, like llm-ls's measurement): RSS with it mirrored, the
   -- editor-side cost of one keystroke while attached, then RSS after opening/closing it 40 times.
   local function rss_kb()
     local fh = io.open('/proc/' .. st.pid .. '/status', 'r')
@@ -61,7 +61,7 @@ local ok, err = xpcall(function()
   end
   local big = c:lua([[
     local lines = {}
-    for i = 1, 7500 do lines[i] = ('    let value_%05d = compute(%d, "some text here");'):format(i, i) end
+    for i = 1, 7500 do lines[i] = ('let v_%05d = compute(%05d, "ab");'):format(i, i) end
     return lines
   ]])
   local big_bytes = 0
@@ -73,7 +73,15 @@ local ok, err = xpcall(function()
       vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)
       require('zeke.rpc').attach(vim.api.nvim_get_current_buf())
     ]], big)
-    H.wait(function() return (c:status().buffer_bytes or 0) >= big_bytes end, 10000, 'large buffer mirrored')
+    local ok = pcall(H.wait, function() return (c:status().buffer_bytes or 0) >= big_bytes end, 10000, 'large buffer mirrored')
+    if not ok then
+      local s = c:status()
+      local log = c:lua('return require("zeke.rpc").log_path()')
+      local keep = vim.tbl_filter(function(l) return not l:find('method=status', 1, true) end, vim.fn.readfile(log))
+      vim.fn.writefile(keep, '/tmp/zeke-bench-fail.log')
+      error(('large buffer not mirrored: buf=%s buffers=%s bytes=%s want=%d attached=%s'):format(c:lua('return vim.fn.bufnr()'),
+        s.buffers, s.buffer_bytes, big_bytes, vim.inspect(c:lua('return require("zeke.rpc").info().attached'))))
+    end
   end
   open_big()
   H.sleep(300)
@@ -99,14 +107,16 @@ local ok, err = xpcall(function()
   H.sleep(500)
   out(('rss_after_40_open_close_kb=%d'):format(rss_kb()))
 
-  if url and url ~= '' then
-    -- Zeke's own time per completion: backend time minus the provider's (status.last.overhead_ms).
+  -- Zeke's own time per completion: backend time minus the provider's (status.last.overhead_ms),
+  -- against an instant OpenAI-compatible server (the anchor's setting) and the real llama-server.
+  local function completions(key, cfg, n)
+    c:setup(cfg)
     c:new_buffer('rust')
     c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, { "fn main() {", "    let x = ", "}" })')
     c:input('<Esc>2GA')
     local overheads, ttfts = {}, {}
     local prev = nil
-    for i = 1, 20 do
+    for i = 1, n do
       c:input(i % 2 == 1 and '1' or '<BS>')
       H.wait(function()
         local s = c:inline()
@@ -119,13 +129,21 @@ local ok, err = xpcall(function()
       end
       prev = last
     end
+    c:input('<Esc>')
     table.sort(overheads)
     table.sort(ttfts)
     if #overheads > 0 then
-      out(('completion_overhead_p50_ms=%.2f p99_ms=%.2f samples=%d'):format(pct(overheads, 0.5), pct(overheads, 0.99),
-        #overheads))
-      out(('completion_ttft_p50_ms=%.1f (provider included)'):format(pct(ttfts, 0.5)))
+      out(('%s_overhead_p50_ms=%.2f p99_ms=%.2f samples=%d'):format(key, pct(overheads, 0.5), pct(overheads, 0.99), #overheads))
+      out(('%s_ttft_p50_ms=%.1f (provider included)'):format(key, pct(ttfts, 0.5)))
     end
+  end
+  local fault = vim.env.ZEKE_TEST_FAULT_URL
+  if fault and fault ~= '' then
+    completions('completion_instant', { providers = { instant = { kind = 'vllm', url = fault .. '/ok', model = 'm' } },
+      completion = { provider = 'instant' } }, 40)
+  end
+  if url and url ~= '' then
+    completions('completion_llama', cfg, 20)
   end
 end, debug.traceback)
 c:stop()

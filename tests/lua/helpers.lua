@@ -1,7 +1,9 @@
 -- tests/lua/helpers.lua: the test harness's side of a child Neovim: start one (`nvim --embed
 -- --headless --clean -u tests/lua/minimal_init.lua`, isolated XDG dirs, ZEKE_CONFIG=/nonexistent),
 -- drive it with real typed keys (`nvim_input`) and inspect it (`nvim_exec_lua`), poll with generous
--- timeouts, and stop it (checking its backend does not outlive it). Also small assertions.
+-- timeouts, and stop it (checking its backend does not outlive it). Also small assertions, and
+-- throwaway project directories on disk (`H.project`). Each child has a private XDG_STATE_HOME
+-- (`Child:state_dir()`), where the backend keeps its grants and audit log.
 local H = {}
 
 local uv = vim.uv or vim.loop
@@ -183,12 +185,57 @@ function Child:stop()
   return orphan
 end
 
---- Stops every child still running (after each case).
+local projects = {}
+
+--- Stops every child still running and removes the projects (after each case).
 function H.cleanup()
   for _, c in ipairs(children) do
     pcall(c.stop, c)
   end
   children = {}
+  for _, d in ipairs(projects) do
+    vim.fn.delete(d, 'rf')
+  end
+  projects = {}
+end
+
+--- A temporary project directory (with a `.git` directory, so it is a project root) holding
+--- `files` (relative path → list of lines). Returns its absolute path; removed after the case.
+function H.project(files)
+  local dir = vim.fn.resolve(vim.fn.tempname())
+  vim.fn.mkdir(dir .. '/.git', 'p')
+  for rel, lines in pairs(files or {}) do
+    vim.fn.mkdir(vim.fn.fnamemodify(dir .. '/' .. rel, ':h'), 'p')
+    vim.fn.writefile(lines, dir .. '/' .. rel)
+  end
+  projects[#projects + 1] = dir
+  return dir
+end
+
+--- The child's private XDG_STATE_HOME.
+function Child:state_dir() return self.tmp .. '/state' end
+
+--- The records of the backend's audit log ($XDG_STATE_HOME/zeke/audit.jsonl), decoded; {} when
+--- there is none yet.
+function Child:audit()
+  local path = self:state_dir() .. '/zeke/audit.jsonl'
+  if vim.fn.filereadable(path) == 0 then return {} end
+  local out = {}
+  for _, line in ipairs(vim.fn.readfile(path)) do
+    if line ~= '' then
+      local ok, rec = pcall(vim.json.decode, line)
+      out[#out + 1] = ok and rec or { raw = line }
+    end
+  end
+  return out
+end
+
+--- The pending proposal as `require('zeke').review_state()` gives it (nil when none).
+function Child:review() return self:lua('return require("zeke").review_state()') end
+
+--- Waits for a pending proposal and returns it.
+function Child:wait_review(timeout_ms)
+  return H.wait(function() return self:review() end, timeout_ms or 10000, 'a proposal to review')
 end
 
 -- Assertions ---------------------------------------------------------------------------------

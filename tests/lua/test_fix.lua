@@ -1,0 +1,454 @@
+-- tests/lua/test_fix.lua: `:Zeke fix` / `:Zeke test` as reviewed patches, with the deterministic
+-- `fake` provider and the real backend: the review window (title, hunks, toggles, keys), Allow once
+-- applying exactly the accepted hunks as one undo step and never writing to disk, Deny keeping the
+-- buffer and sending the reason back, stale proposals refused or rebased, "Allow all" for the
+-- session and the project (surviving a restart), the policy denying, answers without code, tests
+-- placed in the file's `mod tests` or in a new, unsaved test-file buffer.
+local NEEDS = { 'ZEKE_BIN' }
+
+local CODE = {
+  'fn add(a: i32, b: i32) -> i32 {',
+  '    a - b',
+  '}',
+  '',
+  'fn mul(a: i32, b: i32) -> i32 {',
+  '    a + b',
+  '}',
+}
+local FIXED = vim.deepcopy(CODE)
+FIXED[2] = '    a + b'
+FIXED[6] = '    a * b'
+local REPLY = '```rust\n' .. table.concat(FIXED, '\n') .. '\n```'
+
+--- A child with the fake provider `f` answering `reply`, editing src/lib.rs of a fresh project
+--- (on disk) that holds `code`. Returns the child, the project dir and the file's path.
+local function start(H, reply, opts)
+  opts = opts or {}
+  local code = opts.code or CODE
+  local name = opts.file or 'src/lib.rs'
+  local dir = H.project({ [name] = code })
+  local c = H.child()
+  local cfg = {
+    providers = { f = { kind = 'fake', reply = reply, delay_ms = opts.delay_ms or 1 } },
+    fix = { provider = 'f' },
+    completion = { enabled = false },
+  }
+  c:setup(vim.tbl_deep_extend('force', cfg, opts.config or {}))
+  local path = dir .. '/' .. name
+  c:cmd('edit ' .. vim.fn.fnameescape(path))
+  c:lua('vim.bo.filetype = ...', opts.ft or 'rust')
+  return c, dir, path
+end
+
+local function set_lines(c, lines) c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)', lines) end
+
+--- Notifications at INFO level (the "applied" messages).
+local function infos(c)
+  local out = {}
+  for _, n in ipairs(c:notes()) do
+    if n.level == vim.log.levels.INFO then out[#out + 1] = n.msg end
+  end
+  return out
+end
+
+local function has(list, pat)
+  for _, s in ipairs(list) do
+    if s:find(pat) then return s end
+  end
+end
+
+local function wins(c) return c:lua('return #vim.api.nvim_list_wins()') end
+
+local function wait_lines(H, c, want, what)
+  return H.wait(function() return vim.deep_equal(c:lines(), want) end, 10000, what or vim.inspect(want))
+end
+
+return {
+  {
+    name = 'fix → review → toggle a hunk off → allow applies exactly the accepted hunks; one u restores',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, path = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      local st = c:wait_review()
+      H.eq(2, #st.hunks, 'two hunks: ' .. vim.inspect(st.hunks))
+      H.eq({ start = 1, old = { '    a - b' }, new = { '    a + b' }, accepted = true }, st.hunks[1])
+      H.eq({ start = 5, old = { '    a + b' }, new = { '    a * b' }, accepted = true }, st.hunks[2])
+      H.eq('Zeke fix · ' .. c:lua('return vim.fn.fnamemodify(..., ":~:.")', path) .. ' · f · fake-model', st.title)
+      H.ok(st.window, 'the review window is open')
+      H.ok(has(st.lines, '^%[x%] hunk 1/2'), vim.inspect(st.lines))
+      H.ok(has(st.lines, '^%-    a %- b$') and has(st.lines, '^%+    a %+ b$'), vim.inspect(st.lines))
+      H.eq(st.window, c:lua('return vim.api.nvim_get_current_win()'), 'the review window has focus')
+      H.eq(CODE, c:lua('return vim.api.nvim_buf_get_lines(...)', st.buf), 'nothing applied before the answer')
+      -- keys in the review window: next hunk, toggle it off
+      c:input(']h')
+      c:input('<Space>')
+      st = H.wait(function()
+        local s = c:review()
+        return s and s.hunks[2].accepted == false and s
+      end, 5000, 'hunk 2 toggled off')
+      H.eq(true, st.hunks[1].accepted)
+      H.ok(has(st.lines, '^%[ %] hunk 2/2'), vim.inspect(st.lines))
+      c:cmd('Zeke allow')
+      local want = vim.deepcopy(CODE)
+      want[2] = '    a + b'
+      H.eq(want, c:lines(), 'exactly hunk 1 applied')
+      H.eq(nil, c:review(), 'nothing pending')
+      H.eq(1, wins(c), 'review window closed')
+      H.eq(CODE, vim.fn.readfile(path), 'nothing written to disk')
+      H.eq(true, c:lua('return vim.bo.modified'), 'the buffer is modified, not saved')
+      c:input('u')
+      wait_lines(H, c, CODE, 'one u restores the buffer')
+      H.eq(CODE, c:lines())
+      H.ok(has(infos(c), 'applied 1 of 2 hunks'), vim.inspect(infos(c)))
+      H.eq({}, c:problems())
+      H.eq({}, c:errors())
+      -- the outcome is in the audit log, with the hunk that was applied
+      local rec = H.wait(function()
+        for _, r in ipairs(c:audit()) do
+          if vim.inspect(r):find('allow_once', 1, true) then return r end
+        end
+      end, 5000, 'audit record of allow_once')
+      H.ok(not vim.inspect(rec):find('a * b', 1, true), 'no file contents in the audit log: ' .. vim.inspect(rec))
+    end,
+  },
+  {
+    name = 'deny leaves the buffer byte-identical, keeps the reason for the next fix',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke deny use wrapping arithmetic')
+      H.eq(CODE, c:lines(), 'byte-identical')
+      H.eq(false, c:lua('return vim.bo.modified'), 'not even modified')
+      H.eq(nil, c:review())
+      H.eq(1, wins(c), 'review window closed')
+      local rec = H.wait(function()
+        for _, r in ipairs(c:audit()) do
+          local s = vim.inspect(r)
+          if s:find('deny', 1, true) and s:find('use wrapping arithmetic', 1, true) then return r end
+        end
+      end, 5000, 'audit record of the deny with its reason')
+      H.ok(rec, 'audit')
+      -- the next fix carries the reason, once
+      c:cmd('1,7Zeke fix')
+      H.eq('use wrapping arithmetic', c:lua('return require("zeke.diff").debug_state().last_params.reason'))
+      c:wait_review()
+      c:cmd('Zeke deny')
+      c:cmd('1,7Zeke fix')
+      H.eq(nil, c:lua('return require("zeke.diff").debug_state().last_params.reason'), 'sent once')
+      c:wait_review()
+      H.eq(CODE, c:lines())
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'a proposal made stale by an edit in its text is refused; the buffer is untouched',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:lua('vim.api.nvim_buf_set_lines(0, 1, 2, false, { "    a - b // edited" })')
+      local edited = c:lines()
+      c:cmd('Zeke allow')
+      H.eq(edited, c:lines(), 'untouched')
+      local p = c:problems()
+      H.eq(1, #p, vim.inspect(p))
+      H.ok(p[1]:find('not applied', 1, true) and p[1]:find('hunk', 1, true) and p[1]:find(':Zeke fix again', 1, true),
+        p[1])
+      H.eq(nil, c:review(), 'the stale proposal is gone')
+      c:input('u')
+      wait_lines(H, c, CODE, 'u undoes the edit only')
+    end,
+  },
+  {
+    name = 'an edit above the hunks: the patch is rebased and applied at the right place',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:lua('vim.api.nvim_buf_set_lines(0, 0, 0, false, { "// header", "" })')
+      c:cmd('Zeke allow')
+      local want = { '// header', '' }
+      vim.list_extend(want, FIXED)
+      H.eq(want, c:lines(), 'rebased by two lines')
+      H.ok(has(infos(c), 'rebased'), vim.inspect(infos(c)))
+      c:input('u')
+      local before = { '// header', '' }
+      vim.list_extend(before, CODE)
+      wait_lines(H, c, before, 'one u undoes the patch only')
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'allow all for the session: the next fix applies without review',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke allow all')
+      H.eq(FIXED, c:lines())
+      local grants = c:lua('return require("zeke.rpc").request("grants", vim.empty_dict())')
+      H.eq(1, #grants, vim.inspect(grants))
+      H.eq('session', grants[1].scope)
+      set_lines(c, CODE)
+      c:cmd('1,7Zeke fix')
+      wait_lines(H, c, FIXED, 'applied without review')
+      H.eq(nil, c:review(), 'no review')
+      H.eq(1, wins(c), 'no review window')
+      local msg = has(infos(c), 'without review')
+      H.ok(msg and msg:lower():find('session', 1, true), 'names the rule: ' .. vim.inspect(infos(c)))
+      H.ok(H.wait(function()
+        for _, r in ipairs(c:audit()) do
+          if vim.inspect(r):find('allow_rule', 1, true) then return true end
+        end
+      end, 5000, 'audit allow_rule'))
+      -- one u undoes the auto-applied patch
+      c:input('u')
+      wait_lines(H, c, CODE, 'undo')
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'allow all for the project survives :Zeke restart',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke allow all project')
+      H.eq(FIXED, c:lines())
+      c:cmd('Zeke restart')
+      local grants = c:lua('return require("zeke.rpc").request("grants", vim.empty_dict())')
+      H.ok(#grants >= 1 and grants[1].scope == 'project', vim.inspect(grants))
+      set_lines(c, CODE)
+      c:cmd('1,7Zeke fix')
+      wait_lines(H, c, FIXED, 'applied without review after the restart')
+      H.eq(nil, c:review())
+      H.ok(has(infos(c), 'without review'), vim.inspect(infos(c)))
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'the review window: t toggles, q keeps it pending, :Zeke review reopens, A asks the scope',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:input('t') -- cursor starts on hunk 1
+      H.wait(function() return c:review().hunks[1].accepted == false end, 5000, 'hunk 1 off')
+      c:input('q')
+      H.wait(function() return wins(c) == 1 end, 5000, 'window closed')
+      local st = c:review()
+      H.ok(st and not st.window, 'still pending, no window')
+      H.eq(false, st.hunks[1].accepted, 'toggles kept')
+      c:cmd('Zeke review')
+      H.ok(c:review().window, 'reopened')
+      H.eq(true, c:lua('return require("zeke").toggle_hunk(1)'), 'API toggle')
+      H.eq(false, c:lua('return require("zeke.diff").toggle(2, false)'), 'API set')
+      c:lua([[vim.ui.select = function(items, _, cb) _G.zeke_scopes = items; cb('session') end]])
+      c:input('A')
+      local want = vim.deepcopy(CODE)
+      want[2] = '    a + b'
+      wait_lines(H, c, want, 'hunk 1 applied by A')
+      H.eq({ 'session', 'project' }, c:lua('return _G.zeke_scopes'))
+      local g = c:lua('return require("zeke.rpc").request("grants", vim.empty_dict())')
+      H.eq('session', g[1] and g[1].scope, vim.inspect(g))
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'd in the review window denies with the reason typed',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:lua([[vim.ui.input = function(_, cb) cb('keep the subtraction') end]])
+      c:input('d')
+      H.wait(function() return c:review() == nil end, 5000, 'denied')
+      H.eq(CODE, c:lines())
+      H.eq({ [tostring(c:lua('return vim.api.nvim_get_current_buf()'))] = 'keep the subtraction' },
+        (function()
+          local r = c:lua('return require("zeke.diff").debug_state().reasons')
+          local out = {}
+          for k, v in pairs(r) do out[tostring(k)] = v end
+          return out
+        end)())
+    end,
+  },
+  {
+    name = 'a new proposal supersedes the pending one',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY)
+      c:cmd('1,7Zeke fix')
+      local first = c:wait_review().patch
+      c:cmd('1,7Zeke fix')
+      local second = H.wait(function()
+        local s = c:review()
+        return s and s.patch ~= first and s
+      end, 10000, 'second proposal')
+      H.ok(second.window, 'shown')
+      local out = c:lua('return require("zeke.diff").debug_state().last_outcome')
+      H.eq('deny', out.outcome)
+      H.eq('superseded', out.reason)
+      H.eq(first, out.patch)
+      H.eq(1, #c:lua('return require("zeke.diff").debug_state().pending'), 'one pending per buffer')
+      H.eq(2, wins(c), 'one review window')
+    end,
+  },
+  {
+    name = 'progress is shown while the model answers; :Zeke stop cancels',
+    needs = NEEDS,
+    run = function(H)
+      -- 4 characters every 60 ms: a few seconds
+      local c = start(H, REPLY, { delay_ms = 60 })
+      c:cmd('1,7Zeke fix')
+      H.wait(function()
+        local r = c:lua('return require("zeke.diff").debug_state().requests')[1]
+        return r and r.chars > 0
+      end, 10000, 'progress')
+      c:cmd('Zeke stop')
+      H.eq(0, #c:lua('return require("zeke.diff").debug_state().requests'))
+      H.sleep(3000)
+      H.eq(nil, c:review(), 'no proposal after stop')
+      H.eq(CODE, c:lines())
+      H.eq(1, wins(c))
+    end,
+  },
+  {
+    name = 'policy fs.write = deny: one error, no review, buffer untouched',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, REPLY, { config = { capabilities = { ['fs.write'] = 'deny' } } })
+      c:cmd('1,7Zeke fix')
+      H.wait(function() return #c:problems() > 0 end, 10000, 'an error')
+      H.sleep(500)
+      local p = c:problems()
+      H.eq(1, #p, vim.inspect(p))
+      H.ok(p[1]:find('denied', 1, true) or p[1]:find('refused', 1, true), p[1])
+      H.eq(nil, c:review())
+      H.eq(1, wins(c))
+      H.eq(CODE, c:lines())
+    end,
+  },
+  {
+    name = 'a model answer without code: one clear message, no review',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, 'I am not sure what you would like me to change here.')
+      c:cmd('1,7Zeke fix')
+      H.wait(function() return #c:problems() > 0 end, 10000, 'an error')
+      H.sleep(300)
+      local p = c:problems()
+      H.eq(1, #p, vim.inspect(p))
+      H.ok(p[1]:find('fix failed', 1, true) and p[1]:lower():find('code', 1, true), p[1])
+      H.eq(nil, c:review())
+      H.eq(1, wins(c))
+      H.eq(CODE, c:lines())
+      -- asking again reports again (a command, not a background job)
+      c:cmd('1,7Zeke fix')
+      H.wait(function() return #c:problems() == 2 end, 10000, 'a second message')
+    end,
+  },
+  {
+    name = ':Zeke test on a Rust function adds #[cfg(test)] mod tests',
+    needs = NEEDS,
+    run = function(H)
+      local code = { 'fn add(a: i32, b: i32) -> i32 {', '    a + b', '}' }
+      local reply = '```rust\n#[test]\nfn test_add() {\n    assert_eq!(add(1, 2), 3);\n}\n```'
+      local c, _, path = start(H, reply, { code = code })
+      c:lua('vim.api.nvim_win_set_cursor(0, { 2, 4 })')
+      c:cmd('Zeke test')
+      local st = c:wait_review()
+      H.eq('test', st.job)
+      H.eq(st.src, st.buf, 'same file')
+      H.ok(st.title:find('Zeke test', 1, true), st.title)
+      c:cmd('Zeke allow')
+      local lines = c:lines()
+      H.eq(code, vim.list_slice(lines, 1, 3), 'the function is untouched')
+      local text = table.concat(lines, '\n')
+      H.eq(1, select(2, text:gsub('#%[cfg%(test%)%]', '')), text)
+      H.eq(1, select(2, text:gsub('mod tests', '')), text)
+      H.ok(text:find('fn test_add()', 1, true), text)
+      H.eq(code, vim.fn.readfile(path), 'not written')
+      c:input('u')
+      wait_lines(H, c, code, 'one u')
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = ':Zeke test on a Rust file with a tests module adds to it',
+    needs = NEEDS,
+    run = function(H)
+      local code = {
+        'fn add(a: i32, b: i32) -> i32 {', '    a + b', '}', '', '#[cfg(test)]', 'mod tests {', '    use super::*;', '}',
+      }
+      local reply = '```rust\n#[test]\nfn test_add() {\n    assert_eq!(add(1, 2), 3);\n}\n```'
+      local c = start(H, reply, { code = code })
+      c:lua('vim.api.nvim_win_set_cursor(0, { 2, 4 })')
+      c:cmd('Zeke test')
+      c:wait_review()
+      c:cmd('Zeke allow')
+      local lines = c:lines()
+      local text = table.concat(lines, '\n')
+      H.eq(1, select(2, text:gsub('mod tests', '')), text)
+      local mod, fn
+      for i, l in ipairs(lines) do
+        if l:find('mod tests', 1, true) then mod = i end
+        if l:find('fn test_add', 1, true) then fn = i end
+      end
+      H.ok(fn and fn > mod and fn < #lines and lines[#lines] == '}', 'inside the module:\n' .. text)
+    end,
+  },
+  {
+    name = ':Zeke test on a Python file fills a new, unsaved test_<name>.py buffer',
+    needs = NEEDS,
+    run = function(H)
+      local code = { 'def add(a, b):', '    return a + b' }
+      local reply = '```python\nfrom calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n```'
+      local c, dir, path = start(H, reply, { code = code, file = 'calc.py', ft = 'python' })
+      c:lua('vim.api.nvim_win_set_cursor(0, { 2, 4 })')
+      local src = c:lua('return vim.api.nvim_get_current_buf()')
+      c:cmd('Zeke test')
+      local st = c:wait_review()
+      H.ok(st.buf ~= src, 'another buffer')
+      H.ok(vim.endswith(st.path, 'test_calc.py'), st.path)
+      H.ok(st.title:find('test_calc.py', 1, true), st.title)
+      c:cmd('Zeke allow')
+      local tlines = c:lua('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', st.buf)
+      H.ok(vim.tbl_contains(tlines, 'def test_add():'), vim.inspect(tlines))
+      H.eq(code, c:lines(), 'the source is untouched')
+      H.eq(0, vim.fn.filereadable(dir .. '/test_calc.py'), 'nothing written to disk')
+      H.eq(0, vim.fn.filereadable(st.path), 'nothing written to disk')
+      H.eq(code, vim.fn.readfile(path))
+      H.eq(true, c:lua('return vim.bo[...].modified', st.buf), 'the test buffer is modified, for the user to save')
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = ':Zeke allow completes all, then session/project',
+    needs = NEEDS,
+    run = function(H)
+      local c = H.child()
+      H.eq({ 'all' }, c:lua('return vim.fn.getcompletion("Zeke allow ", "cmdline")'))
+      H.eq({ 'session', 'project' }, c:lua('return vim.fn.getcompletion("Zeke allow all ", "cmdline")'))
+      local names = c:lua('return vim.fn.getcompletion("Zeke ", "cmdline")')
+      for _, n in ipairs({ 'fix', 'test', 'review', 'allow', 'deny' }) do
+        H.ok(vim.tbl_contains(names, n), n)
+      end
+      -- without a proposal the commands say so, once, and change nothing
+      c:cmd('Zeke allow')
+      c:cmd('Zeke deny')
+      local p = c:problems()
+      H.eq(2, #p, vim.inspect(p))
+      H.ok(p[1]:find('no proposal pending', 1, true), p[1])
+    end,
+  },
+}
