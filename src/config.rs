@@ -114,6 +114,17 @@ pub struct ExplainConfig {
     pub timeout: Duration,
 }
 
+/// Settings of `:Zeke fix` and `:Zeke test` (`[fix]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixConfig {
+    /// Default: `explain.provider`, then `completion.provider`.
+    pub provider: Option<String>,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+    /// Longest model answer read, in bytes; the rest is cut (and the user told).
+    pub max_answer_bytes: usize,
+}
+
 /// The validated configuration. There is deliberately no `Default`: build it with [`Config::load`]
 /// or [`Config::from_value`] so that validation always runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +134,7 @@ pub struct Config {
     pub log_level: String,
     pub completion: CompletionConfig,
     pub explain: ExplainConfig,
+    pub fix: FixConfig,
     /// Configured providers by name; empty means "find a local server".
     pub providers: BTreeMap<String, ProviderConfig>,
     /// The merged raw table (file + editor), echoed to Lua so it sees TOML-only settings.
@@ -162,6 +174,8 @@ struct RawConfig {
     completion: RawCompletion,
     #[serde(default)]
     explain: RawExplain,
+    #[serde(default)]
+    fix: RawFix,
     #[allow(dead_code)]
     keymaps: Option<RawKeymaps>,
     #[allow(dead_code)]
@@ -186,6 +200,15 @@ struct RawCompletion {
     filetypes: Option<BTreeMap<String, bool>>,
     #[allow(dead_code)]
     hide_during_completion: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFix {
+    provider: Option<String>,
+    max_tokens: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_answer_kb: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,9 +316,11 @@ impl Config {
         }
         let c = parsed.completion;
         let e = parsed.explain;
+        let f = parsed.fix;
         for (key, name) in [
             ("completion.provider", &c.provider),
             ("explain.provider", &e.provider),
+            ("fix.provider", &f.provider),
         ] {
             if let Some(name) = name {
                 if !providers.contains_key(name) {
@@ -372,6 +397,12 @@ impl Config {
                 3_600_000,
             )),
         };
+        let fix = FixConfig {
+            provider: f.provider,
+            max_tokens: ranged(&mut problems, "fix.max_tokens", f.max_tokens, 1024, 1, 32_768) as u32,
+            timeout: Duration::from_millis(ranged(&mut problems, "fix.timeout_ms", f.timeout_ms, 120_000, 100, 3_600_000)),
+            max_answer_bytes: ranged(&mut problems, "fix.max_answer_kb", f.max_answer_kb, 64, 1, 4096) as usize * 1024,
+        };
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
         }
@@ -380,6 +411,7 @@ impl Config {
             log_level,
             completion,
             explain,
+            fix,
             providers,
             raw,
         })

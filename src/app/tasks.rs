@@ -16,6 +16,10 @@ use tokio::task::AbortHandle;
 pub enum Job {
     Complete,
     Explain,
+    /// `:Zeke fix`: a patch for code.
+    Fix,
+    /// `:Zeke test`: a patch adding tests.
+    Test,
     Config,
     Rpc,
 }
@@ -25,6 +29,8 @@ impl Job {
         match self {
             Job::Complete => "complete",
             Job::Explain => "explain",
+            Job::Fix => "fix",
+            Job::Test => "test",
             Job::Config => "config",
             Job::Rpc => "rpc",
         }

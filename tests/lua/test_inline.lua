@@ -340,4 +340,19 @@ return {
       H.eq('world()', c:wait_full(3000))
     end,
   },
+  {
+    name = 'buffers wiped and reused by :enew stay mirrored (ghost text keeps working)',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H, 'world()')
+      for round = 1, 6 do
+        c:input('<Esc>')
+        c:lua('vim.cmd("bwipeout!") vim.cmd("enew") vim.bo.filetype = "lua"')
+        c:input('ihello ')
+        H.eq('world()', c:wait_full(), 'ghost text after wipe/enew round ' .. round)
+      end
+      H.eq(1, c:status().buffers, 'only the live buffer is mirrored')
+      H.eq({}, c:problems())
+    end,
+  },
 }
