@@ -5,7 +5,9 @@
 //! unit-tested with plain data.
 
 pub mod context;
+pub mod edit;
 pub mod llm;
+pub mod policy;
 pub mod prompt;
 pub mod suggestion;
 pub mod syntax;
