@@ -249,7 +249,10 @@ impl Call {
         );
         let answer = tokio::select! {
             a = elicit(&self.peer, message, self.shared.prompt_timeout) => a,
-            _ = self.ct.cancelled() => Err("the call was cancelled".to_string()),
+            _ = self.ct.cancelled() => {
+                self.record(format!("{key} prompt in {at}: call cancelled before an answer, refused"));
+                return Err(Fail::Cancelled);
+            }
         };
         match answer.as_deref() {
             Ok("allow_once") => {

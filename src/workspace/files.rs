@@ -37,15 +37,20 @@ fn open_verified(
     } else {
         open_flags() | OFlags::NONBLOCK
     };
-    let fd = rustix::fs::openat(CWD, real, flags, Mode::empty()).map_err(|e| match e {
-        rustix::io::Errno::LOOP => FsError::refused(
-            "race",
-            format!("{requested} became a symlink while it was being opened"),
-        ),
-        rustix::io::Errno::NOTDIR if dir => {
-            FsError::failed(format!("{requested}: not a directory"))
+    let fd = rustix::fs::openat(CWD, real, flags, Mode::empty()).map_err(|e| {
+        // `real` was resolved a moment ago; ELOOP, or ENOTDIR on what is not a plain file now,
+        // means a component was swapped (for a symlink) in between
+        let plain_file = std::fs::symlink_metadata(real).is_ok_and(|m| m.is_file());
+        match e {
+            rustix::io::Errno::NOTDIR if dir && plain_file => {
+                FsError::failed(format!("{requested}: not a directory"))
+            }
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => FsError::refused(
+                "race",
+                format!("{requested} was replaced by a symlink while it was being opened"),
+            ),
+            e => FsError::io(Path::new(requested), std::io::Error::from(e)),
         }
-        e => FsError::io(Path::new(requested), std::io::Error::from(e)),
     })?;
     roots.verify_fd(&fd, requested)?;
     Ok(fd)
