@@ -5,6 +5,7 @@
 //! Invariants: model work runs in tasks owned by [`tasks::Tasks`] (cancellable, time-limited); no
 //! lock is held across an `.await` (buffers are passed in as O(1) rope snapshots).
 
+pub mod audit;
 pub mod complete;
 pub mod explain;
 pub mod providers;

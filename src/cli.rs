@@ -26,6 +26,18 @@ pub enum Command {
         #[arg(long)]
         log_level: Option<String>,
     },
+    /// Serve MCP tools (filesystem + git) on stdin/stdout, confined to the roots.
+    Mcp {
+        /// A directory the tools may touch (repeatable; `[mcp] roots` in the config adds more).
+        #[arg(long = "root", value_name = "DIR")]
+        roots: Vec<PathBuf>,
+        /// Append logs to this file instead of stderr.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Log level: error, warn, info, debug, trace (default: $ZEKE_LOG or info).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
     /// Check the configuration and every provider; exit 1 when something needs fixing.
     Doctor,
     /// Ask the configured model a question and stream the answer to stdout.

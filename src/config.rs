@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::policy::{Decision, Policy, ScopeKey};
+
 /// Which wire protocol and defaults a provider uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,6 +127,21 @@ pub struct FixConfig {
     pub max_answer_bytes: usize,
 }
 
+/// Settings of `zeke mcp` (`[mcp]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpConfig {
+    /// Allowed roots from the config (`--root` adds to them); `~/` expanded, not yet canonical.
+    pub roots: Vec<PathBuf>,
+    /// Audit log path (`$ZEKE_AUDIT_LOG` wins; default under the state dir, see `app::audit`).
+    pub audit_log: Option<PathBuf>,
+    /// Tool outputs longer than this many characters are paged.
+    pub max_output_chars: usize,
+    /// Tools per `tools/list` page.
+    pub tools_page_size: usize,
+    /// How long to wait for the user's answer to a policy prompt.
+    pub prompt_timeout: Duration,
+}
+
 /// The validated configuration. There is deliberately no `Default`: build it with [`Config::load`]
 /// or [`Config::from_value`] so that validation always runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +154,9 @@ pub struct Config {
     pub fix: FixConfig,
     /// Configured providers by name; empty means "find a local server".
     pub providers: BTreeMap<String, ProviderConfig>,
+    pub mcp: McpConfig,
+    /// `[capabilities]` and `[scopes."…"]`: what needs asking (shared by every surface).
+    pub policy: Policy,
     /// The merged raw table (file + editor), echoed to Lua so it sees TOML-only settings.
     pub raw: Value,
 }
@@ -182,6 +202,22 @@ struct RawConfig {
     ui: Option<RawUi>,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    mcp: RawMcp,
+    #[serde(default)]
+    capabilities: BTreeMap<String, String>,
+    #[serde(default)]
+    scopes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMcp {
+    roots: Option<Vec<String>>,
+    audit_log: Option<String>,
+    max_output_chars: Option<u64>,
+    tools_page_size: Option<u64>,
+    prompt_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -399,10 +435,67 @@ impl Config {
         };
         let fix = FixConfig {
             provider: f.provider,
-            max_tokens: ranged(&mut problems, "fix.max_tokens", f.max_tokens, 1024, 1, 32_768) as u32,
-            timeout: Duration::from_millis(ranged(&mut problems, "fix.timeout_ms", f.timeout_ms, 120_000, 100, 3_600_000)),
-            max_answer_bytes: ranged(&mut problems, "fix.max_answer_kb", f.max_answer_kb, 64, 1, 4096) as usize * 1024,
+            max_tokens: ranged(
+                &mut problems,
+                "fix.max_tokens",
+                f.max_tokens,
+                1024,
+                1,
+                32_768,
+            ) as u32,
+            timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "fix.timeout_ms",
+                f.timeout_ms,
+                120_000,
+                100,
+                3_600_000,
+            )),
+            max_answer_bytes: ranged(
+                &mut problems,
+                "fix.max_answer_kb",
+                f.max_answer_kb,
+                64,
+                1,
+                4096,
+            ) as usize
+                * 1024,
         };
+        let m = parsed.mcp;
+        let mcp = McpConfig {
+            roots: m
+                .roots
+                .unwrap_or_default()
+                .iter()
+                .map(|r| expand_home(r))
+                .collect(),
+            audit_log: m.audit_log.map(|p| expand_home(&p)),
+            max_output_chars: ranged(
+                &mut problems,
+                "mcp.max_output_chars",
+                m.max_output_chars,
+                40_000,
+                1_000,
+                1_000_000,
+            ) as usize,
+            tools_page_size: ranged(
+                &mut problems,
+                "mcp.tools_page_size",
+                m.tools_page_size,
+                100,
+                1,
+                1_000,
+            ) as usize,
+            prompt_timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "mcp.prompt_timeout_ms",
+                m.prompt_timeout_ms,
+                300_000,
+                1_000,
+                3_600_000,
+            )),
+        };
+        let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
         }
@@ -413,6 +506,8 @@ impl Config {
             explain,
             fix,
             providers,
+            mcp,
+            policy,
             raw,
         })
     }
@@ -492,6 +587,66 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
         reply: p.reply,
         delay: Duration::from_millis(p.delay_ms.unwrap_or(5).min(10_000)),
     })
+}
+
+/// `[capabilities]` and `[scopes]` → a [`Policy`]. `root:` paths are canonicalized when they exist,
+/// so a scope written through a symlink still matches the resolved project root.
+fn policy(
+    global: BTreeMap<String, String>,
+    scopes: BTreeMap<String, BTreeMap<String, String>>,
+    problems: &mut Vec<String>,
+) -> Policy {
+    let decisions = |table: &str,
+                     rules: BTreeMap<String, String>,
+                     problems: &mut Vec<String>|
+     -> BTreeMap<String, Decision> {
+        rules
+            .into_iter()
+            .filter_map(|(cap, d)| match Decision::parse(&d) {
+                Ok(d) => Some((cap, d)),
+                Err(e) => {
+                    problems.push(format!("{table}.\"{cap}\": {e}"));
+                    None
+                }
+            })
+            .collect()
+    };
+    let g = decisions("capabilities", global, problems);
+    let mut s = BTreeMap::new();
+    for (key, rules) in scopes {
+        let rules = decisions(&format!("scopes.\"{key}\""), rules, problems);
+        let key = match key.strip_prefix("root:") {
+            Some(p) => format!(
+                "root:{}",
+                std::fs::canonicalize(expand_home(p))
+                    .unwrap_or_else(|_| expand_home(p))
+                    .display()
+            ),
+            None => key,
+        };
+        match ScopeKey::parse(&key) {
+            Ok(k) => {
+                s.insert(k, rules);
+            }
+            Err(e) => problems.push(format!("scopes: {e}")),
+        }
+    }
+    Policy::new(g, s).unwrap_or_else(|e| {
+        problems.extend(e);
+        Policy::default()
+    })
+}
+
+/// `~` and `~/…` → `$HOME/…`.
+fn expand_home(p: &str) -> PathBuf {
+    match (
+        p.strip_prefix("~/")
+            .or(if p == "~" { Some("") } else { None }),
+        std::env::var_os("HOME"),
+    ) {
+        (Some(rest), Some(h)) => PathBuf::from(h).join(rest),
+        _ => PathBuf::from(p),
+    }
 }
 
 /// The config file path: `$ZEKE_CONFIG`, else `$XDG_CONFIG_HOME/zeke/config.toml`, else
@@ -630,6 +785,43 @@ mod tests {
                 .unwrap()
                 .source
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn mcp_and_policy_sections() {
+        use crate::core::policy::{Grants, Scope};
+        let c = Config::from_value(json!({
+            "mcp": {"roots": ["/srv/app"], "max_output_chars": 5000},
+            "capabilities": {"fs.write": "prompt", "cmd.exec": "deny"},
+            "scopes": {"repo:zeke": {"fs.write": "allow"}, "root:/nonexistent-zeke/x": {"git.write": "deny"}}
+        }))
+        .unwrap();
+        assert_eq!(c.mcp.roots, vec![PathBuf::from("/srv/app")]);
+        assert_eq!(c.mcp.max_output_chars, 5000);
+        assert_eq!(c.mcp.tools_page_size, 100);
+        let g = Grants::default();
+        assert_eq!(
+            c.policy
+                .decide("fs.write", &Scope::new("/w/zeke"), &g)
+                .decision,
+            Decision::Allow
+        );
+        assert_eq!(
+            c.policy
+                .decide("fs.write", &Scope::new("/w/other"), &g)
+                .decision,
+            Decision::Prompt
+        );
+        assert_eq!(
+            c.policy
+                .decide("git.write", &Scope::new("/nonexistent-zeke/x"), &g)
+                .decision,
+            Decision::Deny
+        );
+        check_err(
+            json!({"capabilities": {"fs.write": "ask", "fs.wirte": "allow"}, "scopes": {"zeke": {}}}),
+            "capabilities.\"fs.write\": must be one of allow, prompt, deny (got \"ask\") | scopes: scope \"zeke\": must start with \"root:\" (an absolute path) or \"repo:\" (a directory name) | capabilities: unknown capability \"fs.wirte\" (known: fs.read, fs.write, git.read, git.write, cmd.exec, net.http)",
         );
     }
 }

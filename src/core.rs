@@ -5,8 +5,10 @@
 //! unit-tested with plain data.
 
 pub mod context;
+pub mod edit;
 pub mod llm;
 pub mod patch;
+pub mod policy;
 pub mod prompt;
 pub mod suggestion;
 pub mod syntax;

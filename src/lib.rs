@@ -3,14 +3,15 @@
 //! Data flows one way (see README, "Architecture"):
 //!
 //! ```text
-//! surfaces (nvim/, cli + cmd)  →  app  →  providers/* (HTTP)  →  core (pure)
-//!                                  └────→  config, sys (the only process spawner)
+//! surfaces (nvim/, mcp/, cli + cmd)  →  app  →  providers/* (HTTP)  →  core (pure)
+//!                                        └────→  config, workspace, git, sys (the only process spawner)
 //! ```
 //!
 //! Modules in reading order: [`core`] (vocabulary and pure algorithms: text mirror, FIM context,
 //! suggestion shaping, prompts, tree-sitter queries), [`config`], [`providers`] (one file per wire
-//! protocol), [`app`] (one async function per feature, tasks, stats), [`nvim`] (the msgpack-RPC
-//! surface), [`cli`] and [`cmd`] (argv and one-shot commands), [`sys`], [`logging`].
+//! protocol), [`workspace`] and [`git`] (confined filesystem and git edges), [`app`] (one async
+//! function per feature, tasks, stats, audit log), [`nvim`] (the msgpack-RPC surface), [`mcp`] (the
+//! MCP tool server), [`cli`] and [`cmd`] (argv and one-shot commands), [`sys`], [`logging`].
 //! The layering is checked by `tests/tidy.rs`.
 
 pub mod core;
@@ -18,10 +19,14 @@ pub mod core;
 pub mod config;
 pub mod providers;
 
+pub mod git;
+pub mod workspace;
+
 pub mod app;
 
 pub mod cli;
 pub mod cmd;
+pub mod mcp;
 pub mod nvim;
 
 pub mod logging;

@@ -1,4 +1,4 @@
-//! `zeke` entry point: parse argv, run the surface or command, map errors to exit codes
+//! `zeke` entry point: parse argv, run the surface (`nvim`, `mcp`) or command, map errors to exit codes
 //! (0 ok, 1 failure reported by a command, 2 error). A closed stdout (broken pipe) exits 0.
 
 use clap::Parser;
@@ -9,6 +9,11 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Nvim { log, log_level } => zeke::nvim::serve(log, log_level).map(|()| 0),
+        Command::Mcp {
+            roots,
+            log,
+            log_level,
+        } => zeke::mcp::serve(roots, log, log_level).map(|()| 0),
         Command::Doctor => zeke::cmd::doctor(),
         Command::Ask {
             provider,

@@ -36,6 +36,24 @@ pub async fn run(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<Output, SysError> {
+    run_env(program, args, cwd, &Env::default(), timeout).await
+}
+
+/// Environment changes for [`run_env`]: variables to remove, then variables to set.
+#[derive(Debug, Default, Clone)]
+pub struct Env<'a> {
+    pub remove: &'a [&'a str],
+    pub set: &'a [(&'a str, &'a str)],
+}
+
+/// [`run`] with environment changes (e.g. git run with `GIT_DIR` removed and `LC_ALL=C` set).
+pub async fn run_env(
+    program: &str,
+    args: &[&str],
+    cwd: Option<&Path>,
+    env: &Env<'_>,
+    timeout: Duration,
+) -> Result<Output, SysError> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -44,6 +62,12 @@ pub async fn run(
         .kill_on_drop(true);
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
+    }
+    for k in env.remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env.set {
+        cmd.env(k, v);
     }
     let child = cmd.spawn().map_err(|source| SysError::Spawn {
         program: program.to_string(),

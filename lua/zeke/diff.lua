@@ -138,8 +138,7 @@ function M.fix(range)
   local s, e = row, row
   if range then s, e = range[1], range[2] end
   local params = base_params(rpc.next_id(), src, range)
-  params.diagnostics = M.diagnostics(src, s, e)
-  if next(params.diagnostics) == nil then params.diagnostics = vim.empty_dict() end
+  params.diagnostics = M.diagnostics(src, s, e) -- an empty Lua table goes as an empty array
   if reasons[src] then
     params.reason = reasons[src]
     reasons[src] = nil
@@ -165,6 +164,11 @@ function M.test(range)
   local params = base_params(rpc.next_id(), src, range)
   local target = src
   if tt.same_file == false then
+    if path == '' then
+      require('zeke.errors').report({ job = 'test', kind = 'invalid',
+        message = 'this buffer has no file name: save it first (the test file is named after it)' })
+      return nil
+    end
     if type(tt.path) ~= 'string' or tt.path == '' then
       require('zeke.errors').report({ job = 'test', kind = 'invalid', message = 'the backend named no test file' })
       return nil
@@ -516,6 +520,7 @@ local function apply(p)
   local ok, werr = write_edits(buf, res.edits or {})
   if not ok then return false, werr end
   p.rebased = res.rebased
+  if buf ~= p.src then vim.bo[buf].buflisted = true end -- a test file: in :ls, for the user to save
   return true
 end
 

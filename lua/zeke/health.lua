@@ -1,6 +1,7 @@
 -- lua/zeke/health.lua: owns `:checkhealth zeke`: Neovim version, the binary and its version, the
 -- backend starting, the config (Lua side and the backend's view with the TOML file), providers
--- reachable, API keys present (never their values) and which provider is used.
+-- reachable, API keys present (never their values), which provider is used, and the patch policy
+-- ("fs.write", the "Allow all" grants, where the audit log is).
 local M = {}
 
 local function h() return vim.health end
@@ -46,6 +47,34 @@ local function binary()
     h().error('`' .. bin .. ' --version` failed: ' .. (ok and vim.trim((res.stderr or '') .. ' code ' .. tostring(res.code)) or tostring(res)))
   end
   return bin
+end
+
+--- Patches (:Zeke fix / :Zeke test): the policy for writing buffers, the "Allow all" grants, the
+--- audit log.
+local function policy()
+  h().start('zeke: patches and policy')
+  local cfg = require('zeke.config').get()
+  local fw = (cfg.capabilities or {})['fs.write'] or 'prompt'
+  local how = { allow = 'applied without review', prompt = 'reviewed (Allow once / Allow all / Deny)',
+    deny = 'refused' }
+  if fw == 'deny' then
+    h().warn('capabilities["fs.write"] = "deny": :Zeke fix and :Zeke test patches are refused')
+  else
+    h().ok(('capabilities["fs.write"] = %q: patches are %s'):format(fw, how[fw] or fw))
+  end
+  local grants, err = require('zeke.rpc').request('grants', vim.empty_dict())
+  if not grants then
+    h().warn('could not list the "Allow all" grants: ' .. tostring(err))
+  elseif #grants == 0 then
+    h().info('no "Allow all" grants')
+  else
+    for _, g in ipairs(grants) do
+      h().info(('"Allow all" %s patches in %s (%s)'):format(tostring(g.kind), tostring(g.root), tostring(g.scope)))
+    end
+  end
+  local state = vim.env.XDG_STATE_HOME
+  if not state or state == '' then state = vim.fn.expand('~/.local/state') end
+  h().info('audit log: ' .. state .. '/zeke/audit.jsonl')
 end
 
 local function backend()
@@ -108,6 +137,7 @@ local function backend()
   else
     h().warn('no provider selected: completions will report "unavailable"')
   end
+  policy()
 end
 
 function M.check()

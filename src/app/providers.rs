@@ -104,7 +104,13 @@ impl ProviderSet {
                 .completion
                 .provider
                 .as_deref()),
-            Job::Fix | Job::Test => self.config.fix.provider.as_deref().or(self.config.explain.provider.as_deref()).or(self.config.completion.provider.as_deref()),
+            Job::Fix | Job::Test => self
+                .config
+                .fix
+                .provider
+                .as_deref()
+                .or(self.config.explain.provider.as_deref())
+                .or(self.config.completion.provider.as_deref()),
             _ => self.config.completion.provider.as_deref(),
         };
         named

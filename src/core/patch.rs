@@ -49,7 +49,9 @@ pub enum PatchError {
     NoCode,
     #[error("the proposed code is the same as the buffer: nothing to change")]
     NoChange,
-    #[error("hunk {hunk} (line {line}) no longer matches the buffer: that text was edited after the proposal")]
+    #[error(
+        "hunk {hunk} (line {line}) no longer matches the buffer: that text was edited after the proposal"
+    )]
     Stale { hunk: usize, line: usize },
     #[error("the model's diff does not match the code: hunk {hunk} expects {expected:?}")]
     DiffMismatch { hunk: usize, expected: String },
@@ -64,7 +66,9 @@ pub fn lines(text: &str) -> Vec<String> {
     if t.is_empty() && text.is_empty() {
         return Vec::new();
     }
-    t.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect()
+    t.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect()
 }
 
 /// The hunks that turn `old` into `new`: one per run of changed rows.
@@ -91,7 +95,11 @@ pub fn edits(hunks: &[Hunk], accepted: &[bool]) -> Vec<Edit> {
         .iter()
         .enumerate()
         .filter(|(i, _)| accepted.get(*i).copied().unwrap_or(false))
-        .map(|(_, h)| Edit { start: h.start, end: h.end(), lines: h.new.clone() })
+        .map(|(_, h)| Edit {
+            start: h.start,
+            end: h.end(),
+            lines: h.new.clone(),
+        })
         .collect();
     out.sort_by(|a, b| b.start.cmp(&a.start).then(b.end.cmp(&a.end)));
     out
@@ -102,7 +110,10 @@ pub fn edits(hunks: &[Hunk], accepted: &[bool]) -> Vec<Edit> {
 pub fn apply(old: &[String], hunks: &[Hunk], accepted: &[bool]) -> Result<Vec<String>, PatchError> {
     for (i, h) in hunks.iter().enumerate() {
         if accepted.get(i).copied().unwrap_or(false) && !matches_at(old, h.start, &h.old) {
-            return Err(PatchError::Stale { hunk: i + 1, line: h.start + 1 });
+            return Err(PatchError::Stale {
+                hunk: i + 1,
+                line: h.start + 1,
+            });
         }
     }
     let mut text = old.to_vec();
@@ -113,32 +124,46 @@ pub fn apply(old: &[String], hunks: &[Hunk], accepted: &[bool]) -> Result<Vec<St
 }
 
 fn matches_at(text: &[String], start: usize, want: &[String]) -> bool {
-    text.get(start..start + want.len()).is_some_and(|s| s == want)
+    text.get(start..start + want.len())
+        .is_some_and(|s| s == want)
 }
 
 /// Moves hunks made against `base` (the buffer when the patch was proposed) onto `current` (the
 /// buffer now). The edits between the two are diffed; a hunk whose rows and context lie in text
 /// those edits did not touch moves by their offset, a hunk whose text or context was edited gives
 /// `Err(PatchError::Stale)`. Exact: a hunk is never moved onto look-alike text elsewhere.
-pub fn rebase(hunks: &[Hunk], base: &[String], current: &[String]) -> Result<Vec<Hunk>, PatchError> {
-    let unchanged: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = capture_diff_slices(Algorithm::Patience, base, current)
-        .iter()
-        .filter_map(|op| {
-            let (tag, o, n) = op.as_tag_tuple();
-            (tag == DiffTag::Equal).then_some((o, n))
-        })
-        .collect();
+pub fn rebase(
+    hunks: &[Hunk],
+    base: &[String],
+    current: &[String],
+) -> Result<Vec<Hunk>, PatchError> {
+    let unchanged: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> =
+        capture_diff_slices(Algorithm::Patience, base, current)
+            .iter()
+            .filter_map(|op| {
+                let (tag, o, n) = op.as_tag_tuple();
+                (tag == DiffTag::Equal).then_some((o, n))
+            })
+            .collect();
     hunks
         .iter()
         .enumerate()
         .map(|(i, h)| {
             let (lo, hi) = (h.start - h.before.len(), h.end() + h.after.len());
-            let inside = |o: &std::ops::Range<usize>| o.start <= lo && hi <= o.end && (lo < hi || o.start < o.end);
+            let inside = |o: &std::ops::Range<usize>| {
+                o.start <= lo && hi <= o.end && (lo < hi || o.start < o.end)
+            };
             match unchanged.iter().find(|(o, _)| inside(o)) {
-                Some((o, n)) => Ok(Hunk { start: h.start - o.start + n.start, ..h.clone() }),
+                Some((o, n)) => Ok(Hunk {
+                    start: h.start - o.start + n.start,
+                    ..h.clone()
+                }),
                 // Insertion into an empty text with no context: fine if the text is still empty.
                 None if lo == hi && base.is_empty() && current.is_empty() => Ok(h.clone()),
-                None => Err(PatchError::Stale { hunk: i + 1, line: h.start + 1 }),
+                None => Err(PatchError::Stale {
+                    hunk: i + 1,
+                    line: h.start + 1,
+                }),
             }
         })
         .collect()
@@ -158,20 +183,29 @@ pub enum Answer {
 /// no prose) is taken whole. `None` when there is no code.
 pub fn extract(answer: &str) -> Option<Answer> {
     let blocks = fenced_blocks(answer);
-    if let Some((_, text)) = blocks.iter().find(|(lang, text)| lang.as_deref() == Some("diff") || lang.as_deref() == Some("patch") || looks_like_diff(text)) {
+    if let Some((_, text)) = blocks.iter().find(|(lang, text)| {
+        lang.as_deref() == Some("diff") || lang.as_deref() == Some("patch") || looks_like_diff(text)
+    }) {
         return Some(Answer::Diff(text.clone()));
     }
     if blocks.is_empty() && looks_like_diff(answer) {
         return Some(Answer::Diff(answer.to_string()));
     }
-    if let Some((lang, text)) = blocks.into_iter().filter(|(_, t)| !t.trim().is_empty()).max_by_key(|(_, t)| t.len()) {
+    if let Some((lang, text)) = blocks
+        .into_iter()
+        .filter(|(_, t)| !t.trim().is_empty())
+        .max_by_key(|(_, t)| t.len())
+    {
         return Some(Answer::Code { lang, text });
     }
     None
 }
 
 fn looks_like_diff(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with("@@")) && text.lines().any(|l| l.starts_with('+') || l.starts_with('-'))
+    text.lines().any(|l| l.starts_with("@@"))
+        && text
+            .lines()
+            .any(|l| l.starts_with('+') || l.starts_with('-'))
 }
 
 /// Fenced blocks (```lang … ```), tolerating an unclosed last fence (a capped answer).
@@ -213,8 +247,16 @@ pub fn parse_unified(text: &str) -> Result<Vec<DiffHunk>, PatchError> {
     for line in text.lines() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let Some(header) = line.strip_prefix("@@") {
-            let hint = header.trim().strip_prefix('-').and_then(|s| s.split([',', ' ']).next()).and_then(|n| n.parse::<usize>().ok()).map(|n| n.saturating_sub(1));
-            hunks.push(DiffHunk { hint, lines: Vec::new() });
+            let hint = header
+                .trim()
+                .strip_prefix('-')
+                .and_then(|s| s.split([',', ' ']).next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .map(|n| n.saturating_sub(1));
+            hunks.push(DiffHunk {
+                hint,
+                lines: Vec::new(),
+            });
             continue;
         }
         let Some(h) = hunks.last_mut() else { continue };
@@ -241,12 +283,33 @@ pub fn apply_unified(old: &[String], hunks: &[DiffHunk]) -> Result<Vec<String>, 
     let mut out = Vec::new();
     let mut pos = 0;
     for (i, h) in hunks.iter().enumerate() {
-        let want: Vec<&str> = h.lines.iter().filter(|(c, _)| *c != '+').map(|(_, l)| l.as_str()).collect();
-        let same = |at: usize| want.iter().enumerate().all(|(k, w)| old.get(at + k).is_some_and(|o| o.trim_end() == w.trim_end()));
-        let hint = h.hint.filter(|&at| at >= pos && at < old.len()).unwrap_or(pos);
-        let at = (pos..=old.len().saturating_sub(want.len())).filter(|&at| same(at)).min_by_key(|&at| at.abs_diff(hint)).ok_or_else(|| {
-            PatchError::DiffMismatch { hunk: i + 1, expected: want.iter().find(|w| !w.trim().is_empty()).unwrap_or(&"").to_string() }
-        })?;
+        let want: Vec<&str> = h
+            .lines
+            .iter()
+            .filter(|(c, _)| *c != '+')
+            .map(|(_, l)| l.as_str())
+            .collect();
+        let same = |at: usize| {
+            want.iter().enumerate().all(|(k, w)| {
+                old.get(at + k)
+                    .is_some_and(|o| o.trim_end() == w.trim_end())
+            })
+        };
+        let hint = h
+            .hint
+            .filter(|&at| at >= pos && at < old.len())
+            .unwrap_or(pos);
+        let at = (pos..=old.len().saturating_sub(want.len()))
+            .filter(|&at| same(at))
+            .min_by_key(|&at| at.abs_diff(hint))
+            .ok_or_else(|| PatchError::DiffMismatch {
+                hunk: i + 1,
+                expected: want
+                    .iter()
+                    .find(|w| !w.trim().is_empty())
+                    .unwrap_or(&"")
+                    .to_string(),
+            })?;
         out.extend_from_slice(&old[pos..at]);
         let mut k = at;
         for (c, l) in &h.lines {
@@ -269,7 +332,12 @@ pub fn apply_unified(old: &[String], hunks: &[DiffHunk]) -> Result<Vec<String>, 
 /// begins or ends with buffer lines outside the range (the model repeated surrounding code), the
 /// range grows to cover them; when the code lost the range's indentation, it is re-indented.
 /// Returns the (start, end) rows the code replaces and the code's lines.
-pub fn fit_replacement(buffer: &[String], start: usize, end: usize, code: &str) -> (usize, usize, Vec<String>) {
+pub fn fit_replacement(
+    buffer: &[String],
+    start: usize,
+    end: usize,
+    code: &str,
+) -> (usize, usize, Vec<String>) {
     let mut new = lines(code);
     while new.first().is_some_and(|l| l.trim().is_empty()) {
         new.remove(0);
@@ -278,7 +346,10 @@ pub fn fit_replacement(buffer: &[String], start: usize, end: usize, code: &str) 
         new.pop();
     }
     let distinctive = |l: &str| l.trim().len() > 3;
-    let (mut start, mut end) = (start.min(buffer.len()), end.min(buffer.len()).max(start.min(buffer.len())));
+    let (mut start, mut end) = (
+        start.min(buffer.len()),
+        end.min(buffer.len()).max(start.min(buffer.len())),
+    );
     let mut grew = false;
     if let Some(first) = new.first().filter(|l| distinctive(l)) {
         if !buffer[start..end].iter().any(|b| b.trim() == first.trim()) {
@@ -299,8 +370,16 @@ pub fn fit_replacement(buffer: &[String], start: usize, end: usize, code: &str) 
         // A closing line such as `}`: when the model repeated the lines above the range, it
         // usually repeated the ones below too; take the end where the code's tail lines up best.
         Some(_) if grew => {
-            let overlap = |e: usize| new.iter().rev().zip(buffer[..e].iter().rev()).take_while(|(n, b)| n.trim() == b.trim()).count();
-            let best = (end..=(end + 3).min(buffer.len())).max_by_key(|&e| (overlap(e), std::cmp::Reverse(e))).unwrap_or(end);
+            let overlap = |e: usize| {
+                new.iter()
+                    .rev()
+                    .zip(buffer[..e].iter().rev())
+                    .take_while(|(n, b)| n.trim() == b.trim())
+                    .count()
+            };
+            let best = (end..=(end + 3).min(buffer.len()))
+                .max_by_key(|&e| (overlap(e), std::cmp::Reverse(e)))
+                .unwrap_or(end);
             if overlap(best) > overlap(end) {
                 end = best;
             }
@@ -308,7 +387,10 @@ pub fn fit_replacement(buffer: &[String], start: usize, end: usize, code: &str) 
         _ => {}
     }
     let indent_of = |l: &str| l.len() - l.trim_start().len();
-    if let (Some(b), Some(c)) = (buffer[start..end].iter().find(|l| !l.trim().is_empty()), new.iter().find(|l| !l.trim().is_empty())) {
+    if let (Some(b), Some(c)) = (
+        buffer[start..end].iter().find(|l| !l.trim().is_empty()),
+        new.iter().find(|l| !l.trim().is_empty()),
+    ) {
         let (want, have) = (indent_of(b), indent_of(c));
         if have == 0 && want > 0 {
             let pad = b[..want].to_string();
@@ -335,9 +417,28 @@ mod tests {
         let new = v("a\nB\nc\nd\ne\nf\ng\nh\n");
         let h = diff(&old, &new);
         assert_eq!(h.len(), 2);
-        assert_eq!((h[0].start, h[0].old.clone(), h[0].new.clone(), h[0].before.clone()), (1, v("b"), v("B"), v("a")));
-        assert_eq!((h[1].start, h[1].old.len(), h[1].new.clone(), h[1].after.len()), (7, 0, v("h"), 0));
-        assert_eq!(apply(&old, &h, &[false, true]).unwrap(), v("a\nb\nc\nd\ne\nf\ng\nh\n"));
+        assert_eq!(
+            (
+                h[0].start,
+                h[0].old.clone(),
+                h[0].new.clone(),
+                h[0].before.clone()
+            ),
+            (1, v("b"), v("B"), v("a"))
+        );
+        assert_eq!(
+            (
+                h[1].start,
+                h[1].old.len(),
+                h[1].new.clone(),
+                h[1].after.len()
+            ),
+            (7, 0, v("h"), 0)
+        );
+        assert_eq!(
+            apply(&old, &h, &[false, true]).unwrap(),
+            v("a\nb\nc\nd\ne\nf\ng\nh\n")
+        );
     }
 
     #[test]
@@ -354,34 +455,69 @@ mod tests {
         // The changed text itself was edited: refused.
         let mut edited = old.clone();
         edited[5] = "    20".into();
-        assert_eq!(rebase(&h, &old, &edited), Err(PatchError::Stale { hunk: 1, line: 6 }));
+        assert_eq!(
+            rebase(&h, &old, &edited),
+            Err(PatchError::Stale { hunk: 1, line: 6 })
+        );
         // An edit in the context next to the hunk counts as touching it.
         let mut near = old.clone();
         near[4] = "fn b2() {".into();
         assert!(rebase(&h, &old, &near).is_err());
-        assert!(apply(&edited, &h, &[true]).is_err(), "apply checks the old rows too");
+        assert!(
+            apply(&edited, &h, &[true]).is_err(),
+            "apply checks the old rows too"
+        );
     }
 
     #[test]
     fn extracts_code_and_diffs() {
         let a = "Here is the fix:\n```rust\nfn x() {}\n```\nand a note\n```\nshort\n```";
-        assert_eq!(extract(a), Some(Answer::Code { lang: Some("rust".into()), text: "fn x() {}".into() }));
+        assert_eq!(
+            extract(a),
+            Some(Answer::Code {
+                lang: Some("rust".into()),
+                text: "fn x() {}".into()
+            })
+        );
         let d = "```diff\n--- a/x.rs\n+++ b/x.rs\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n```";
         assert!(matches!(extract(d), Some(Answer::Diff(_))));
-        assert!(matches!(extract("@@ -3 +3 @@\n-x\n+y\n"), Some(Answer::Diff(_))));
+        assert!(matches!(
+            extract("@@ -3 +3 @@\n-x\n+y\n"),
+            Some(Answer::Diff(_))
+        ));
         assert_eq!(extract("I cannot help with that."), None);
-        assert_eq!(extract("```rust\nfn cut_off() {\n    1"), Some(Answer::Code { lang: Some("rust".into()), text: "fn cut_off() {\n    1".into() }));
+        assert_eq!(
+            extract("```rust\nfn cut_off() {\n    1"),
+            Some(Answer::Code {
+                lang: Some("rust".into()),
+                text: "fn cut_off() {\n    1".into()
+            })
+        );
     }
 
     #[test]
     fn unified_diffs_apply_by_content_despite_wrong_numbers() {
         let old = v("a\nb\nc\nd\nb\nc\n");
         let d = parse_unified("--- a\n+++ b\n@@ -40,2 +40,2 @@\n b  \n-c\n+C\n").unwrap();
-        assert_eq!(apply_unified(&old, &d).unwrap(), v("a\nb\nC\nd\nb\nc\n"), "first match after the previous hunk");
+        assert_eq!(
+            apply_unified(&old, &d).unwrap(),
+            v("a\nb\nC\nd\nb\nc\n"),
+            "first match after the previous hunk"
+        );
         let d = parse_unified("@@ -5,2 +5,2 @@\n b\n-c\n+C\n").unwrap();
-        assert_eq!(apply_unified(&old, &d).unwrap(), v("a\nb\nc\nd\nb\nC\n"), "the hint picks the nearer match");
+        assert_eq!(
+            apply_unified(&old, &d).unwrap(),
+            v("a\nb\nc\nd\nb\nC\n"),
+            "the hint picks the nearer match"
+        );
         let bad = parse_unified("@@ -1 +1 @@\n-zzz\n+y\n").unwrap();
-        assert_eq!(apply_unified(&old, &bad), Err(PatchError::DiffMismatch { hunk: 1, expected: "zzz".into() }));
+        assert_eq!(
+            apply_unified(&old, &bad),
+            Err(PatchError::DiffMismatch {
+                hunk: 1,
+                expected: "zzz".into()
+            })
+        );
         assert_eq!(parse_unified("no hunks here"), Err(PatchError::EmptyDiff));
     }
 
@@ -389,14 +525,28 @@ mod tests {
     fn replacement_grows_over_repeated_context_and_keeps_indentation() {
         let buf = v("impl S {\n    fn f(&self) -> i32 {\n        1 +\n    }\n}\n");
         let (s, e, new) = fit_replacement(&buf, 2, 3, "fn f(&self) -> i32 {\n    1 + 1\n}\n");
-        assert_eq!((s, e), (1, 4), "the model repeated the signature and closing brace");
-        assert_eq!(new, v("fn f(&self) -> i32 {\n    1 + 1\n}").iter().map(|l| format!("    {l}")).collect::<Vec<_>>());
-        let (s, e, new) = fit_replacement(&buf, 1, 4, "    fn f(&self) -> i32 {\n        2\n    }\n");
+        assert_eq!(
+            (s, e),
+            (1, 4),
+            "the model repeated the signature and closing brace"
+        );
+        assert_eq!(
+            new,
+            v("fn f(&self) -> i32 {\n    1 + 1\n}")
+                .iter()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+        );
+        let (s, e, new) =
+            fit_replacement(&buf, 1, 4, "    fn f(&self) -> i32 {\n        2\n    }\n");
         assert_eq!((s, e, new[1].as_str()), (1, 4, "        2"));
     }
 
     fn text() -> impl Strategy<Value = Vec<String>> {
-        prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "}", "", "fn x() {"]).prop_map(String::from), 0..24)
+        prop::collection::vec(
+            prop::sample::select(vec!["a", "b", "c", "}", "", "fn x() {"]).prop_map(String::from),
+            0..24,
+        )
     }
 
     proptest! {

@@ -101,7 +101,11 @@ pub struct PatchInput<'a> {
 }
 
 fn fence_lang(language: &str) -> &str {
-    if language.is_empty() { "text" } else { language }
+    if language.is_empty() {
+        "text"
+    } else {
+        language
+    }
 }
 
 /// A chat request for the corrected version of `input.code`, as one fenced block.
@@ -118,19 +122,45 @@ pub fn fix(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {
     if !input.diagnostics.is_empty() {
         user.push_str("Diagnostics:\n");
         for d in input.diagnostics {
-            let source = d.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
-            user.push_str(&format!("- line {}: {} {}{source}\n", d.lnum + 1, d.severity, d.message));
+            let source = d
+                .source
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            user.push_str(&format!(
+                "- line {}: {} {}{source}\n",
+                d.lnum + 1,
+                d.severity,
+                d.message
+            ));
         }
     }
     if !input.above.trim().is_empty() {
-        user.push_str(&format!("Code above (for context, do not repeat it):\n```{lang}\n{}\n```\n", input.above));
+        user.push_str(&format!(
+            "Code above (for context, do not repeat it):\n```{lang}\n{}\n```\n",
+            input.above
+        ));
     }
-    user.push_str(&format!("Fix lines {}-{}:\n```{lang}\n{}\n```\n", input.start_row + 1, input.end_row + 1, input.code));
+    user.push_str(&format!(
+        "Fix lines {}-{}:\n```{lang}\n{}\n```\n",
+        input.start_row + 1,
+        input.end_row + 1,
+        input.code
+    ));
     if let Some(reason) = input.reason.filter(|r| !r.trim().is_empty()) {
         user.push_str(&format!("Your previous proposal was rejected: {reason}\n"));
     }
-    user.push_str(&format!("Reply with the fixed lines {}-{} in one ```{lang} block.", input.start_row + 1, input.end_row + 1));
-    ChatRequest { messages: vec![Message::system(system), Message::user(user)], max_tokens, temperature: 0.1, stop: vec![] }
+    user.push_str(&format!(
+        "Reply with the fixed lines {}-{} in one ```{lang} block.",
+        input.start_row + 1,
+        input.end_row + 1
+    ));
+    ChatRequest {
+        messages: vec![Message::system(system), Message::user(user)],
+        max_tokens,
+        temperature: 0.1,
+        stop: vec![],
+    }
 }
 
 /// A chat request for unit tests of `input.code`, as one fenced block. For Rust the tests go into
@@ -142,13 +172,27 @@ pub fn tests(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {
     } else {
         "Write a complete test file using the language's usual test framework, importing the code under test."
     };
-    let system = format!("You are an expert {lang} engineer writing unit tests. {how} Reply with the tests in one ```{lang} block. No explanation.");
-    let place = if input.path.is_empty() { String::from("the buffer") } else { input.path.to_string() };
-    let mut user = format!("Write unit tests for this code from {place}:\n```{lang}\n{}\n```\n", input.code);
+    let system = format!(
+        "You are an expert {lang} engineer writing unit tests. {how} Reply with the tests in one ```{lang} block. No explanation."
+    );
+    let place = if input.path.is_empty() {
+        String::from("the buffer")
+    } else {
+        input.path.to_string()
+    };
+    let mut user = format!(
+        "Write unit tests for this code from {place}:\n```{lang}\n{}\n```\n",
+        input.code
+    );
     if let Some(reason) = input.reason.filter(|r| !r.trim().is_empty()) {
         user.push_str(&format!("Your previous proposal was rejected: {reason}\n"));
     }
-    ChatRequest { messages: vec![Message::system(system), Message::user(user)], max_tokens, temperature: 0.2, stop: vec![] }
+    ChatRequest {
+        messages: vec![Message::system(system), Message::user(user)],
+        max_tokens,
+        temperature: 0.2,
+        stop: vec![],
+    }
 }
 
 #[cfg(test)]
@@ -157,13 +201,44 @@ mod tests {
 
     #[test]
     fn fix_prompt_has_diagnostics_range_and_reason() {
-        let d = [Diagnostic { lnum: 4, end_lnum: 4, col: 2, severity: "ERROR".into(), message: "mismatched types".into(), source: Some("rustc".into()) }];
-        let input = PatchInput { code: "fn f() -> u8 { \"x\" }", language: "rust", path: "src/a.rs", start_row: 4, end_row: 4, above: "use x;", diagnostics: &d, reason: Some("keep the name") };
+        let d = [Diagnostic {
+            lnum: 4,
+            end_lnum: 4,
+            col: 2,
+            severity: "ERROR".into(),
+            message: "mismatched types".into(),
+            source: Some("rustc".into()),
+        }];
+        let input = PatchInput {
+            code: "fn f() -> u8 { \"x\" }",
+            language: "rust",
+            path: "src/a.rs",
+            start_row: 4,
+            end_row: 4,
+            above: "use x;",
+            diagnostics: &d,
+            reason: Some("keep the name"),
+        };
         let user = &fix(&input, 100).messages[1].content;
-        for want in ["File: src/a.rs", "- line 5: ERROR mismatched types (rustc)", "Fix lines 5-5:", "```rust\nfn f()", "rejected: keep the name", "use x;"] {
+        for want in [
+            "File: src/a.rs",
+            "- line 5: ERROR mismatched types (rustc)",
+            "Fix lines 5-5:",
+            "```rust\nfn f()",
+            "rejected: keep the name",
+            "use x;",
+        ] {
             assert!(user.contains(want), "{want:?} missing from {user}");
         }
-        let t = &tests(&PatchInput { reason: None, ..input }, 100).messages[0].content;
+        let t = &tests(
+            &PatchInput {
+                reason: None,
+                ..input
+            },
+            100,
+        )
+        .messages[0]
+            .content;
         assert!(t.contains("#[test] functions only"));
     }
 

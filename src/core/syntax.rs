@@ -69,17 +69,24 @@ pub fn enclosing_item(
 /// Returns (row of `mod tests`, row of its closing `}`), 0-based; `None` if the file has none.
 pub fn rust_test_module(source: &str) -> Option<(usize, usize)> {
     let mut parser = Parser::new();
-    parser.set_language(&tree_sitter_rust::LANGUAGE.into()).ok()?;
+    parser
+        .set_language(&tree_sitter_rust::LANGUAGE.into())
+        .ok()?;
     let tree = parser.parse(source, None)?;
     let root = tree.root_node();
     let mut cursor = root.walk();
     let children: Vec<Node> = root.children(&mut cursor).collect();
     children.iter().enumerate().find_map(|(i, n)| {
         let named_tests = n.kind() == "mod_item"
-            && n.child_by_field_name("name").and_then(|name| name.utf8_text(source.as_bytes()).ok()) == Some("tests");
+            && n.child_by_field_name("name")
+                .and_then(|name| name.utf8_text(source.as_bytes()).ok())
+                == Some("tests");
         let cfg_test = i > 0 && {
             let attr = children[i - 1];
-            attr.kind() == "attribute_item" && attr.utf8_text(source.as_bytes()).is_ok_and(|t| t.replace(' ', "").contains("cfg(test)"))
+            attr.kind() == "attribute_item"
+                && attr
+                    .utf8_text(source.as_bytes())
+                    .is_ok_and(|t| t.replace(' ', "").contains("cfg(test)"))
         };
         let body = n.child_by_field_name("body")?;
         (named_tests && cfg_test).then(|| (n.start_position().row, body.end_position().row))

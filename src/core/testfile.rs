@@ -32,13 +32,19 @@ pub fn test_target(path: &str, filetype: &str) -> TestTarget {
         Some(i) if i > 0 => (&file[..i], &file[i + 1..]),
         _ => (file, ""),
     };
-    let is_test = stem.starts_with("test_") || stem.ends_with("_test") || stem.ends_with(".test") || stem.ends_with(".spec") || stem.ends_with("_spec") || stem.ends_with("Test");
+    let is_test = stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with(".test")
+        || stem.ends_with(".spec")
+        || stem.ends_with("_spec")
+        || stem.ends_with("Test");
     if is_test || stem.is_empty() {
         return TestTarget::SameFile;
     }
     let name = match (filetype, ext) {
         ("python", _) | (_, "py") => format!("test_{stem}.py"),
-        ("javascript" | "typescript" | "javascriptreact" | "typescriptreact", _) | (_, "js" | "ts" | "jsx" | "tsx" | "mjs") => format!("{stem}.test.{ext}"),
+        ("javascript" | "typescript" | "javascriptreact" | "typescriptreact", _)
+        | (_, "js" | "ts" | "jsx" | "tsx" | "mjs") => format!("{stem}.test.{ext}"),
         ("go", _) | (_, "go") => format!("{stem}_test.go"),
         ("lua", _) | (_, "lua") => format!("{stem}_spec.lua"),
         ("ruby", _) | (_, "rb") => format!("{stem}_spec.rb"),
@@ -71,7 +77,9 @@ pub fn add_rust_tests(file: &[String], code: &str) -> Vec<String> {
             while out.last().is_some_and(|l| l.trim().is_empty()) {
                 out.pop();
             }
-            out.extend(["", "#[cfg(test)]", "mod tests {", "    use super::*;", ""].map(String::from));
+            out.extend(
+                ["", "#[cfg(test)]", "mod tests {", "    use super::*;", ""].map(String::from),
+            );
             out.extend(indent(&body, "    "));
             out.push("}".into());
         }
@@ -96,7 +104,10 @@ pub fn add_to_test_file(file: &[String], code: &str) -> Vec<String> {
 /// brace and `use super::*;`, dedented.
 fn unwrap_rust_module(code: &str) -> Vec<String> {
     let mut lines: Vec<String> = crate::core::patch::lines(code);
-    if let Some(open) = lines.iter().position(|l| l.trim_start().starts_with("mod tests") && l.trim_end().ends_with('{')) {
+    if let Some(open) = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("mod tests") && l.trim_end().ends_with('{'))
+    {
         if let Some(close) = lines.iter().rposition(|l| l.trim() == "}") {
             if close > open {
                 lines = lines[open + 1..close].to_vec();
@@ -113,12 +124,35 @@ fn unwrap_rust_module(code: &str) -> Vec<String> {
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
-    let common = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
-    lines.iter().map(|l| if l.trim().is_empty() { String::new() } else { l[common..].to_string() }).collect()
+    let common = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                l[common..].to_string()
+            }
+        })
+        .collect()
 }
 
 fn indent(lines: &[String], pad: &str) -> Vec<String> {
-    lines.iter().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect()
+    lines
+        .iter()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -138,7 +172,11 @@ mod tests {
         assert_eq!(t("/p/calc.go", "go"), "/p/calc_test.go");
         assert_eq!(t("/p/lua/calc.lua", "lua"), "/p/lua/calc_spec.lua");
         assert_eq!(t("/p/Calc.java", "java"), "/p/CalcTest.java");
-        assert_eq!(t("/p/test_calc.py", "python"), "same", "already a test file");
+        assert_eq!(
+            t("/p/test_calc.py", "python"),
+            "same",
+            "already a test file"
+        );
         assert_eq!(t("calc.c", "c"), "test_calc.c");
     }
 
@@ -147,15 +185,29 @@ mod tests {
         let answer = "#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn adds() {\n        assert_eq!(add(1, 2), 3);\n    }\n}";
         let without = lines("fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\n");
         let got = add_rust_tests(&without, answer);
-        assert_eq!(got.join("\n"), "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn adds() {\n        assert_eq!(add(1, 2), 3);\n    }\n}");
-        let with = lines("fn add() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn old() {}\n}\n");
+        assert_eq!(
+            got.join("\n"),
+            "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn adds() {\n        assert_eq!(add(1, 2), 3);\n    }\n}"
+        );
+        let with = lines(
+            "fn add() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn old() {}\n}\n",
+        );
         let got = add_rust_tests(&with, "#[test]\nfn new() {}");
-        assert_eq!(got.join("\n"), "fn add() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn old() {}\n\n    #[test]\n    fn new() {}\n}");
+        assert_eq!(
+            got.join("\n"),
+            "fn add() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    #[test]\n    fn old() {}\n\n    #[test]\n    fn new() {}\n}"
+        );
     }
 
     #[test]
     fn other_languages_append_to_the_test_file() {
-        assert_eq!(add_to_test_file(&[], "\nimport x\n\ndef test_a():\n    pass\n"), lines("import x\n\ndef test_a():\n    pass"));
-        assert_eq!(add_to_test_file(&lines("import x\n\n"), "def test_b(): pass"), lines("import x\n\ndef test_b(): pass"));
+        assert_eq!(
+            add_to_test_file(&[], "\nimport x\n\ndef test_a():\n    pass\n"),
+            lines("import x\n\ndef test_a():\n    pass")
+        );
+        assert_eq!(
+            add_to_test_file(&lines("import x\n\n"), "def test_b(): pass"),
+            lines("import x\n\ndef test_b(): pass")
+        );
     }
 }

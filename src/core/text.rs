@@ -105,11 +105,15 @@ impl BufferText {
 
     /// Every line, without newlines (what `nvim_buf_get_lines(buf, 0, -1, false)` returns).
     pub fn lines(&self) -> Vec<String> {
-        self.rope.lines().take(self.line_count()).map(|l| {
-            let mut s = l.to_string();
-            s.pop();
-            s
-        }).collect()
+        self.rope
+            .lines()
+            .take(self.line_count())
+            .map(|l| {
+                let mut s = l.to_string();
+                s.pop();
+                s
+            })
+            .collect()
     }
 
     /// The whole text, lines joined by `\n` with a final `\n`.

@@ -84,8 +84,16 @@ impl NvimHandler {
             tokio::spawn(async move {
                 while let Some(op) = rx.recv().await {
                     let result = match op {
-                        Attachment::Attach(buf) => nvim.call("nvim_buf_attach", vec![buf.into(), true.into(), Value::Map(vec![])]).await,
-                        Attachment::Detach(buf) => nvim.call("nvim_buf_detach", vec![buf.into()]).await,
+                        Attachment::Attach(buf) => {
+                            nvim.call(
+                                "nvim_buf_attach",
+                                vec![buf.into(), true.into(), Value::Map(vec![])],
+                            )
+                            .await
+                        }
+                        Attachment::Detach(buf) => {
+                            nvim.call("nvim_buf_detach", vec![buf.into()]).await
+                        }
                     };
                     match result {
                         Ok(Ok(Value::Boolean(true))) => tracing::debug!(?op, "done"),
@@ -462,17 +470,28 @@ pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<Ap
         for ev in coalesce(batch) {
             // Zeke's time ends when the reply is handed to the RPC writer; what the editor then
             // spends running the dispatch (drawing extmarks) is the editor's, not ours.
-            if let UiEvent::Completion { received, provider_ttft, done, text, .. } = &ev {
+            if let UiEvent::Completion {
+                received,
+                provider_ttft,
+                done,
+                text,
+                ..
+            } = &ev
+            {
                 let elapsed = received.elapsed().as_secs_f64() * 1e3;
                 if let Some(ttft) = provider_ttft {
-                    app.stats.record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
+                    app.stats
+                        .record_first(elapsed, (elapsed - ttft.as_secs_f64() * 1e3).max(0.0));
                 }
                 if *done && !text.is_empty() {
                     app.stats.record_total(elapsed);
                 }
             }
             let (name, payload) = proto::to_proto(&ev);
-            match nvim.exec_lua(proto::DISPATCH, vec![Value::from(name), payload]).await {
+            match nvim
+                .exec_lua(proto::DISPATCH, vec![Value::from(name), payload])
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_channel_closed() => return,
                 Err(e) => tracing::warn!(%e, event = name, "dispatch failed"),

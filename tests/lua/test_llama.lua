@@ -1,6 +1,7 @@
 -- tests/lua/test_llama.lua: the real thing: llama-server with SmolLM2-135M-Instruct
 -- ($ZEKE_TEST_LLAMA_URL). Asserts behaviour (text arrived, accept inserts it, few requests in a
--- burst, explain streams and names the model), never the model's wording.
+-- burst, explain streams and names the model, `:Zeke fix` / `:Zeke test` propose a patch that
+-- `:Zeke allow` applies as one undo step), never the model's wording.
 local NEEDS = { 'ZEKE_BIN', 'ZEKE_TEST_LLAMA_URL' }
 
 local function start(H, extra)
@@ -9,6 +10,7 @@ local function start(H, extra)
     providers = { llama = { kind = 'llamacpp', url = vim.env.ZEKE_TEST_LLAMA_URL } },
     completion = { provider = 'llama' },
     explain = { provider = 'llama', max_tokens = 96 },
+    fix = { provider = 'llama', max_tokens = 160 },
   }
   c:setup(vim.tbl_deep_extend('force', cfg, extra or {}))
   c:new_buffer('rust')
@@ -32,6 +34,40 @@ local function get_ghost_text(H, c, text)
     c:type(' ', 25)
   end
   error('the model never offered a completion')
+end
+
+--- Runs `cmd` and waits for a proposal (returned) or an error message (nil: the tiny model
+--- answered with no usable code, or with the same code).
+local function propose(H, c, cmd)
+  local errs = #c:problems()
+  c:cmd(cmd)
+  return H.wait(function()
+    local st = c:review()
+    if st then return { st = st } end
+    if #c:problems() > errs then return { st = nil } end
+  end, 180000, 'a proposal or an error from ' .. cmd).st
+end
+
+--- Propose with `first`, and once more with `second` when the model had no usable answer.
+local function propose_twice(H, c, first, second)
+  local st = propose(H, c, first)
+  if st then return st end
+  local problems = c:problems()
+  io.stdout:write(('     (retrying: %s)\n'):format(problems[#problems]))
+  st = propose(H, c, second)
+  H.ok(st, 'no patch proposed, twice: ' .. vim.inspect(c:problems()))
+  return st
+end
+
+--- `:Zeke allow` applies the proposal to its buffer; one undo restores it.
+local function allow_and_undo(H, c, st)
+  local before = c:lua('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', st.buf)
+  c:cmd('Zeke allow')
+  local after = c:lua('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', st.buf)
+  H.ok(not vim.deep_equal(before, after), 'the buffer changed')
+  H.eq(nil, c:review(), 'nothing pending')
+  c:lua('vim.api.nvim_buf_call(..., function() vim.cmd("undo") end)', st.buf)
+  H.eq(before, c:lua('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', st.buf), 'one undo restores it')
 end
 
 return {
@@ -100,6 +136,43 @@ return {
       H.ok(st.title:find('llama', 1, true), st.title)
       if model then H.ok(st.title:find(model, 1, true), ('title %q names model %q'):format(st.title, model)) end
       H.ok(select(2, st.title:gsub('·', '')) == 2, 'title: Zeke · provider · model: ' .. st.title)
+    end,
+  },
+  {
+    name = ':Zeke fix proposes a patch that :Zeke allow applies (one undo step)',
+    needs = NEEDS,
+    run = function(H)
+      local c = start(H)
+      c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)', {
+        '// Returns the sum of a and b.', 'fn add(a: i32, b: i32) -> i32 {', '    a - b', '}',
+      })
+      c:lua('vim.api.nvim_win_set_cursor(0, { 3, 4 })')
+      local st = propose_twice(H, c, '1,4Zeke fix', '3,3Zeke fix')
+      H.eq('fix', st.job)
+      H.ok(#st.hunks >= 1, 'hunks')
+      H.ok(st.title:find('llama', 1, true), st.title)
+      allow_and_undo(H, c, st)
+    end,
+  },
+  {
+    name = ':Zeke test proposes tests that :Zeke allow puts in an unsaved test file buffer',
+    needs = NEEDS,
+    run = function(H)
+      local dir = H.project({ ['calc.py'] = { 'def add(a, b):', '    return a + b' } })
+      local c = H.child()
+      c:setup({
+        providers = { llama = { kind = 'llamacpp', url = vim.env.ZEKE_TEST_LLAMA_URL } },
+        fix = { provider = 'llama', max_tokens = 160 },
+        completion = { enabled = false },
+      })
+      c:cmd('edit ' .. vim.fn.fnameescape(dir .. '/calc.py'))
+      c:lua('vim.bo.filetype = "python"')
+      c:lua('vim.api.nvim_win_set_cursor(0, { 2, 4 })')
+      local st = propose_twice(H, c, 'Zeke test', '1,2Zeke test')
+      H.eq('test', st.job)
+      H.ok(vim.endswith(st.path, 'test_calc.py'), st.path)
+      allow_and_undo(H, c, st)
+      H.eq(0, vim.fn.filereadable(dir .. '/test_calc.py'), 'nothing written to disk')
     end,
   },
 }

@@ -1,0 +1,371 @@
+//! The git edge: the reference git server's operations, run through the `git` CLI via [`sys`].
+//!
+//! Invariants:
+//! - A repository is opened only when its `repo_path` resolves inside the roots and its work-tree
+//!   top level does too (rule `repo-outside-roots`), so git never walks up into a repository that
+//!   encloses a root.
+//! - No caller value can become a git option: values starting with `-` are refused (rule
+//!   `git-option`), and revisions/paths are placed after `--end-of-options` or `--`.
+//! - `git_add` paths must resolve inside the repository (rule `outside-repo`); symlinks are staged
+//!   as links (only their parent directory is resolved).
+//! - git runs with hooks and fsmonitor disabled, no external diff or textconv, no pager or prompt,
+//!   `LC_ALL=C`, and without inherited `GIT_DIR`-style location variables.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::sys;
+use crate::workspace::{FsError, Must, Roots};
+
+/// How long one git command may run.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+const SAFE: &[&str] = &[
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "color.ui=false",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "advice.detachedHead=false",
+];
+
+const ENV: sys::Env<'static> = sys::Env {
+    remove: &[
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_CEILING_DIRECTORIES",
+    ],
+    set: &[
+        ("LC_ALL", "C"),
+        ("GIT_TERMINAL_PROMPT", "0"),
+        ("GIT_PAGER", "cat"),
+        ("GIT_EDITOR", "true"),
+        ("GIT_OPTIONAL_LOCKS", "0"),
+    ],
+};
+
+/// An opened repository: its canonical work-tree top level, inside the roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    pub top: PathBuf,
+}
+
+/// Refuses a caller value that git could read as an option.
+pub fn no_option(what: &str, value: &str) -> Result<(), FsError> {
+    if value.starts_with('-') {
+        return Err(FsError::refused(
+            "git-option",
+            format!("{what} {value:?} starts with '-', which git would read as an option"),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `git SAFE… args…` in `cwd`; a non-zero exit is an error carrying git's stderr.
+async fn git(cwd: &Path, args: &[&str]) -> Result<String, FsError> {
+    let mut all: Vec<&str> = SAFE.to_vec();
+    all.extend_from_slice(args);
+    let out = sys::run_env("git", &all, Some(cwd), &ENV, TIMEOUT)
+        .await
+        .map_err(|e| FsError::failed(e.to_string()))?;
+    if out.status != Some(0) {
+        let msg = if out.stderr.trim().is_empty() {
+            out.stdout.trim()
+        } else {
+            out.stderr.trim()
+        };
+        return Err(FsError::failed(format!(
+            "git {} failed: {msg}",
+            args.first().copied().unwrap_or("")
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// Opens the repository at `repo_path` (see the module invariants).
+pub async fn open(roots: &Roots, repo_path: &str) -> Result<Repo, FsError> {
+    let real = roots.resolve(repo_path, Must::Exist)?;
+    if !real.is_dir() {
+        return Err(FsError::failed(format!("{repo_path} is not a directory")));
+    }
+    let top = git(&real, &["rev-parse", "--show-toplevel"])
+        .await
+        .map_err(|_| FsError::failed(format!("{repo_path} is not inside a git repository")))?;
+    let top =
+        std::fs::canonicalize(top.trim()).map_err(|e| FsError::io(Path::new(top.trim()), e))?;
+    if roots.containing(&top).is_none() {
+        return Err(FsError::refused(
+            "repo-outside-roots",
+            format!(
+                "{repo_path} belongs to the repository at {}, which is outside the allowed roots ({})",
+                top.display(),
+                roots.list()
+            ),
+        ));
+    }
+    Ok(Repo { top })
+}
+
+impl Repo {
+    async fn run(&self, args: &[&str]) -> Result<String, FsError> {
+        git(&self.top, args).await
+    }
+
+    pub async fn status(&self) -> Result<String, FsError> {
+        self.run(&["status"]).await
+    }
+
+    pub async fn diff_unstaged(&self, context: u32) -> Result<String, FsError> {
+        self.run(&[
+            "diff",
+            "--no-ext-diff",
+            "--no-textconv",
+            &format!("--unified={context}"),
+        ])
+        .await
+    }
+
+    pub async fn diff_staged(&self, context: u32) -> Result<String, FsError> {
+        self.run(&[
+            "diff",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--cached",
+            &format!("--unified={context}"),
+        ])
+        .await
+    }
+
+    pub async fn diff(&self, target: &str, context: u32) -> Result<String, FsError> {
+        no_option("target", target)?;
+        self.run(&[
+            "diff",
+            "--no-ext-diff",
+            "--no-textconv",
+            &format!("--unified={context}"),
+            "--end-of-options",
+            target,
+            "--",
+        ])
+        .await
+    }
+
+    /// Commits what is staged; refuses an empty commit (git's own check).
+    pub async fn commit(&self, message: &str) -> Result<String, FsError> {
+        if message.trim().is_empty() {
+            return Err(FsError::failed("the commit message is empty"));
+        }
+        self.run(&[
+            "commit",
+            "--no-verify",
+            "--quiet",
+            &format!("--message={message}"),
+        ])
+        .await?;
+        let sha = self.run(&["rev-parse", "HEAD"]).await?;
+        Ok(format!(
+            "Changes committed successfully with hash {}",
+            sha.trim()
+        ))
+    }
+
+    /// Stages `files` (relative to the repository top or absolute, each inside the repository);
+    /// `["."]` stages everything.
+    pub async fn add(&self, roots: &Roots, files: &[String]) -> Result<String, FsError> {
+        if files.is_empty() {
+            return Err(FsError::failed(
+                "no files given; pass one or more paths, or [\".\"] to stage everything",
+            ));
+        }
+        let mut rels = Vec::new();
+        for f in files {
+            no_option("file", f)?;
+            if f == "." {
+                rels.push(".".to_string());
+                continue;
+            }
+            rels.push(self.check_inside(roots, f)?);
+        }
+        let mut args = vec!["add", "--"];
+        args.extend(rels.iter().map(String::as_str));
+        self.run(&args).await?;
+        Ok(format!("Files staged successfully: {}", rels.join(", ")))
+    }
+
+    /// `f` relative to the top level, after checking that its parent resolves inside the repo
+    /// (rule `outside-repo` otherwise).
+    pub fn check_inside(&self, roots: &Roots, f: &str) -> Result<String, FsError> {
+        let abs = if Path::new(f).is_absolute() {
+            PathBuf::from(f)
+        } else {
+            self.top.join(f)
+        };
+        let abs = PathBuf::from(abs.to_string_lossy().trim_end_matches('/'));
+        let outside = || {
+            FsError::refused(
+                "outside-repo",
+                format!("{f} is outside the repository {}", self.top.display()),
+            )
+        };
+        let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+            return Err(outside());
+        };
+        if !matches!(
+            abs.components().next_back(),
+            Some(std::path::Component::Normal(_))
+        ) {
+            return Err(outside());
+        }
+        let real_parent = match roots.resolve(&parent.to_string_lossy(), Must::Exist) {
+            Ok(p) => p,
+            Err(FsError::Refused { .. }) => return Err(outside()),
+            Err(e) => return Err(e),
+        };
+        let rel = real_parent
+            .strip_prefix(&self.top)
+            .map_err(|_| outside())?
+            .join(name);
+        if rel
+            .components()
+            .next()
+            .is_some_and(|c| c.as_os_str() == ".git")
+        {
+            return Err(FsError::refused(
+                "outside-repo",
+                format!("{f} is inside .git"),
+            ));
+        }
+        Ok(rel.to_string_lossy().into_owned())
+    }
+
+    /// Unstages everything (the index goes back to HEAD; the work tree is untouched).
+    pub async fn reset(&self) -> Result<String, FsError> {
+        self.run(&["reset", "--quiet"]).await?;
+        Ok("All staged changes reset".into())
+    }
+
+    /// At most `max_count` commits, newest first, optionally within `since`..`until` (git date
+    /// syntax: ISO 8601, `2 weeks ago`, `yesterday`).
+    pub async fn log(
+        &self,
+        max_count: u32,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<String, FsError> {
+        let n = format!("--max-count={max_count}");
+        let mut args = vec![
+            "log",
+            "--no-ext-diff",
+            "--date=iso",
+            &n,
+            "--format=Commit: %H%nAuthor: %an <%ae>%nDate: %ad%nMessage: %B",
+        ];
+        let (s, u);
+        if let Some(v) = since {
+            no_option("start_timestamp", v)?;
+            s = format!("--since={v}");
+            args.push(&s);
+        }
+        if let Some(v) = until {
+            no_option("end_timestamp", v)?;
+            u = format!("--until={v}");
+            args.push(&u);
+        }
+        args.push("--");
+        match self.run(&args).await {
+            Err(FsError::Failed(m)) if m.contains("does not have any commits") => Ok(String::new()),
+            other => other,
+        }
+    }
+
+    pub async fn create_branch(&self, name: &str, base: Option<&str>) -> Result<String, FsError> {
+        no_option("branch_name", name)?;
+        self.run(&["check-ref-format", "--branch", name])
+            .await
+            .map_err(|_| FsError::failed(format!("{name:?} is not a valid branch name")))?;
+        let mut args = vec!["branch", "--end-of-options", name];
+        if let Some(b) = base {
+            no_option("base_branch", b)?;
+            args.push(b);
+        }
+        self.run(&args).await?;
+        let from = match base {
+            Some(b) => b.to_string(),
+            None => self
+                .run(&["rev-parse", "--abbrev-ref", "HEAD"])
+                .await?
+                .trim()
+                .to_string(),
+        };
+        Ok(format!("Created branch '{name}' from '{from}'"))
+    }
+
+    pub async fn checkout(&self, name: &str) -> Result<String, FsError> {
+        no_option("branch_name", name)?;
+        self.run(&["checkout", "--quiet", "--end-of-options", name, "--"])
+            .await?;
+        let head = self.run(&["rev-parse", "--abbrev-ref", "HEAD"]).await?;
+        if head.trim() == "HEAD" {
+            let sha = self.run(&["rev-parse", "--short", "HEAD"]).await?;
+            return Ok(format!("HEAD is now detached at {}", sha.trim()));
+        }
+        Ok(format!("Switched to branch '{}'", head.trim()))
+    }
+
+    /// A commit with its patch, or a blob/tree given as `<revision>:<path>`.
+    pub async fn show(&self, revision: &str) -> Result<String, FsError> {
+        no_option("revision", revision)?;
+        self.run(&[
+            "show",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--date=iso",
+            "--end-of-options",
+            revision,
+        ])
+        .await
+    }
+
+    /// Branches of `branch_type` (`local`, `remote`, `all`), optionally containing or not containing
+    /// a commit.
+    pub async fn branch(
+        &self,
+        branch_type: &str,
+        contains: Option<&str>,
+        not_contains: Option<&str>,
+    ) -> Result<String, FsError> {
+        let mut args = vec!["branch", "--list"];
+        match branch_type {
+            "local" => {}
+            "remote" => args.push("--remotes"),
+            "all" => args.push("--all"),
+            other => {
+                return Err(FsError::failed(format!(
+                    "branch_type must be local, remote or all (got {other:?})"
+                )));
+            }
+        }
+        let (c, n);
+        if let Some(v) = contains {
+            no_option("contains", v)?;
+            c = format!("--contains={v}");
+            args.push(&c);
+        }
+        if let Some(v) = not_contains {
+            no_option("not_contains", v)?;
+            n = format!("--no-contains={v}");
+            args.push(&n);
+        }
+        self.run(&args).await
+    }
+}

@@ -1,0 +1,412 @@
+//! The filesystem edge: allowed roots and confinement. Every path a tool touches is resolved here
+//! (symlinks included) and checked against the roots by whole path components.
+//!
+//! Invariants:
+//! - A root is a canonical absolute directory. A path is inside a root when the root's components
+//!   are a prefix of its canonical components (`/srv/app` does not admit `/srv/app_evil`).
+//! - A path that does not exist yet is resolved through its nearest existing ancestor; the missing
+//!   tail may not contain `.` or `..`.
+//! - Resolution is checked again on the opened file descriptor ([`fd_path`]), so a component
+//!   swapped for a symlink between the check and the open is caught (rule `race`); writes go through
+//!   a temp file created in a verified directory and renamed there (see [`files`]).
+//! - Refusals are [`FsError::Refused`] with a short rule id (`outside-roots`, `symlink-escape`,
+//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`) and a message that names the path.
+
+pub mod files;
+
+use std::os::fd::AsFd;
+use std::path::{Component, Path, PathBuf};
+
+/// A filesystem failure: a refusal by a confinement rule, or an ordinary error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    #[error("refused (rule {rule}): {message}")]
+    Refused { rule: &'static str, message: String },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FsError {
+    pub fn refused(rule: &'static str, message: impl Into<String>) -> FsError {
+        FsError::Refused {
+            rule,
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> FsError {
+        FsError::Failed(message.into())
+    }
+
+    /// An I/O error about `path`, e.g. `/r/x: No such file or directory (os error 2)`.
+    pub fn io(path: &Path, e: impl std::fmt::Display) -> FsError {
+        FsError::Failed(format!("{}: {e}", path.display()))
+    }
+}
+
+/// The directories tools may touch: the configured roots, possibly narrowed by the client's roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    /// Canonical, deduplicated, none inside another.
+    dirs: Vec<PathBuf>,
+    /// The configured roots, when `dirs` was narrowed by a client.
+    configured: Option<Vec<PathBuf>>,
+}
+
+impl Roots {
+    /// Canonicalizes `dirs` (each must be an existing directory; `~` expands to `$HOME`). Errors name
+    /// the bad entry. An empty list is an error: the server must be confined to something.
+    pub fn new(dirs: &[PathBuf]) -> Result<Roots, String> {
+        if dirs.is_empty() {
+            return Err(
+                "no roots: give --root DIR (or [mcp] roots = [\"DIR\"] in the config)".into(),
+            );
+        }
+        let mut out: Vec<PathBuf> = Vec::new();
+        for d in dirs {
+            let expanded = expand_home(&d.to_string_lossy());
+            let real = std::fs::canonicalize(&expanded)
+                .map_err(|e| format!("root {}: {e}", d.display()))?;
+            if !real.is_dir() {
+                return Err(format!("root {}: not a directory", d.display()));
+            }
+            out.push(real);
+        }
+        Ok(Roots {
+            dirs: minimal(out),
+            configured: None,
+        })
+    }
+
+    /// The canonical allowed directories.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The root containing canonical path `p`, if any (component-wise).
+    pub fn containing(&self, p: &Path) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|r| p.starts_with(r))
+            .map(PathBuf::as_path)
+    }
+
+    /// The configured root containing canonical `p` (before any client narrowing): the project
+    /// boundary used for policy scopes.
+    pub fn scope_root(&self, p: &Path) -> Option<&Path> {
+        self.configured
+            .as_deref()
+            .unwrap_or(&self.dirs)
+            .iter()
+            .find(|r| p.starts_with(r))
+            .map(PathBuf::as_path)
+    }
+
+    /// The intersection with a client's roots (already canonical): a client root inside a configured
+    /// root narrows to it; a configured root inside a client root stays; others are dropped. Never
+    /// widens. The result may be empty, and then every path is refused (rule `client-roots`).
+    pub fn narrowed(&self, client: &[PathBuf]) -> Roots {
+        let base = self.configured.clone().unwrap_or_else(|| self.dirs.clone());
+        let mut out = Vec::new();
+        for c in client {
+            for r in &base {
+                if c.starts_with(r) {
+                    out.push(c.clone());
+                } else if r.starts_with(c) {
+                    out.push(r.clone());
+                }
+            }
+        }
+        Roots {
+            dirs: minimal(out),
+            configured: Some(base),
+        }
+    }
+
+    /// Resolves `requested` to a canonical path inside the roots. `Must::Exist` requires the path to
+    /// exist; `Must::BeCreatable` accepts a missing path whose nearest existing ancestor is inside.
+    /// Relative paths are taken against the first root that keeps them inside (as the reference
+    /// server does); `~/` expands to `$HOME`.
+    pub fn resolve(&self, requested: &str, must: Must) -> Result<PathBuf, FsError> {
+        if requested.is_empty() {
+            return Err(FsError::failed("empty path"));
+        }
+        if requested.contains('\0') {
+            return Err(FsError::refused("bad-path", "path contains a NUL byte"));
+        }
+        let abs = self.absolute(requested);
+        let (base, tail) = nearest_existing(&abs)?;
+        if tail.iter().any(|c| c == "." || c == "..") {
+            return Err(FsError::refused(
+                "tail-dotdot",
+                format!("{requested}: uses . or .. below a directory that does not exist"),
+            ));
+        }
+        let real = tail.iter().fold(base, |p, c| p.join(c));
+        self.check(requested, &abs, &real)?;
+        if must == Must::Exist && !tail.is_empty() {
+            return Err(FsError::failed(format!(
+                "{requested}: no such file or directory"
+            )));
+        }
+        Ok(real)
+    }
+
+    /// Checks canonical `real` (from `requested`, lexically `abs`) against the roots.
+    fn check(&self, requested: &str, abs: &Path, real: &Path) -> Result<(), FsError> {
+        if self.containing(real).is_some() {
+            return Ok(());
+        }
+        if let Some(conf) = &self.configured {
+            if conf.iter().any(|r| real.starts_with(r)) {
+                return Err(FsError::refused(
+                    "client-roots",
+                    format!(
+                        "{requested} is inside the server's roots but outside the roots the client allowed ({})",
+                        self.list()
+                    ),
+                ));
+            }
+        }
+        let lexical = normalize(abs);
+        let (rule, why) = if self.containing(&lexical).is_some() && !has_dotdot(abs) {
+            (
+                "symlink-escape",
+                format!(
+                    "{requested} goes through a symlink to {}, outside the allowed roots",
+                    real.display()
+                ),
+            )
+        } else if has_dotdot(abs) {
+            (
+                "dotdot-escape",
+                format!(
+                    "{requested} uses .. to reach {}, outside the allowed roots",
+                    real.display()
+                ),
+            )
+        } else {
+            (
+                "outside-roots",
+                format!("{requested} is outside the allowed roots"),
+            )
+        };
+        Err(FsError::refused(rule, format!("{why} ({})", self.list())))
+    }
+
+    /// Re-checks an opened descriptor: its current path must still be inside the roots.
+    pub fn verify_fd(&self, fd: impl AsFd, requested: &str) -> Result<PathBuf, FsError> {
+        let actual = fd_path(fd).map_err(|e| {
+            FsError::failed(format!("{requested}: cannot verify the opened file: {e}"))
+        })?;
+        if self.containing(&actual).is_none() {
+            return Err(FsError::refused(
+                "race",
+                format!(
+                    "{requested} changed while it was being opened and now points to {}, outside the allowed roots",
+                    actual.display()
+                ),
+            ));
+        }
+        Ok(actual)
+    }
+
+    fn absolute(&self, requested: &str) -> PathBuf {
+        let p = expand_home(requested);
+        if p.is_absolute() {
+            return p;
+        }
+        self.dirs
+            .iter()
+            .map(|r| r.join(&p))
+            .find(|c| self.containing(&normalize(c)).is_some())
+            .unwrap_or_else(|| {
+                self.dirs
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from("/nonexistent-root"))
+                    .join(&p)
+            })
+    }
+
+    /// The roots as `a, b` for messages (`none` when a client narrowed them to nothing).
+    pub fn list(&self) -> String {
+        if self.dirs.is_empty() {
+            return "none".into();
+        }
+        self.dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Whether a path must already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Must {
+    Exist,
+    BeCreatable,
+}
+
+/// `~` and `~/…` → `$HOME/…`.
+fn expand_home(p: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    if p == "~" {
+        return home().unwrap_or_else(|| PathBuf::from(p));
+    }
+    match (p.strip_prefix("~/"), home()) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The canonical form of the longest existing prefix of `abs`, and the remaining components.
+fn nearest_existing(abs: &Path) -> Result<(PathBuf, Vec<String>), FsError> {
+    let comps: Vec<Component> = abs.components().collect();
+    for keep in (1..=comps.len()).rev() {
+        let prefix: PathBuf = comps[..keep].iter().collect();
+        match std::fs::canonicalize(&prefix) {
+            Ok(real) => {
+                let tail = comps[keep..]
+                    .iter()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                return Ok((real, tail));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(FsError::io(&prefix, e)),
+        }
+    }
+    Err(FsError::failed(format!(
+        "{}: cannot resolve",
+        abs.display()
+    )))
+}
+
+/// Lexical normalization (`.` dropped, `..` pops) for messages and relative-path choice only;
+/// never used to grant access.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn has_dotdot(p: &Path) -> bool {
+    p.components().any(|c| c == Component::ParentDir)
+}
+
+/// Sorted, deduplicated, without entries nested in another entry.
+fn minimal(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    dirs.sort();
+    dirs.dedup();
+    let all = dirs.clone();
+    dirs.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
+    dirs
+}
+
+/// The current path of an open descriptor (Linux: `/proc/self/fd/N`; macOS: `F_GETPATH`).
+pub fn fd_path(fd: impl AsFd) -> std::io::Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let c = rustix::fs::getpath(fd)?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(c.into_bytes())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn component_containment_not_string_prefix() {
+        let t = tmp();
+        let app = t.path().join("app");
+        let evil = t.path().join("app_evil");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::create_dir_all(&evil).unwrap();
+        std::fs::write(evil.join("secret"), "x").unwrap();
+        let roots = Roots::new(&[app.clone()]).unwrap();
+        let err = roots
+            .resolve(&evil.join("secret").to_string_lossy(), Must::Exist)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FsError::Refused {
+                    rule: "outside-roots",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(roots.resolve(&app.to_string_lossy(), Must::Exist).is_ok());
+    }
+
+    #[test]
+    fn narrowing_never_widens() {
+        let t = tmp();
+        let (a, b, c) = (t.path().join("a"), t.path().join("a/b"), t.path().join("c"));
+        for d in [&a, &b, &c] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let roots = Roots::new(&[a.clone()]).unwrap();
+        let a = std::fs::canonicalize(a).unwrap();
+        let b = std::fs::canonicalize(b).unwrap();
+        let c = std::fs::canonicalize(c).unwrap();
+        assert_eq!(roots.narrowed(&[b.clone(), c.clone()]).dirs(), &[b.clone()]);
+        assert_eq!(
+            roots.narrowed(&[t.path().canonicalize().unwrap()]).dirs(),
+            &[a.clone()]
+        );
+        assert!(roots.narrowed(&[c]).dirs().is_empty());
+        // narrowing again starts from the configured roots, not the narrowed ones
+        assert_eq!(
+            roots.narrowed(&[b.clone()]).narrowed(&[a.clone()]).dirs(),
+            &[a]
+        );
+    }
+
+    #[test]
+    fn missing_tail_with_dotdot_is_refused() {
+        let t = tmp();
+        let roots = Roots::new(&[t.path().to_path_buf()]).unwrap();
+        let p = format!("{}/nope/../../x", t.path().display());
+        let err = roots.resolve(&p, Must::BeCreatable).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FsError::Refused {
+                    rule: "tail-dotdot",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let ok = roots
+            .resolve("new/dir/file.txt", Must::BeCreatable)
+            .unwrap();
+        assert_eq!(
+            ok,
+            t.path().canonicalize().unwrap().join("new/dir/file.txt")
+        );
+    }
+}

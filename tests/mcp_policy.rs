@@ -1,0 +1,287 @@
+//! The policy gate through the real server: `deny` refuses, `prompt` without elicitation fails
+//! closed naming the config key, `prompt` with elicitation applies on Allow and not on Deny,
+//! "Allow all" stops the asking for that scope, scopes match whole names, and the audit log has
+//! a record for every call.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::mcp::{Mcp, Opts, Responder, git_env, repo};
+
+/// A responder answering every elicitation with the next of `answers` and counting the asks.
+fn answering(answers: &[&str]) -> (Responder, Arc<Mutex<Vec<String>>>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let mut queue: Vec<String> = answers.iter().rev().map(|s| s.to_string()).collect();
+    let r: Responder = Box::new(move |method, params| {
+        assert_eq!(method, "elicitation/create");
+        log.lock()
+            .unwrap()
+            .push(params["message"].as_str().unwrap_or("").to_string());
+        let schema = &params["requestedSchema"]["properties"]["decision"];
+        assert!(
+            schema.to_string().contains("allow_once") && schema.to_string().contains("allow_all"),
+            "{params}"
+        );
+        match queue.pop().as_deref() {
+            Some("decline") => json!({"action": "decline"}),
+            Some(choice) => json!({"action": "accept", "content": {"decision": choice}}),
+            None => panic!("asked more often than expected"),
+        }
+    });
+    (r, asked)
+}
+
+#[test]
+fn deny_refuses_and_names_the_rule() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "[capabilities]\n\"fs.write\" = \"deny\"\n",
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call("write_file", json!({"path": "a.txt", "content": "x"}));
+    assert!(
+        err && body.contains("(rule policy-deny)") && body.contains("[capabilities]"),
+        "{body}"
+    );
+    assert!(!root.join("a.txt").exists());
+    let (err, _, _) = m.call("list_directory", json!({"path": "."}));
+    assert!(!err, "fs.read is still allowed");
+}
+
+#[test]
+fn prompt_without_elicitation_fails_closed_with_the_config_key() {
+    let t = tempfile::tempdir().unwrap();
+    let root = repo(&t.path().join("proj"));
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "",
+            env: git_env(),
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call("write_file", json!({"path": "b.txt", "content": "x"}));
+    assert!(err && body.contains("(rule policy-prompt)"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "[scopes.\"root:{}\"]\n\"fs.write\" = \"allow\"",
+            root.display()
+        )),
+        "{body}"
+    );
+    assert!(!root.join("b.txt").exists());
+    let (err, body, _) = m.call(
+        "git_create_branch",
+        json!({"repo_path": root.display().to_string(), "branch_name": "feature"}),
+    );
+    assert!(err && body.contains("\"git.write\" = \"allow\""), "{body}");
+    let (err, body, _) = m.call("git_log", json!({"repo_path": root.display().to_string()}));
+    assert!(
+        !err && body.contains("Message: first"),
+        "git.read allowed by default: {body}"
+    );
+}
+
+#[test]
+fn prompt_with_elicitation_applies_on_allow_only() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let (responder, asked) = answering(&["allow_once", "deny", "decline", "allow_all"]);
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "",
+            capabilities: json!({"elicitation": {}}),
+            responder: Some(responder),
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call("write_file", json!({"path": "once.txt", "content": "1"}));
+    assert!(!err, "{body}");
+    assert_eq!(std::fs::read_to_string(root.join("once.txt")).unwrap(), "1");
+    let (err, body, _) = m.call("write_file", json!({"path": "denied.txt", "content": "2"}));
+    assert!(err && body.contains("denied by the user"), "{body}");
+    assert!(!root.join("denied.txt").exists());
+    let (err, _, _) = m.call(
+        "edit_file",
+        json!({"path": "once.txt", "edits": [{"oldText": "1", "newText": "3"}]}),
+    );
+    assert!(err, "a declined prompt denies");
+    assert_eq!(std::fs::read_to_string(root.join("once.txt")).unwrap(), "1");
+    let (err, _, _) = m.call("create_directory", json!({"path": "d"}));
+    assert!(!err && root.join("d").is_dir());
+    // allow_all: no more questions for fs.write in this root
+    let (err, _, _) = m.call("write_file", json!({"path": "d/x.txt", "content": "4"}));
+    assert!(!err && root.join("d/x.txt").exists());
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert!(
+        asked[0].contains("write once.txt") && asked[0].contains("fs.write"),
+        "{}",
+        asked[0]
+    );
+    drop(asked);
+    // dry runs only read, so they never ask
+    let (err, _, _) = m.call(
+        "edit_file",
+        json!({"path": "once.txt", "edits": [{"oldText": "1", "newText": "5"}], "dryRun": true}),
+    );
+    assert!(!err);
+    let records = m.audit_records();
+    let outcomes: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["tool"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("write_file", "ok"),
+            ("write_file", "denied"),
+            ("edit_file", "denied"),
+            ("create_directory", "ok"),
+            ("write_file", "ok"),
+            ("edit_file", "ok")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(
+        records[4]["decisions"][0]
+            .as_str()
+            .unwrap()
+            .contains("allow-all grant"),
+        "{}",
+        records[4]
+    );
+    assert_eq!(
+        records[0]["arguments"]["content"],
+        json!({"bytes": 1}),
+        "no file contents in the audit log"
+    );
+    assert!(records.iter().all(|r| r["duration_ms"].is_u64()));
+}
+
+#[test]
+fn scopes_match_whole_repository_names() {
+    let t = tempfile::tempdir().unwrap();
+    let zeke = repo(&t.path().join("zeke"));
+    let zeke2 = repo(&t.path().join("zeke2"));
+    let config = "[scopes.\"repo:zeke\"]\n\"fs.write\" = \"allow\"\n\"git.write\" = \"allow\"\n";
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![t.path()],
+            config,
+            env: git_env(),
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call(
+        "write_file",
+        json!({"path": zeke.join("new.txt").display().to_string(), "content": "z"}),
+    );
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call(
+        "write_file",
+        json!({"path": zeke2.join("new.txt").display().to_string(), "content": "z"}),
+    );
+    assert!(
+        err && body.contains("(rule policy-prompt)"),
+        "repo:zeke must not govern zeke2: {body}"
+    );
+    let rp = zeke.display().to_string();
+    let (err, body, _) = m.call("git_add", json!({"repo_path": rp, "files": ["new.txt"]}));
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call("git_commit", json!({"repo_path": rp, "message": "add new"}));
+    assert!(
+        !err && body.starts_with("Changes committed successfully with hash "),
+        "{body}"
+    );
+    let (err, body, _) = m.call("git_log", json!({"repo_path": rp, "max_count": 1}));
+    assert!(
+        !err && body.contains("Message: add new")
+            && body.contains("Author: Zeke Test <test@zeke.invalid>"),
+        "{body}"
+    );
+    let (err, body, _) = m.call("git_commit", json!({"repo_path": rp, "message": "empty"}));
+    assert!(
+        err && body.contains("git commit failed"),
+        "no empty commits: {body}"
+    );
+    let n = m.audit_records().len();
+    assert_eq!(n, 6, "one audit record per call");
+}
+
+#[test]
+fn every_git_tool_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let root = repo(&t.path().join("r"));
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            env: git_env(),
+            ..Opts::default()
+        },
+    );
+    let rp = root.display().to_string();
+    std::fs::write(root.join("a.txt"), "one\ntwo\n").unwrap();
+    let mut call = |tool: &str, extra: Value| {
+        let mut args = json!({"repo_path": rp});
+        args.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (err, body, _) = m.call(tool, args);
+        assert!(!err, "{tool}: {body}");
+        body
+    };
+    assert!(call("git_diff_unstaged", json!({})).contains("+two"));
+    call("git_add", json!({"files": ["a.txt"]}));
+    assert!(call("git_diff_staged", json!({"context_lines": 0})).contains("+two"));
+    call("git_reset", json!({}));
+    assert_eq!(call("git_diff_staged", json!({})), "Staged changes:\n");
+    call("git_add", json!({"files": ["."]}));
+    call("git_commit", json!({"message": "second"}));
+    assert!(call("git_diff", json!({"target": "HEAD~1"})).contains("+two"));
+    assert!(call("git_show", json!({"revision": "HEAD~1:a.txt"})).contains("one"));
+    assert!(
+        call(
+            "git_log",
+            json!({"start_timestamp": "2024-01-01", "end_timestamp": "2024-02-01"})
+        )
+        .matches("Commit: ")
+        .count()
+            == 2
+    );
+    assert!(
+        call("git_log", json!({"start_timestamp": "2030-01-01"}))
+            .matches("Commit: ")
+            .count()
+            == 0
+    );
+    assert!(
+        call("git_create_branch", json!({"branch_name": "feature"}))
+            .contains("Created branch 'feature' from 'main'")
+    );
+    assert!(
+        call("git_checkout", json!({"branch_name": "feature"}))
+            .contains("Switched to branch 'feature'")
+    );
+    assert!(call("git_branch", json!({"branch_type": "local"})).contains("* feature"));
+    assert!(call("git_status", json!({})).contains("On branch feature"));
+}

@@ -1,0 +1,562 @@
+//! The confinement suite: every CVE class of the reference servers (prefix match, symlink escape,
+//! `..`, absolute paths, a symlink swapped in during a write, git flag injection, `git_add` outside
+//! the repository, a repository outside the roots), each refused with a message naming its rule,
+//! and no side effect outside the roots.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::mcp::{Mcp, Opts, git_env, repo};
+
+struct World {
+    _t: tempfile::TempDir,
+    base: PathBuf,
+    root: PathBuf,
+    outside: PathBuf,
+}
+
+/// base/root (the only root, a git repo), base/root_evil (prefix sibling), base/outside (secrets),
+/// base/outside_repo (another repo), base/big (a repo enclosing base/big/sub), symlinks inside
+/// the root pointing out.
+fn world() -> World {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().canonicalize().unwrap();
+    let root = repo(&base.join("root"));
+    let outside = base.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "TOP SECRET").unwrap();
+    std::fs::create_dir_all(base.join("root_evil")).unwrap();
+    std::fs::write(base.join("root_evil/secret.txt"), "EVIL SECRET").unwrap();
+    repo(&base.join("outside_repo"));
+    repo(&base.join("big"));
+    std::fs::create_dir_all(base.join("big/sub")).unwrap();
+    symlink(&outside, root.join("link_out")).unwrap();
+    symlink(outside.join("secret.txt"), root.join("file_link")).unwrap();
+    symlink(
+        outside.join("created_through_dangling"),
+        root.join("dangling"),
+    )
+    .unwrap();
+    std::fs::write(root.join("inside.txt"), "inside").unwrap();
+    World {
+        _t: t,
+        base,
+        root,
+        outside,
+    }
+}
+
+fn server(w: &World) -> Mcp {
+    Mcp::start(
+        &w.base,
+        Opts {
+            roots: vec![&w.root],
+            env: git_env(),
+            ..Opts::default()
+        },
+    )
+}
+
+/// Asserts a refusal naming `rule` (and never the secret).
+fn refused(m: &mut Mcp, tool: &str, args: Value, rule: &str) {
+    let (err, body, _) = m.call(tool, args.clone());
+    assert!(err, "{tool} {args} was not refused: {body}");
+    assert!(
+        body.contains(&format!("(rule {rule})")),
+        "{tool} {args}: expected rule {rule}, got: {body}"
+    );
+    assert!(!body.contains("SECRET"), "{tool} leaked a secret: {body}");
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn paths_outside_the_roots_are_refused() {
+    let w = world();
+    let mut m = server(&w);
+    let (root, base) = (&w.root, &w.base);
+    // prefix match (CVE class: /allowed admitting /allowed_evil)
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": s(&base.join("root_evil/secret.txt"))}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "list_directory",
+        json!({"path": s(&base.join("root_evil"))}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": s(&base.join("root_evil/new.txt")), "content": "x"}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "../root_evil/secret.txt"}),
+        "dotdot-escape",
+    );
+    // absolute paths
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "/etc/passwd"}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "get_file_info",
+        json!({"path": "/etc"}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "read_media_file",
+        json!({"path": s(&w.outside.join("secret.txt"))}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "search_files",
+        json!({"path": "/", "pattern": "secret.txt"}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "directory_tree",
+        json!({"path": s(base)}),
+        "outside-roots",
+    );
+    // `..`
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "../outside/secret.txt"}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": format!("{}/../outside/secret.txt", s(root))}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "create_directory",
+        json!({"path": "nope/../../outside/made"}),
+        "tail-dotdot",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": "../outside/new.txt", "content": "x"}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": "inside.txt", "destination": "../outside/moved.txt"}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": s(&w.outside.join("secret.txt")), "destination": "stolen.txt"}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": s(root), "destination": s(&base.join("moved_root"))}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "inside\u{0}.txt"}),
+        "bad-path",
+    );
+    // read_multiple_files reports the refusal for one path and still reads the other
+    let (err, body, _) = m.call(
+        "read_multiple_files",
+        json!({"paths": ["inside.txt", s(&w.outside.join("secret.txt"))]}),
+    );
+    assert!(
+        !err && body.contains("inside.txt:\ninside")
+            && body.contains("(rule outside-roots)")
+            && !body.contains("SECRET"),
+        "{body}"
+    );
+    assert!(
+        !w.outside.join("new.txt").exists()
+            && !w.outside.join("moved.txt").exists()
+            && !w.outside.join("made").exists()
+    );
+    assert!(!base.join("root_evil/new.txt").exists() && !root.join("stolen.txt").exists());
+    assert!(root.join("inside.txt").exists() && w.outside.join("secret.txt").exists());
+}
+
+#[test]
+fn symlinks_pointing_out_are_refused() {
+    let w = world();
+    let mut m = server(&w);
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "link_out/secret.txt"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": "file_link"}),
+        "symlink-escape",
+    );
+    let (_, body, _) = m.call("read_multiple_files", json!({"paths": ["file_link"]}));
+    assert!(
+        body.contains("(rule symlink-escape)") && !body.contains("SECRET"),
+        "{body}"
+    );
+    refused(
+        &mut m,
+        "list_directory",
+        json!({"path": "link_out"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "search_files",
+        json!({"path": "link_out", "pattern": "*"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": "link_out/new.txt", "content": "x"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": "file_link", "content": "overwritten"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": "dangling", "content": "x"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "edit_file",
+        json!({"path": "file_link", "edits": [{"oldText": "TOP", "newText": "NOT"}]}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "create_directory",
+        json!({"path": "link_out/newdir"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": "inside.txt", "destination": "link_out/moved.txt"}),
+        "symlink-escape",
+    );
+    refused(
+        &mut m,
+        "get_file_info",
+        json!({"path": "file_link"}),
+        "symlink-escape",
+    );
+    // walks never follow links out
+    let (err, body, _) = m.call(
+        "search_files",
+        json!({"path": ".", "pattern": "**/secret*"}),
+    );
+    assert!(!err && body == "No matches found", "{body}");
+    let (err, body, _) = m.call("directory_tree", json!({"path": "."}));
+    assert!(!err && !body.contains("secret.txt"), "{body}");
+    assert_eq!(
+        std::fs::read_to_string(w.outside.join("secret.txt")).unwrap(),
+        "TOP SECRET"
+    );
+    assert_eq!(
+        std::fs::read_dir(&w.outside).unwrap().count(),
+        1,
+        "nothing created outside"
+    );
+}
+
+#[test]
+fn git_arguments_never_become_options() {
+    let w = world();
+    let mut m = server(&w);
+    let r = s(&w.root);
+    let pwn = s(&w.outside.join("pwned"));
+    refused(
+        &mut m,
+        "git_diff",
+        json!({"repo_path": r, "target": format!("--output={pwn}")}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_show",
+        json!({"repo_path": r, "revision": format!("--output={pwn}")}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_log",
+        json!({"repo_path": r, "start_timestamp": format!("--output={pwn}")}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_log",
+        json!({"repo_path": r, "end_timestamp": "-p"}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_checkout",
+        json!({"repo_path": r, "branch_name": "-f"}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_create_branch",
+        json!({"repo_path": r, "branch_name": "--track"}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_create_branch",
+        json!({"repo_path": r, "branch_name": "ok", "base_branch": "--orphan"}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_branch",
+        json!({"repo_path": r, "branch_type": "local", "contains": "--exec=x"}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_add",
+        json!({"repo_path": r, "files": ["--all"]}),
+        "git-option",
+    );
+    refused(
+        &mut m,
+        "git_status",
+        json!({"repo_path": format!("-C{}", s(&w.base.join("outside_repo")))}),
+        "git-option",
+    );
+    assert!(!w.outside.join("pwned").exists());
+    let branches = crate::mcp::git(&w.root, &["branch", "--list"]);
+    assert_eq!(branches.trim(), "* main", "no branch was created");
+}
+
+#[test]
+fn repositories_and_staged_paths_stay_inside() {
+    let w = world();
+    let mut m = server(&w);
+    let r = s(&w.root);
+    // git_add outside the repository
+    refused(
+        &mut m,
+        "git_add",
+        json!({"repo_path": r, "files": ["../outside/secret.txt"]}),
+        "outside-repo",
+    );
+    refused(
+        &mut m,
+        "git_add",
+        json!({"repo_path": r, "files": ["/etc/passwd"]}),
+        "outside-repo",
+    );
+    refused(
+        &mut m,
+        "git_add",
+        json!({"repo_path": r, "files": ["link_out/secret.txt"]}),
+        "outside-repo",
+    );
+    refused(
+        &mut m,
+        "git_add",
+        json!({"repo_path": r, "files": [".git/config"]}),
+        "outside-repo",
+    );
+    // repository outside the roots
+    refused(
+        &mut m,
+        "git_status",
+        json!({"repo_path": s(&w.base.join("outside_repo"))}),
+        "outside-roots",
+    );
+    refused(
+        &mut m,
+        "git_log",
+        json!({"repo_path": "../outside_repo"}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "git_status",
+        json!({"repo_path": "link_out"}),
+        "symlink-escape",
+    );
+    let staged = crate::mcp::git(&w.root, &["diff", "--cached", "--name-only"]);
+    assert_eq!(staged, "", "nothing was staged");
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(
+        !err && body.starts_with("Repository status:\nOn branch main"),
+        "{body}"
+    );
+    // a root inside a bigger repository: git would walk up out of the root
+    let sub = w.base.join("big/sub");
+    let mut m2 = Mcp::start(
+        &w.base,
+        Opts {
+            roots: vec![&sub],
+            ..Opts::default()
+        },
+    );
+    refused(
+        &mut m2,
+        "git_status",
+        json!({"repo_path": s(&sub)}),
+        "repo-outside-roots",
+    );
+    refused(
+        &mut m2,
+        "git_add",
+        json!({"repo_path": s(&sub), "files": ["."]}),
+        "repo-outside-roots",
+    );
+}
+
+#[test]
+fn a_symlink_swapped_in_during_writes_never_escapes() {
+    let w = world();
+    let mut m = server(&w);
+    let swap = w.root.join("swap");
+    let real_dir = w.root.join("swap_real");
+    std::fs::create_dir_all(&real_dir).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (stop, swap, real_dir, outside) = (
+            stop.clone(),
+            swap.clone(),
+            real_dir.clone(),
+            w.outside.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&swap);
+                let target = if n % 2 == 0 { &real_dir } else { &outside };
+                let _ = symlink(target, &swap);
+                n += 1;
+            }
+            n
+        })
+    };
+    let (mut ok, mut refused_n) = (0, 0);
+    for i in 0..300 {
+        let (err, body, _) = m.call(
+            "write_file",
+            json!({"path": "swap/f.txt", "content": format!("{i}")}),
+        );
+        if err {
+            assert!(
+                body.contains("(rule ")
+                    || body.contains("No such file")
+                    || body.contains("does not exist"),
+                "{body}"
+            );
+            refused_n += 1;
+        } else {
+            ok += 1;
+        }
+        let (_, body, _) = m.call("read_text_file", json!({"path": "swap/secret.txt"}));
+        assert!(
+            !body.contains("SECRET"),
+            "read through the swapped link: {body}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert!(
+        flips > 10,
+        "the link flipped during the writes ({flips} flips)"
+    );
+    assert!(
+        !w.outside.join("f.txt").exists(),
+        "a write escaped through the swapped symlink ({ok} ok, {refused_n} refused)"
+    );
+    assert!(refused_n > 0, "the swap was observed at least once");
+    assert_eq!(
+        std::fs::read_dir(&w.outside).unwrap().count(),
+        1,
+        "no temp file left outside"
+    );
+}
+
+#[test]
+fn client_roots_narrow_and_never_widen() {
+    let w = world();
+    let sub = w.root.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("in_sub.txt"), "sub").unwrap();
+    let uris = vec![url_of(&sub), url_of(&w.outside)];
+    let responder: crate::mcp::Responder = Box::new(move |method, _| {
+        assert_eq!(method, "roots/list");
+        json!({"roots": uris.iter().map(|u| json!({"uri": u})).collect::<Vec<_>>()})
+    });
+    let mut m = Mcp::start(
+        &w.base,
+        Opts {
+            roots: vec![&w.root],
+            capabilities: json!({"roots": {"listChanged": true}}),
+            responder: Some(responder),
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call(
+        "read_text_file",
+        json!({"path": s(&sub.join("in_sub.txt"))}),
+    );
+    assert!(!err && body == "sub", "{body}");
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": s(&w.root.join("inside.txt"))}),
+        "client-roots",
+    );
+    refused(
+        &mut m,
+        "read_text_file",
+        json!({"path": s(&w.outside.join("secret.txt"))}),
+        "outside-roots",
+    );
+    let (_, body, _) = m.call("list_allowed_directories", json!({}));
+    assert_eq!(body, format!("Allowed directories:\n{}", s(&sub)));
+    assert_eq!(m.server_requests, ["roots/list"]);
+}
+
+fn url_of(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
