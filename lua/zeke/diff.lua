@@ -15,6 +15,7 @@ local api = vim.api
 local uv = vim.uv or vim.loop
 
 M.ns = api.nvim_create_namespace('zeke.diff')
+M.ns_inline = api.nvim_create_namespace('zeke.diff.inline')
 
 local SCOPES = { 'session', 'project' }
 
@@ -258,10 +259,42 @@ local function render(p)
   return lines, hls, hunk_rows, hunk_ends
 end
 
+--- Shows the accepted hunks inline in their buffer too: old lines highlighted as deleted, new
+--- lines as virtual lines below them. Only while the buffer is as the patch was made for.
+local function preview(p)
+  if not api.nvim_buf_is_valid(p.buf) then return end
+  api.nvim_buf_clear_namespace(p.buf, M.ns_inline, 0, -1)
+  if pending[p.buf] ~= p or api.nvim_buf_get_changedtick(p.buf) ~= p.tick then return end
+  local n = api.nvim_buf_line_count(p.buf)
+  for i, h in ipairs(p.hunks) do
+    if p.accepted[i] then
+      local virt = {}
+      for _, l in ipairs(h.new) do virt[#virt + 1] = { { '+' .. l, 'ZekeDiffAdd' } } end
+      if #h.old > 0 and h.start + #h.old <= n then
+        for r = h.start, h.start + #h.old - 1 do
+          pcall(api.nvim_buf_set_extmark, p.buf, M.ns_inline, r, 0, { line_hl_group = 'ZekeDiffDelete' })
+        end
+      end
+      if #virt > 0 then
+        local row, above = h.start + #h.old - 1, false
+        if #h.old == 0 then row, above = h.start, true end
+        if row >= n then row, above = n - 1, false end
+        if row < 0 then row, above = 0, true end
+        pcall(api.nvim_buf_set_extmark, p.buf, M.ns_inline, row, 0, { virt_lines = virt, virt_lines_above = above })
+      end
+    end
+  end
+end
+
+local function clear_preview(p)
+  if api.nvim_buf_is_valid(p.buf) then api.nvim_buf_clear_namespace(p.buf, M.ns_inline, 0, -1) end
+end
+
 local function redraw()
   if not R or not api.nvim_buf_is_valid(R.buf) then return end
   local p = pending[R.key]
   if not p then return end
+  preview(p)
   local lines, hls, rows, ends = render(p)
   vim.bo[R.buf].modifiable = true
   api.nvim_buf_set_lines(R.buf, 0, -1, false, lines)
@@ -498,6 +531,7 @@ end
 
 local function forget(p)
   if pending[p.buf] == p then pending[p.buf] = nil end
+  clear_preview(p)
   if R and R.key == p.buf then M.close() end
 end
 
@@ -695,6 +729,7 @@ local function handle_patch(ev)
     forget(old)
   end
   pending[p.buf] = p
+  preview(p)
   local mode = api.nvim_get_mode().mode
   open(p, not mode:find('^[iRct]'))
 end
@@ -733,6 +768,7 @@ end
 function M.on_backend_exit()
   requests = {}
   local had = next(pending) ~= nil
+  for _, p in pairs(pending) do clear_preview(p) end
   pending = {}
   M.close()
   if had then

@@ -433,6 +433,40 @@ return {
     end,
   },
   {
+    name = 'the diagnostics overlapping the range, the root and the path are sent; the preview shows inline',
+    needs = NEEDS,
+    run = function(H)
+      local c, dir, path = start(H, REPLY)
+      c:lua([[
+        local ns = vim.api.nvim_create_namespace('test')
+        vim.diagnostic.set(ns, 0, {
+          { lnum = 1, end_lnum = 1, col = 4, end_col = 9, severity = vim.diagnostic.severity.ERROR,
+            message = 'wrong operator', source = 'rustc' },
+          { lnum = 5, col = 4, severity = vim.diagnostic.severity.WARN, message = 'unused' },
+        })
+      ]])
+      c:cmd('1,3Zeke fix')
+      local sent = c:lua('return require("zeke.diff").debug_state().last_params')
+      H.eq({ { lnum = 1, end_lnum = 1, col = 4, severity = 'ERROR', message = 'wrong operator', source = 'rustc' } },
+        sent.diagnostics)
+      H.eq({ 0, 2 }, sent.range)
+      H.eq(dir, sent.root)
+      H.eq(path, sent.path)
+      H.eq('rust', sent.filetype)
+      local st = c:wait_review()
+      local marks = c:lua('return vim.api.nvim_buf_get_extmarks(..., require("zeke.diff").ns_inline, 0, -1, { details = true })',
+        st.buf)
+      local virt = {}
+      for _, m in ipairs(marks) do
+        for _, vl in ipairs(m[4].virt_lines or {}) do virt[#virt + 1] = vl[1][1] end
+      end
+      H.ok(vim.tbl_contains(virt, '+    a + b'), 'new lines shown inline: ' .. vim.inspect(marks))
+      c:cmd('Zeke deny')
+      H.eq({}, c:lua('return vim.api.nvim_buf_get_extmarks(..., require("zeke.diff").ns_inline, 0, -1, {})', st.buf),
+        'preview cleared')
+    end,
+  },
+  {
     name = ':Zeke allow completes all, then session/project',
     needs = NEEDS,
     run = function(H)
