@@ -31,7 +31,11 @@ local LOG_LEVELS = { error = true, warn = true, info = true, debug = true, trace
 local BORDERS = { none = true, single = true, double = true, rounded = true, solid = true, shadow = true }
 local KINDS = { openai = true, llamacpp = true, ollama = true, lmstudio = true, vllm = true, fake = true }
 local POLICY = { allow = true, prompt = true, deny = true }
-local CAPABILITIES = { ['fs.read'] = true, ['fs.write'] = true, ['cmd.exec'] = true, ['net.http'] = true }
+local CAPABILITIES = {
+  ['fs.read'] = true, ['fs.write'] = true, ['git.read'] = true, ['git.write'] = true, ['cmd.exec'] = true,
+  ['net.http'] = true,
+}
+local CAPABILITY_NAMES = '"fs.read", "fs.write", "git.read", "git.write", "cmd.exec", "net.http"'
 local PROVIDER_KEYS = {
   kind = 'string', url = 'string', model = 'string', api_key_env = 'string',
   api_key_cmd = 'string', reply = 'string', delay_ms = 'nonneg',
@@ -76,6 +80,12 @@ local checks = {
     if type(v) == 'table' and vim.islist(v) and #v >= 1 and #v <= 8 then return end
     return 'one of "none", "single", "double", "rounded", "solid", "shadow" or a list of border chars'
   end,
+  strings = function(v)
+    if type(v) ~= 'table' or not vim.islist(v) then return 'a list of strings' end
+    for _, x in ipairs(v) do
+      if type(x) ~= 'string' then return 'a list of strings' end
+    end
+  end,
   filetypes = function(v)
     if type(v) ~= 'table' then return 'a table of filetype = boolean' end
     for ft, on in pairs(v) do
@@ -96,6 +106,10 @@ local SCHEMA = {
   fix = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive', max_answer_kb = 'positive' },
   capabilities = 'capabilities',
   scopes = 'scopes',
+  mcp = {
+    roots = 'strings', audit_log = 'string', max_output_chars = 'positive', tools_page_size = 'positive',
+    prompt_timeout_ms = 'positive',
+  },
   keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
   ui = { border = 'border', max_width = 'positive' },
   providers = 'providers',
@@ -162,8 +176,8 @@ local function check_caps(v, path, problems)
   for _, cap in ipairs(sorted_keys(v)) do
     local at = ('%s[%s]'):format(path, vim.inspect(cap))
     if not CAPABILITIES[cap] then
-      problems[#problems + 1] = ('unknown capability %s in %s (one of "fs.read", "fs.write", "cmd.exec", "net.http")')
-        :format(vim.inspect(cap), path)
+      problems[#problems + 1] = ('unknown capability %s in %s (one of %s)'):format(vim.inspect(cap), path,
+        CAPABILITY_NAMES)
     elseif not POLICY[v[cap]] then
       problems[#problems + 1] = ('%s must be one of "allow", "prompt", "deny" (got %s)'):format(at, show(v[cap]))
     else
@@ -181,8 +195,9 @@ check_scopes = function(v, problems)
   end
   local valid = {}
   for _, name in ipairs(sorted_keys(v)) do
-    if type(name) ~= 'string' then
-      problems[#problems + 1] = ('scopes must be keyed by scope name (got %s)'):format(show(name))
+    if type(name) ~= 'string' or not (name:match('^root:[/~]') or name:match('^repo:.')) then
+      problems[#problems + 1] = ('scopes: scope %s must start with "root:" (an absolute path) or "repo:" '
+        .. '(a directory name)'):format(show(name))
     else
       valid[name] = check_caps(v[name], ('scopes[%s]'):format(vim.inspect(name)), problems)
     end
