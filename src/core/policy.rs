@@ -18,8 +18,10 @@
 //!
 //! Invariants: scopes match by exact equality of a whole path or a whole directory name, never by
 //! string prefix (`root:/srv/app` does not govern `/srv/app_evil` nor `/srv/app/sub` as a project
-//! root). Precedence, first match wins: a grant, a `root:` scope, a `repo:` scope, `[capabilities]`,
-//! the built-in default of the capability ([`default_decision`]). An unknown capability is denied.
+//! root). Precedence, first match wins: a `root:` scope, a `repo:` scope, `[capabilities]`, the
+//! built-in default of the capability ([`default_decision`]); when that says `prompt`, a grant
+//! ("Allow all") turns it into allow — a grant never overrides a configured allow or deny. An
+//! unknown capability is denied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -280,12 +282,6 @@ impl Policy {
                 rule: Rule::Unknown,
             };
         };
-        if grants.contains(scope, capability) {
-            return Verdict {
-                decision: Decision::Allow,
-                rule: Rule::Grant,
-            };
-        }
         let by_kind = |want_root: bool| {
             self.scopes
                 .iter()
@@ -300,19 +296,13 @@ impl Policy {
                         })
                 })
         };
-        if let Some(v) = by_kind(true).or_else(|| by_kind(false)) {
-            return v;
+        let configured = by_kind(true).or_else(|| by_kind(false)).or_else(|| self.global.get(capability).map(|d| Verdict { decision: *d, rule: Rule::Global }));
+        let verdict = configured.unwrap_or(Verdict { decision: default, rule: Rule::Default });
+        // A grant ("Allow all") answers a prompt; it never overrides a rule that allows or denies.
+        if verdict.decision == Decision::Prompt && grants.contains(scope, capability) {
+            return Verdict { decision: Decision::Allow, rule: Rule::Grant };
         }
-        if let Some(d) = self.global.get(capability) {
-            return Verdict {
-                decision: *d,
-                rule: Rule::Global,
-            };
-        }
-        Verdict {
-            decision: default,
-            rule: Rule::Default,
-        }
+        verdict
     }
 
     /// How a user allows `capability` in `scope` for good: the TOML lines to add to the config.
