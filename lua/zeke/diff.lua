@@ -108,6 +108,21 @@ local function check_range(range)
   end
 end
 
+local function is_review_buf(buf) return R ~= nil and R.buf == buf end
+
+--- Run from the review window, `:Zeke fix` / `:Zeke test` are about the proposal's buffer: go to
+--- its window first. Returns false when there is none to go to.
+local function leave_review()
+  if not (R and is_review_buf(api.nvim_get_current_buf())) then return true end
+  local p = pending[R.key]
+  if p and p.win and api.nvim_win_is_valid(p.win) and api.nvim_win_get_buf(p.win) == p.src then
+    api.nvim_set_current_win(p.win)
+    return true
+  end
+  notify('zeke: run this in the buffer to fix, not in the review window', vim.log.levels.WARN)
+  return false
+end
+
 local function base_params(id, src, range)
   local pos = api.nvim_win_get_cursor(0)
   return {
@@ -132,6 +147,7 @@ end
 ---@return integer|nil request id
 function M.fix(range)
   check_range(range)
+  if not leave_review() then return nil end
   local src = api.nvim_get_current_buf()
   if not rpc.ensure() then return nil end
   rpc.attach(src)
@@ -153,6 +169,7 @@ end
 ---@return integer|nil request id
 function M.test(range)
   check_range(range)
+  if not leave_review() then return nil end
   local src = api.nvim_get_current_buf()
   if not rpc.ensure() then return nil end
   rpc.attach(src)
@@ -184,8 +201,6 @@ function M.test(range)
 end
 
 -- Finding a proposal ------------------------------------------------------------------------
-
-local function is_review_buf(buf) return R ~= nil and R.buf == buf end
 
 --- The pending proposal `:Zeke allow/deny/review` act on: the one shown in the review window when
 --- run from it, else the current buffer's (as target or as the buffer the command ran in), else the
