@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod complete;
 pub mod explain;
+pub mod patch;
 pub mod providers;
 pub mod stats;
 pub mod tasks;
@@ -55,6 +56,10 @@ pub enum UiEvent {
         error: ProviderError,
         provider: Option<String>,
     },
+    /// A proposed patch (`:Zeke fix` / `:Zeke test`), to review or, when `decision` is allow, apply.
+    Patch(Box<patch::Proposal>),
+    /// A fix/test request is being answered: characters of the answer so far.
+    Progress { id: u64, job: Job, chars: usize },
     /// The provider in use is known (after configure), with whether it answered a probe.
     Provider {
         name: String,
@@ -74,6 +79,8 @@ pub struct App {
     setup: RwLock<Arc<ProviderSet>>,
     pub stats: Stats,
     pub tasks: Arc<Tasks>,
+    /// Pending patches, grants and the audit log of `:Zeke fix` / `:Zeke test`.
+    pub patches: patch::Patches,
     client: reqwest::Client,
 }
 
@@ -86,6 +93,7 @@ impl App {
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
+            patches: patch::Patches::default(),
             client,
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod handler;
 pub mod proto;
+pub mod review;
 pub mod session;
 
 use std::mem::ManuallyDrop;

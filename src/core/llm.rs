@@ -118,6 +118,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The provider answered, but its stream could not be parsed.
     Malformed,
+    /// The policy refuses the action (a capability set to `deny`); nothing was attempted.
+    Denied,
 }
 
 impl ErrorKind {
@@ -132,6 +134,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Malformed => "malformed",
+            ErrorKind::Denied => "denied",
         }
     }
 

@@ -296,11 +296,22 @@ impl Policy {
                         })
                 })
         };
-        let configured = by_kind(true).or_else(|| by_kind(false)).or_else(|| self.global.get(capability).map(|d| Verdict { decision: *d, rule: Rule::Global }));
-        let verdict = configured.unwrap_or(Verdict { decision: default, rule: Rule::Default });
+        let configured = by_kind(true).or_else(|| by_kind(false)).or_else(|| {
+            self.global.get(capability).map(|d| Verdict {
+                decision: *d,
+                rule: Rule::Global,
+            })
+        });
+        let verdict = configured.unwrap_or(Verdict {
+            decision: default,
+            rule: Rule::Default,
+        });
         // A grant ("Allow all") answers a prompt; it never overrides a rule that allows or denies.
         if verdict.decision == Decision::Prompt && grants.contains(scope, capability) {
-            return Verdict { decision: Decision::Allow, rule: Rule::Grant };
+            return Verdict {
+                decision: Decision::Allow,
+                rule: Rule::Grant,
+            };
         }
         verdict
     }

@@ -43,9 +43,9 @@ fn empty_completion(p: &crate::app::complete::CompleteParams) -> UiEvent {
 
 #[derive(Clone)]
 pub struct NvimHandler {
-    app: Arc<App>,
-    buffers: Arc<Buffers>,
-    sink: Sink,
+    pub(super) app: Arc<App>,
+    pub(super) buffers: Arc<Buffers>,
+    pub(super) sink: Sink,
     /// The one task that calls `nvim_buf_attach` / `nvim_buf_detach`, in the order asked.
     attacher: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Attachment>>>,
 }
@@ -68,7 +68,7 @@ impl NvimHandler {
         }
     }
 
-    fn rpc_error(&self, id: Option<u64>, job: Job, message: String) {
+    pub(super) fn rpc_error(&self, id: Option<u64>, job: Job, message: String) {
         tracing::warn!(%message, "bad notification");
         let _ = self.sink.send(UiEvent::Error {
             id,
@@ -105,7 +105,7 @@ impl NvimHandler {
         })
     }
 
-    fn attach(&self, buf: i64, nvim: Nvim) {
+    pub(super) fn attach(&self, buf: i64, nvim: Nvim) {
         if !self.buffers.contains(buf) {
             let _ = self.attachments(nvim).send(Attachment::Attach(buf));
         }
@@ -404,6 +404,11 @@ impl Handler for NvimHandler {
             "status" => Ok(self.status()),
             "health" => Ok(self.health().await),
             "ping" => Ok(args.into_iter().next().unwrap_or(Value::Nil)),
+            "apply" => self.apply(args).await,
+            "resolve" => self.resolve(args),
+            "test_target" => self.test_target(args),
+            "grants" => Ok(self.grants()),
+            "revoke" => self.revoke(args),
             other => Err(Value::from(format!("zeke: unknown method {other:?}"))),
         }
     }
@@ -445,6 +450,8 @@ impl Handler for NvimHandler {
                 Err(e) => self.rpc_error(None, Job::Rpc, e),
             },
             "explain" => self.on_explain(args, nvim),
+            "fix" => self.on_patch(Job::Fix, args, nvim),
+            "test" => self.on_patch(Job::Test, args, nvim),
             "stop" => {
                 let n = self.app.tasks.cancel_all();
                 tracing::info!(n, "stopped all jobs");

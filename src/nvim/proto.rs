@@ -7,9 +7,11 @@ use rmpv::Value;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::app::UiEvent;
 use crate::app::complete::CompleteParams;
 use crate::app::explain::ExplainParams;
+use crate::app::patch::PatchParams;
+use crate::app::{Job, UiEvent};
+use crate::core::prompt::Diagnostic;
 
 /// The Lua call that receives every backend event.
 pub const DISPATCH: &str = "return require('zeke.rpc').dispatch(...)";
@@ -138,6 +140,127 @@ pub fn buffer_handle(v: &Value) -> Option<i64> {
     }
 }
 
+/// `fix` / `test` params (see doc/rpc.md).
+#[derive(Deserialize)]
+pub struct Patch {
+    pub id: u64,
+    pub buf: i64,
+    pub tick: i64,
+    #[serde(default)]
+    pub row: u64,
+    #[serde(default)]
+    pub col: u64,
+    pub range: Option<(u64, u64)>,
+    #[serde(default)]
+    pub filetype: String,
+    #[serde(default)]
+    pub path: String,
+    pub root: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    pub diagnostics: Vec<Diag>,
+    pub reason: Option<String>,
+    pub target_buf: Option<i64>,
+}
+
+/// One `vim.diagnostic` entry as the plugin sends it.
+#[derive(Deserialize)]
+pub struct Diag {
+    pub lnum: u64,
+    pub end_lnum: Option<u64>,
+    #[serde(default)]
+    pub col: u64,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub message: String,
+    pub source: Option<String>,
+}
+
+/// Lua sends an empty table `{}` for an empty list; msgpack makes that an empty map.
+fn list<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrMap<T> {
+        List(Vec<T>),
+        Map(#[allow(dead_code)] std::collections::BTreeMap<String, serde::de::IgnoredAny>),
+    }
+    Ok(match ListOrMap::deserialize(d)? {
+        ListOrMap::List(v) => v,
+        ListOrMap::Map(_) => Vec::new(),
+    })
+}
+
+impl Patch {
+    pub fn from_proto(self, job: Job) -> PatchParams {
+        PatchParams {
+            id: self.id,
+            job,
+            buf: self.buf,
+            tick: self.tick,
+            row: self.row as usize,
+            col: self.col as usize,
+            range: self.range.map(|(a, b)| (a as usize, b as usize)),
+            filetype: self.filetype,
+            path: self.path,
+            root: self.root,
+            diagnostics: self
+                .diagnostics
+                .into_iter()
+                .map(|d| Diagnostic {
+                    lnum: d.lnum as usize,
+                    end_lnum: d.end_lnum.unwrap_or(d.lnum) as usize,
+                    col: d.col as usize,
+                    severity: d.severity,
+                    message: d.message,
+                    source: d.source,
+                })
+                .collect(),
+            reason: self.reason,
+        }
+    }
+}
+
+/// `apply` params.
+#[derive(Deserialize)]
+pub struct Apply {
+    pub patch: u64,
+    #[serde(default, deserialize_with = "list")]
+    pub accepted: Vec<bool>,
+    pub tick: i64,
+}
+
+/// `resolve` params.
+#[derive(Deserialize)]
+pub struct Resolve {
+    pub patch: u64,
+    pub outcome: String,
+    pub scope: Option<String>,
+    pub reason: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    pub applied: Vec<u64>,
+    pub error: Option<String>,
+}
+
+/// `test_target` params.
+#[derive(Deserialize)]
+pub struct TestTarget {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub filetype: String,
+}
+
+/// `revoke` params.
+#[derive(Deserialize)]
+pub struct Revoke {
+    pub kind: Option<String>,
+    pub root: Option<String>,
+}
+
+fn lines_value(lines: &[String]) -> Value {
+    Value::Array(lines.iter().map(|l| Value::from(l.as_str())).collect())
+}
+
 /// An app event as `(event name, payload)` for `zeke.rpc.dispatch`.
 pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
     match ev {
@@ -201,6 +324,45 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                     "retry_after_ms",
                     opt(error.retry_after.map(|d| d.as_millis() as u64)),
                 ),
+            ]),
+        ),
+        UiEvent::Patch(p) => (
+            "patch",
+            map(vec![
+                ("id", p.id.into()),
+                ("patch", p.patch.into()),
+                ("job", p.job.as_str().into()),
+                ("buf", p.buf.into()),
+                ("path", p.path.as_str().into()),
+                ("tick", p.tick.into()),
+                (
+                    "hunks",
+                    Value::Array(
+                        p.hunks
+                            .iter()
+                            .map(|h| {
+                                map(vec![
+                                    ("start", (h.start as u64).into()),
+                                    ("old", lines_value(&h.old)),
+                                    ("new", lines_value(&h.new)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+                ("provider", p.provider.as_str().into()),
+                ("model", p.model.as_str().into()),
+                ("decision", p.decision.as_str().into()),
+                ("rule", opt(p.rule.as_deref())),
+                ("note", opt(p.note.as_deref())),
+            ]),
+        ),
+        UiEvent::Progress { id, job, chars } => (
+            "progress",
+            map(vec![
+                ("id", (*id).into()),
+                ("job", job.as_str().into()),
+                ("chars", (*chars as u64).into()),
             ]),
         ),
         UiEvent::Provider {

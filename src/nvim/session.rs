@@ -59,6 +59,7 @@ impl Buffers {
         if let Some(mut m) = self.map.get_mut(&buf) {
             m.tick = tick;
         }
+        self.changed.notify_waiters();
     }
 
     pub fn remove(&self, buf: i64) -> bool {
@@ -77,12 +78,28 @@ impl Buffers {
     /// Like [`Buffers::snapshot`], but when the buffer is not mirrored yet (attached just now),
     /// waits up to `limit` for its first lines event. `None` if it never arrives.
     pub async fn wait_snapshot(&self, buf: i64, limit: Duration) -> Option<(BufferText, i64)> {
+        self.wait_for(buf, limit, |_| true).await
+    }
+
+    /// Waits up to `limit` until the mirror of `buf` is at `changedtick` `tick`.
+    pub async fn wait_tick(&self, buf: i64, tick: i64, limit: Duration) -> Option<BufferText> {
+        self.wait_for(buf, limit, |t| t == tick)
+            .await
+            .map(|(text, _)| text)
+    }
+
+    async fn wait_for(
+        &self,
+        buf: i64,
+        limit: Duration,
+        ok: impl Fn(i64) -> bool,
+    ) -> Option<(BufferText, i64)> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(s) = self.snapshot(buf) {
+            if let Some(s) = self.snapshot(buf).filter(|(_, t)| ok(*t)) {
                 return Some(s);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {

@@ -1,0 +1,669 @@
+//! `:Zeke fix` and `:Zeke test`: ask the model, turn its answer into a patch (hunks against the
+//! buffer at one `changedtick`), decide with the policy whether the user must review it, and keep
+//! it pending until the editor applies or denies it.
+//!
+//! Invariants: nothing here changes a buffer or a file — the editor applies the edits it gets from
+//! [`Patches::edits`] after approval; every proposal and its outcome go to the audit log with the
+//! hunks' line ranges only (no file contents). Answers longer than `fix.max_answer_kb` are cut.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::app::audit::{Audit, Record};
+use crate::app::explain::{ExplainParams, pick_range};
+use crate::app::{App, Job, Sink, UiEvent};
+use crate::core::llm::{ErrorKind, Event, ProviderError};
+use crate::core::patch::{self, Answer, Edit, Hunk, PatchError};
+use crate::core::policy::{Decision, Grants, Scope};
+use crate::core::prompt::{self, Diagnostic, PatchInput};
+use crate::core::testfile;
+use crate::core::text::BufferText;
+
+/// The capability a patch needs: it changes the user's files (through their buffers).
+pub const CAPABILITY: &str = "fs.write";
+
+/// What the editor asked for.
+#[derive(Debug, Clone)]
+pub struct PatchParams {
+    pub id: u64,
+    pub job: Job,
+    pub buf: i64,
+    pub tick: i64,
+    pub row: usize,
+    pub col: usize,
+    /// Rows 0-based, end inclusive.
+    pub range: Option<(usize, usize)>,
+    pub filetype: String,
+    pub path: String,
+    /// The project root (policy scope); default: the file's directory.
+    pub root: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Why the user denied the previous proposal (from the editor, or remembered here).
+    pub reason: Option<String>,
+}
+
+/// Another buffer the patch goes to (a test file), as mirrored now.
+#[derive(Debug, Clone)]
+pub struct TargetBuffer {
+    pub buf: i64,
+    pub tick: i64,
+    pub path: String,
+    pub text: BufferText,
+}
+
+/// A patch shown to the user.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub id: u64,
+    pub patch: u64,
+    pub job: Job,
+    pub buf: i64,
+    pub path: String,
+    pub tick: i64,
+    pub hunks: Vec<Hunk>,
+    pub provider: String,
+    pub model: String,
+    /// `prompt`: review it; `allow`: auto-approved by `rule`.
+    pub decision: Decision,
+    pub rule: Option<String>,
+    pub note: Option<String>,
+}
+
+struct Pending {
+    job: Job,
+    buf: i64,
+    path: String,
+    tick: i64,
+    scope: Scope,
+    base: Vec<String>,
+    hunks: Vec<Hunk>,
+    provider: String,
+    created: Instant,
+}
+
+/// The edits for an approved patch, for the buffer at `tick`.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub tick: i64,
+    pub rebased: bool,
+    pub edits: Vec<Edit>,
+}
+
+/// Pending proposals, remembered denial reasons and "Allow all" grants of this backend.
+pub struct Patches {
+    next: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    denials: Mutex<HashMap<i64, String>>,
+    grants: Mutex<GrantStore>,
+    audit: Audit,
+}
+
+/// Grants per (scope, job): `session` ones in memory, `project` ones also in a JSON file.
+struct GrantStore {
+    session: BTreeSet<(PathBuf, String)>,
+    project: BTreeSet<(PathBuf, String)>,
+    file: PathBuf,
+}
+
+impl GrantStore {
+    fn load(file: PathBuf) -> GrantStore {
+        let project = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Vec<(PathBuf, String)>>(&t).ok())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default();
+        GrantStore {
+            session: BTreeSet::new(),
+            project,
+            file,
+        }
+    }
+
+    fn contains(&self, root: &Path, job: Job) -> Option<&'static str> {
+        let key = (root.to_path_buf(), job.as_str().to_string());
+        if self.project.contains(&key) {
+            Some("project")
+        } else if self.session.contains(&key) {
+            Some("session")
+        } else {
+            None
+        }
+    }
+
+    fn save(&self) {
+        let list: Vec<&(PathBuf, String)> = self.project.iter().collect();
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = self.file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = self.file.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&list).unwrap_or_default())?;
+            std::fs::rename(tmp, &self.file)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(file = %self.file.display(), %e, "cannot save project grants");
+        }
+    }
+}
+
+/// Zeke's state directory: `$XDG_STATE_HOME/zeke`, else `~/.local/state/zeke`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("zeke")
+}
+
+impl Default for Patches {
+    fn default() -> Self {
+        Patches {
+            next: AtomicU64::new(1),
+            pending: Mutex::default(),
+            denials: Mutex::default(),
+            grants: Mutex::new(GrantStore::load(state_dir().join("grants.json"))),
+            audit: Audit::new(crate::app::audit::default_path(None)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Patches {
+    /// The edits for the accepted hunks of pending patch `patch` (missing marks = rejected),
+    /// against `current` (the buffer's lines at `tick`). When the buffer moved on since the
+    /// proposal, the hunks are rebased; a hunk whose text was edited gives an error naming it and
+    /// nothing is applied.
+    pub fn edits(
+        &self,
+        patch: u64,
+        accepted: &[bool],
+        current: &[String],
+        tick: i64,
+    ) -> Result<Approved, String> {
+        let map = lock(&self.pending);
+        let p = map
+            .get(&patch)
+            .ok_or_else(|| format!("no pending proposal {patch} (already applied or denied)"))?;
+        let stale =
+            |e: PatchError| format!("{e}; run :Zeke {} again for a new proposal", p.job.as_str());
+        let rebased = tick != p.tick;
+        let hunks = if rebased {
+            patch::rebase(&p.hunks, &p.base, current).map_err(stale)?
+        } else {
+            p.hunks.clone()
+        };
+        let accepted: Vec<bool> = accepted.iter().copied().take(hunks.len()).collect();
+        patch::apply(current, &hunks, &accepted).map_err(stale)?;
+        Ok(Approved {
+            tick,
+            rebased,
+            edits: patch::edits(&hunks, &accepted),
+        })
+    }
+
+    /// The buffer a pending patch is for.
+    pub fn buffer_of(&self, patch: u64) -> Option<i64> {
+        lock(&self.pending).get(&patch).map(|p| p.buf)
+    }
+
+    /// Records how the user answered: `allow_once`, `allow_all` (with `scope` `session` or
+    /// `project`), `allow_rule`, `deny` (with an optional `reason`, kept for the next `fix` of that
+    /// buffer) or `failed`. Returns `Err` for an unknown patch or outcome.
+    pub fn resolve(
+        &self,
+        patch: u64,
+        outcome: &str,
+        scope: Option<&str>,
+        reason: Option<&str>,
+        applied: &[usize],
+        error: Option<&str>,
+    ) -> Result<(), String> {
+        if !matches!(
+            outcome,
+            "allow_once" | "allow_all" | "allow_rule" | "deny" | "failed"
+        ) {
+            return Err(format!(
+                "unknown outcome {outcome:?} (allow_once, allow_all, allow_rule, deny, failed)"
+            ));
+        }
+        let p = lock(&self.pending)
+            .remove(&patch)
+            .ok_or_else(|| format!("no pending proposal {patch}"))?;
+        if outcome == "allow_all" {
+            let mut g = lock(&self.grants);
+            let key = (p.scope.root.clone(), p.job.as_str().to_string());
+            match scope.unwrap_or("session") {
+                "project" => {
+                    g.project.insert(key);
+                    g.save();
+                }
+                "session" => {
+                    g.session.insert(key);
+                }
+                other => return Err(format!("unknown scope {other:?} (session or project)")),
+            }
+        }
+        if outcome == "deny" {
+            if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
+                lock(&self.denials).insert(p.buf, r.to_string());
+            }
+        }
+        let ranges: Vec<[usize; 2]> = p
+            .hunks
+            .iter()
+            .map(|h| [h.start + 1, h.start + h.old.len()])
+            .collect();
+        let decisions = [format!(
+            "{CAPABILITY} {outcome}{}",
+            scope.map(|s| format!(" ({s})")).unwrap_or_default()
+        )];
+        let outcome_word = match outcome {
+            "deny" => "denied",
+            "failed" => "error",
+            _ => "ok",
+        };
+        self.audit.append(&Record {
+            tool: p.job.as_str(),
+            arguments: json!({
+                "surface": "nvim", "patch": patch, "path": p.path, "root": p.scope.root, "provider": p.provider,
+                "hunks": ranges, "applied": applied, "outcome": outcome, "reason": reason,
+            }),
+            decisions: &decisions,
+            outcome: outcome_word,
+            message: error.or(reason),
+            duration_ms: p.created.elapsed().as_millis() as u64,
+            client: Some("nvim"),
+        });
+        Ok(())
+    }
+
+    /// Current grants as (job, root, scope).
+    pub fn grants(&self) -> Vec<(String, PathBuf, &'static str)> {
+        let g = lock(&self.grants);
+        let project = g
+            .project
+            .iter()
+            .map(|(r, j)| (j.clone(), r.clone(), "project"));
+        let session = g
+            .session
+            .iter()
+            .map(|(r, j)| (j.clone(), r.clone(), "session"));
+        project.chain(session).collect()
+    }
+
+    /// Forgets grants matching `job` and `root` (either may be `None` = any). Returns how many.
+    pub fn revoke(&self, job: Option<&str>, root: Option<&Path>) -> usize {
+        let mut g = lock(&self.grants);
+        let keep = |(r, j): &(PathBuf, String)| {
+            !(job.is_none_or(|x| x == j) && root.is_none_or(|x| x == r))
+        };
+        let before = g.session.len() + g.project.len();
+        g.session.retain(keep);
+        g.project.retain(keep);
+        let n = before - g.session.len() - g.project.len();
+        if n > 0 {
+            g.save();
+        }
+        n
+    }
+
+    fn take_denial(&self, buf: i64) -> Option<String> {
+        lock(&self.denials).remove(&buf)
+    }
+
+    fn propose(&self, pending: Pending) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut map = lock(&self.pending);
+        // One pending proposal per buffer: a new one replaces the old.
+        map.retain(|_, p| p.buf != pending.buf);
+        map.insert(id, pending);
+        id
+    }
+
+    fn refuse(&self, job: Job, path: &str, scope: &Scope, rule: &str) {
+        self.audit.append(&Record {
+            tool: job.as_str(),
+            arguments: json!({"surface": "nvim", "path": path, "root": scope.root}),
+            decisions: &[format!("{CAPABILITY} deny ({rule})")],
+            outcome: "denied",
+            message: Some(rule),
+            duration_ms: 0,
+            client: Some("nvim"),
+        });
+    }
+}
+
+/// The policy scope of a request: its project root, canonical when it exists.
+fn scope_of(p: &PatchParams) -> Scope {
+    let root = p
+        .root
+        .clone()
+        .filter(|r| !r.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&p.path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        });
+    Scope::new(std::fs::canonicalize(&root).unwrap_or(root))
+}
+
+/// Runs `:Zeke fix` or `:Zeke test` (`p.job`) on `text` (the buffer at `p.tick`); `target` is the
+/// test file's buffer when tests go to another file. Sends `Progress` while the model answers,
+/// then one `Patch` or one `Error`.
+pub async fn propose(
+    app: Arc<App>,
+    mut p: PatchParams,
+    text: BufferText,
+    target: Option<TargetBuffer>,
+    sink: Sink,
+) {
+    let setup = app.setup();
+    let timeout = setup.config.fix.timeout;
+    if p.reason.is_none() {
+        p.reason = app.patches.take_denial(p.buf);
+    }
+    let outcome = match tokio::time::timeout(timeout, run(&app, &p, text, target, &sink)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no complete answer within {} ms (fix.timeout_ms)",
+                timeout.as_millis()
+            ),
+        )),
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(id = p.id, job = p.job.as_str(), %error, "proposal failed");
+        let provider = setup.selected(p.job).map(|s| s.name);
+        let _ = sink.send(UiEvent::Error {
+            id: Some(p.id),
+            job: p.job,
+            error,
+            provider,
+        });
+    }
+}
+
+async fn run(
+    app: &App,
+    p: &PatchParams,
+    text: BufferText,
+    target: Option<TargetBuffer>,
+    sink: &Sink,
+) -> Result<(), ProviderError> {
+    let setup = app.setup();
+    let cfg = &setup.config.fix;
+    let scope = scope_of(p);
+    let verdict = setup
+        .config
+        .policy
+        .decide(CAPABILITY, &scope, &Grants::default());
+    if verdict.decision == Decision::Deny {
+        let rule = verdict.rule.to_string();
+        app.patches.refuse(p.job, &p.path, &scope, &rule);
+        return Err(ProviderError::new(
+            ErrorKind::Denied,
+            format!(
+                "changing files is denied by the policy ({CAPABILITY} = \"deny\" in {rule}); nothing was asked or changed"
+            ),
+        ));
+    }
+    let lines = text.lines();
+    let (start, end) = target_rows(&text, p).ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Invalid,
+            "nothing to work on here (empty buffer or range outside it)",
+        )
+    })?;
+    let code = text.lines_text(start, end);
+    let above = text.lines_text(start.saturating_sub(15), start.saturating_sub(1));
+    let above = if start == 0 { String::new() } else { above };
+    let diagnostics: Vec<Diagnostic> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.end_lnum >= start && d.lnum <= end)
+        .cloned()
+        .collect();
+    let input = PatchInput {
+        code: &code,
+        language: &p.filetype,
+        path: &p.path,
+        start_row: start,
+        end_row: end,
+        above: &above,
+        diagnostics: &diagnostics,
+        reason: p.reason.as_deref(),
+    };
+    let req = if p.job == Job::Test {
+        prompt::tests(&input, cfg.max_tokens)
+    } else {
+        prompt::fix(&input, cfg.max_tokens)
+    };
+    let provider = setup.provider(p.job).await?;
+    let name = provider.info().name.clone();
+    let model = provider
+        .info()
+        .model_label()
+        .unwrap_or_else(|| "server default".into());
+    let (answer, capped) = collect(provider.chat(req), cfg.max_answer_bytes, p, sink).await?;
+    let no_code = |what: &str| {
+        let said: String = answer.trim().chars().take(80).collect();
+        ProviderError::new(
+            ErrorKind::Invalid,
+            format!("the model's answer has no {what} to apply (it said: {said:?})"),
+        )
+    };
+    let extracted = patch::extract(&answer)
+        .or_else(|| bare_code(&answer))
+        .ok_or_else(|| no_code("code block or diff"))?;
+    let invalid = |e: PatchError| ProviderError::new(ErrorKind::Invalid, e.to_string());
+    let (buf, path, tick, base, new) = match (p.job, target) {
+        (Job::Test, Some(t)) => {
+            let Answer::Code { text: code, .. } = extracted else {
+                return Err(no_code("test code"));
+            };
+            let base = t.text.lines();
+            let new = testfile::add_to_test_file(&base, &code);
+            (t.buf, t.path, t.tick, base, new)
+        }
+        (Job::Test, None) => {
+            let Answer::Code { text: code, .. } = extracted else {
+                return Err(no_code("test code"));
+            };
+            let new = if p.filetype == "rust" {
+                testfile::add_rust_tests(&lines, &code)
+            } else {
+                testfile::add_to_test_file(&lines, &code)
+            };
+            (p.buf, p.path.clone(), p.tick, lines, new)
+        }
+        (_, _) => {
+            let new = match extracted {
+                Answer::Diff(d) => {
+                    patch::apply_unified(&lines, &patch::parse_unified(&d).map_err(invalid)?)
+                        .map_err(invalid)?
+                }
+                Answer::Code { text: code, .. } => {
+                    let (s, e, replacement) = patch::fit_replacement(&lines, start, end + 1, &code);
+                    if replacement.is_empty() {
+                        return Err(no_code("code"));
+                    }
+                    let mut new = lines[..s].to_vec();
+                    new.extend(replacement);
+                    new.extend_from_slice(&lines[e..]);
+                    new
+                }
+            };
+            (p.buf, p.path.clone(), p.tick, lines, new)
+        }
+    };
+    let hunks = patch::diff(&base, &new);
+    if hunks.is_empty() {
+        return Err(invalid(PatchError::NoChange));
+    }
+    let granted = lock(&app.patches.grants).contains(&scope.root, p.job);
+    let (decision, rule) = match (verdict.decision, granted) {
+        (Decision::Allow, _) => (
+            Decision::Allow,
+            Some(format!("{CAPABILITY} = \"allow\" in {}", verdict.rule)),
+        ),
+        (_, Some(kind)) => (
+            Decision::Allow,
+            Some(format!(
+                "Allow all for :Zeke {} in {} ({kind})",
+                p.job.as_str(),
+                scope.root.display()
+            )),
+        ),
+        _ => (Decision::Prompt, None),
+    };
+    let note = capped.then(|| {
+        format!(
+            "the answer was cut at {} KiB (fix.max_answer_kb)",
+            cfg.max_answer_bytes / 1024
+        )
+    });
+    let patch = app.patches.propose(Pending {
+        job: p.job,
+        buf,
+        path: path.clone(),
+        tick,
+        scope,
+        base,
+        hunks: hunks.clone(),
+        provider: name.clone(),
+        created: Instant::now(),
+    });
+    let _ = sink.send(UiEvent::Patch(Box::new(Proposal {
+        id: p.id,
+        patch,
+        job: p.job,
+        buf,
+        path,
+        tick,
+        hunks,
+        provider: name,
+        model,
+        decision,
+        rule,
+        note,
+    })));
+    Ok(())
+}
+
+/// The rows the request is about (0-based, inclusive): the range; else for `fix` the diagnostic
+/// under the cursor widened to its function; else the function around the cursor.
+fn target_rows(text: &BufferText, p: &PatchParams) -> Option<(usize, usize)> {
+    let row = p
+        .diagnostics
+        .iter()
+        .find(|d| d.lnum <= p.row && p.row <= d.end_lnum)
+        .map_or(p.row, |d| d.lnum);
+    let ep = ExplainParams {
+        id: p.id,
+        row,
+        col: p.col,
+        range: p.range,
+        filetype: p.filetype.clone(),
+        path: p.path.clone(),
+    };
+    pick_range(text, &ep)
+}
+
+/// An answer with no fence that is plainly code (no sentence-like first line) is taken whole.
+fn bare_code(answer: &str) -> Option<Answer> {
+    let t = answer.trim();
+    let first = t.lines().next()?;
+    let prose = first.ends_with('.')
+        || first.ends_with(':')
+        || first.split_whitespace().count() > 8 && !first.contains(['(', '{', '=', ';']);
+    (!t.is_empty() && !prose).then(|| Answer::Code {
+        lang: None,
+        text: t.to_string(),
+    })
+}
+
+/// Reads the streamed answer, up to `max` bytes (then stops the stream: `capped`), sending a
+/// `Progress` event at most every 150 ms.
+async fn collect(
+    mut stream: crate::providers::EventStream,
+    max: usize,
+    p: &PatchParams,
+    sink: &Sink,
+) -> Result<(String, bool), ProviderError> {
+    let mut answer = String::new();
+    let mut last = Instant::now();
+    while let Some(ev) = stream.next().await {
+        if let Event::Text(t) = ev? {
+            answer.push_str(&t);
+            if answer.len() >= max {
+                let cut = crate::core::text::floor_char_boundary(&answer, max);
+                answer.truncate(cut);
+                return Ok((answer, true));
+            }
+            if last.elapsed() >= Duration::from_millis(150) {
+                last = Instant::now();
+                let _ = sink.send(UiEvent::Progress {
+                    id: p.id,
+                    job: p.job,
+                    chars: answer.chars().count(),
+                });
+            }
+        }
+    }
+    if answer.trim().is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::Malformed,
+            "the model returned an empty answer",
+        ));
+    }
+    Ok((answer, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_code_versus_prose() {
+        assert!(bare_code("fn f() -> u8 { 1 }").is_some());
+        assert!(bare_code("I am sorry, I cannot do that.").is_none());
+        assert!(bare_code("Here is the fixed code:").is_none());
+    }
+
+    #[test]
+    fn grants_by_root_and_job_survive_a_reload_only_for_projects() {
+        let dir = std::env::temp_dir().join(format!("zeke-grants-{}", std::process::id()));
+        let file = dir.join("grants.json");
+        let mut g = GrantStore::load(file.clone());
+        g.project.insert((PathBuf::from("/p/a"), "fix".into()));
+        g.session.insert((PathBuf::from("/p/b"), "test".into()));
+        g.save();
+        let g = GrantStore::load(file);
+        assert_eq!(g.contains(Path::new("/p/a"), Job::Fix), Some("project"));
+        assert_eq!(g.contains(Path::new("/p/a"), Job::Test), None, "per job");
+        assert_eq!(
+            g.contains(Path::new("/p/a_evil"), Job::Fix),
+            None,
+            "exact root, not a prefix"
+        );
+        assert_eq!(
+            g.contains(Path::new("/p/b"), Job::Test),
+            None,
+            "session grants are not saved"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
