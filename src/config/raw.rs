@@ -1,0 +1,121 @@
+//! The raw configuration schema: what the TOML file and the editor's table may contain, every
+//! field optional, unknown keys rejected (`deny_unknown_fields`). `config` validates it into
+//! [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ProviderKind;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    /// Lua only: path of the zeke binary.
+    #[allow(dead_code)]
+    pub(super) bin: Option<String>,
+    pub(super) log_level: Option<String>,
+    #[serde(default)]
+    pub(super) completion: RawCompletion,
+    #[serde(default)]
+    pub(super) explain: RawExplain,
+    #[serde(default)]
+    pub(super) fix: RawFix,
+    #[allow(dead_code)]
+    pub(super) keymaps: Option<RawKeymaps>,
+    #[allow(dead_code)]
+    pub(super) ui: Option<RawUi>,
+    #[serde(default)]
+    pub(super) providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub(super) mcp: RawMcp,
+    #[serde(default)]
+    pub(super) capabilities: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) scopes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMcp {
+    pub(super) roots: Option<Vec<String>>,
+    pub(super) audit_log: Option<String>,
+    pub(super) max_output_chars: Option<u64>,
+    pub(super) tools_page_size: Option<u64>,
+    pub(super) prompt_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompletion {
+    #[allow(dead_code)]
+    pub(super) enabled: Option<bool>,
+    pub(super) provider: Option<String>,
+    #[allow(dead_code)]
+    pub(super) debounce_ms: Option<u64>,
+    pub(super) max_context_tokens: Option<u64>,
+    pub(super) max_tokens: Option<u64>,
+    pub(super) max_lines: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+    #[allow(dead_code)]
+    pub(super) filetypes: Option<BTreeMap<String, bool>>,
+    #[allow(dead_code)]
+    pub(super) hide_during_completion: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFix {
+    pub(super) provider: Option<String>,
+    pub(super) max_tokens: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) max_answer_kb: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExplain {
+    pub(super) provider: Option<String>,
+    pub(super) max_tokens: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+}
+
+/// A key, or `false` for "no mapping".
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(super) enum RawKey {
+    Key(String),
+    Off(bool),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct RawKeymaps {
+    pub(super) accept: Option<RawKey>,
+    pub(super) accept_word: Option<RawKey>,
+    pub(super) accept_line: Option<RawKey>,
+    pub(super) dismiss: Option<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct RawUi {
+    pub(super) border: Option<Value>,
+    pub(super) max_width: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub(super) kind: ProviderKind,
+    pub(super) url: Option<String>,
+    pub(super) model: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) api_key_cmd: Option<String>,
+    pub(super) reply: Option<String>,
+    pub(super) delay_ms: Option<u64>,
+}
