@@ -37,10 +37,13 @@ local function start(H, reply, opts)
   local path = dir .. '/' .. name
   c:cmd('edit ' .. vim.fn.fnameescape(path))
   c:lua('vim.bo.filetype = ...', opts.ft or 'rust')
-  return c, dir, path
+  return c, dir, path, c:lua('return vim.api.nvim_get_current_buf()')
 end
 
 local function set_lines(c, lines) c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)', lines) end
+
+--- The lines of `buf` (the review window may have the focus, so not `c:lines()`).
+local function buf_lines(c, buf) return c:lua('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', buf) end
 
 --- Notifications at INFO level (the "applied" messages).
 local function infos(c)
@@ -79,7 +82,7 @@ return {
       H.ok(has(st.lines, '^%[x%] hunk 1/2'), vim.inspect(st.lines))
       H.ok(has(st.lines, '^%-    a %- b$') and has(st.lines, '^%+    a %+ b$'), vim.inspect(st.lines))
       H.eq(st.window, c:lua('return vim.api.nvim_get_current_win()'), 'the review window has focus')
-      H.eq(CODE, c:lua('return vim.api.nvim_buf_get_lines(...)', st.buf), 'nothing applied before the answer')
+      H.eq(CODE, buf_lines(c, st.buf), 'nothing applied before the answer')
       -- keys in the review window: next hunk, toggle it off
       c:input(']h')
       c:input('<Space>')
@@ -138,8 +141,8 @@ return {
       c:cmd('Zeke deny')
       c:cmd('1,7Zeke fix')
       H.eq(nil, c:lua('return require("zeke.diff").debug_state().last_params.reason'), 'sent once')
-      c:wait_review()
-      H.eq(CODE, c:lines())
+      local st = c:wait_review()
+      H.eq(CODE, buf_lines(c, st.buf))
       H.eq({}, c:problems())
     end,
   },
@@ -149,11 +152,12 @@ return {
     run = function(H)
       local c = start(H, REPLY)
       c:cmd('1,7Zeke fix')
-      c:wait_review()
-      c:lua('vim.api.nvim_buf_set_lines(0, 1, 2, false, { "    a - b // edited" })')
-      local edited = c:lines()
+      local st = c:wait_review()
+      c:lua('vim.api.nvim_buf_set_lines(..., 1, 2, false, { "    a - b // edited" })', st.buf)
+      local edited = buf_lines(c, st.buf)
       c:cmd('Zeke allow')
-      H.eq(edited, c:lines(), 'untouched')
+      H.eq(edited, buf_lines(c, st.buf), 'untouched')
+      H.eq(st.buf, c:lua('return vim.api.nvim_get_current_buf()'), 'back in the source window')
       local p = c:problems()
       H.eq(1, #p, vim.inspect(p))
       H.ok(p[1]:find('not applied', 1, true) and p[1]:find('hunk', 1, true) and p[1]:find(':Zeke fix again', 1, true),
@@ -169,8 +173,10 @@ return {
     run = function(H)
       local c = start(H, REPLY)
       c:cmd('1,7Zeke fix')
-      c:wait_review()
-      c:lua('vim.api.nvim_buf_set_lines(0, 0, 0, false, { "// header", "" })')
+      local st = c:wait_review()
+      c:lua('vim.api.nvim_buf_set_lines(..., 0, 0, false, { "// header", "" })', st.buf)
+      c:cmd('wincmd p') -- :Zeke allow from the source window this time
+      H.eq(st.buf, c:lua('return vim.api.nvim_get_current_buf()'))
       c:cmd('Zeke allow')
       local want = { '// header', '' }
       vim.list_extend(want, FIXED)
