@@ -140,21 +140,12 @@ pub fn buffer_handle(v: &Value) -> Option<i64> {
     }
 }
 
-/// `fix` / `test` params (see doc/rpc.md).
+/// `fix` / `test` params (see doc/rpc.md): where, as for `explain`, and more.
 #[derive(Deserialize)]
 pub struct Patch {
-    pub id: u64,
-    pub buf: i64,
+    #[serde(flatten)]
+    pub at: Explain,
     pub tick: i64,
-    #[serde(default)]
-    pub row: u64,
-    #[serde(default)]
-    pub col: u64,
-    pub range: Option<(u64, u64)>,
-    #[serde(default)]
-    pub filetype: String,
-    #[serde(default)]
-    pub path: String,
     pub root: Option<String>,
     #[serde(default, deserialize_with = "list")]
     pub diagnostics: Vec<Diag>,
@@ -192,16 +183,17 @@ fn list<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<V
 
 impl Patch {
     pub fn from_proto(self, job: Job) -> PatchParams {
+        let at = self.at;
         PatchParams {
-            id: self.id,
+            id: at.id,
             job,
-            buf: self.buf,
+            buf: at.buf,
             tick: self.tick,
-            row: self.row as usize,
-            col: self.col as usize,
-            range: self.range.map(|(a, b)| (a as usize, b as usize)),
-            filetype: self.filetype,
-            path: self.path,
+            row: at.row as usize,
+            col: at.col as usize,
+            range: at.range.map(|(a, b)| (a as usize, b as usize)),
+            filetype: at.filetype,
+            path: at.path,
             root: self.root,
             diagnostics: self
                 .diagnostics
