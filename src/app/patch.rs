@@ -258,10 +258,11 @@ impl Patches {
                 lock(&self.denials).insert(p.buf, r.to_string());
             }
         }
-        let ranges: Vec<[usize; 2]> = p
+        // Line ranges only (1-based first line, lines removed and added): never the text.
+        let ranges: Vec<serde_json::Value> = p
             .hunks
             .iter()
-            .map(|h| [h.start + 1, h.start + h.old.len()])
+            .map(|h| json!({"line": h.start + 1, "removed": h.old.len(), "added": h.new.len()}))
             .collect();
         let decisions = [format!(
             "{CAPABILITY} {outcome}{}",
@@ -371,8 +372,11 @@ pub async fn propose(
 ) {
     let setup = app.setup();
     let timeout = setup.config.fix.timeout;
+    // The reason the user gave when denying the last proposal for this buffer, sent once: the
+    // editor's copy wins, the remembered one is used up either way.
+    let remembered = app.patches.take_denial(p.buf);
     if p.reason.is_none() {
-        p.reason = app.patches.take_denial(p.buf);
+        p.reason = remembered;
     }
     let outcome = match tokio::time::timeout(timeout, run(&app, &p, text, target, &sink)).await {
         Ok(r) => r,
