@@ -352,10 +352,41 @@ pub fn fit_replacement(
     );
     let mut grew = false;
     if let Some(first) = new.first().filter(|l| distinctive(l)) {
-        if !buffer[start..end].iter().any(|b| b.trim() == first.trim()) {
-            if let Some(r) = (0..start).rev().find(|&r| buffer[r].trim() == first.trim()) {
+        match (start..end).find(|&r| buffer[r].trim() == first.trim()) {
+            // The code starts further down the range: the model left out the range's first lines
+            // (a comment, an attribute) rather than deleting them; keep them.
+            Some(r)
+                if r > start
+                    && !buffer[start..r].iter().any(|b| {
+                        !b.trim().is_empty() && new.iter().any(|n| n.trim() == b.trim())
+                    }) =>
+            {
+                // What the left-out lines open (`impl S {`), the range's last lines close: keep those.
+                let mut open: isize = buffer[start..r]
+                    .iter()
+                    .flat_map(|l| l.chars())
+                    .map(|c| match c {
+                        '{' | '(' | '[' => 1,
+                        '}' | ')' | ']' => -1,
+                        _ => 0,
+                    })
+                    .sum();
+                while open > 0
+                    && end > r + 1
+                    && !buffer[end - 1].trim().is_empty()
+                    && buffer[end - 1].trim().chars().all(|c| "})];,".contains(c))
+                {
+                    end -= 1;
+                    open -= 1;
+                }
                 start = r;
-                grew = true;
+            }
+            Some(_) => {}
+            None => {
+                if let Some(r) = (0..start).rev().find(|&r| buffer[r].trim() == first.trim()) {
+                    start = r;
+                    grew = true;
+                }
             }
         }
     }
