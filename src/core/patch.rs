@@ -391,13 +391,14 @@ pub fn fit_replacement(
         }
     }
     match new.last() {
-        Some(last) if distinctive(last) => {
-            if !buffer[start..end].iter().any(|b| b.trim() == last.trim()) {
-                if let Some(r) = (end..buffer.len()).find(|&r| buffer[r].trim() == last.trim()) {
-                    end = r + 1;
-                }
+        Some(last)
+            if distinctive(last) && !buffer[start..end].iter().any(|b| b.trim() == last.trim()) =>
+        {
+            if let Some(r) = (end..buffer.len()).find(|&r| buffer[r].trim() == last.trim()) {
+                end = r + 1;
             }
         }
+        Some(last) if distinctive(last) => {}
         // A closing line such as `}`: when the model repeated the lines above the range, it
         // usually repeated the ones below too; take the end where the code's tail lines up best.
         Some(_) if grew => {
