@@ -102,7 +102,9 @@ impl Server {
     }
 
     /// Asks the client for its roots and narrows the configured roots to them. A failed request
-    /// leaves the roots as they were.
+    /// leaves the roots as they were; an empty list (or one with no existing `file://` directory)
+    /// means "no opinion" and keeps the configured roots. Roots that do not overlap the configured
+    /// ones leave nothing allowed.
     #[allow(deprecated)]
     async fn refresh_roots(&self, peer: rmcp::Peer<RoleServer>) {
         match tokio::time::timeout(std::time::Duration::from_secs(10), peer.list_roots()).await {
@@ -118,6 +120,16 @@ impl Server {
                     })
                     .filter_map(|p| std::fs::canonicalize(p).ok())
                     .collect();
+                if dirs.is_empty() {
+                    // an empty list (the Inspector sends one) says nothing: keep the configured roots
+                    tracing::info!("client offered no usable roots; keeping the configured roots");
+                    *self
+                        .shared
+                        .narrowed
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                    return;
+                }
                 let narrowed = self.shared.configured.narrowed(&dirs);
                 tracing::info!(
                     "client roots {:?} narrow the allowed roots to [{}]",
