@@ -154,10 +154,18 @@ impl Server {
     ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
         let Some(spec) = tools::find(&request.name) else {
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {}", request.name),
-                None,
-            ));
+            let message = format!("Unknown tool: {}", request.name);
+            let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
+            self.shared.audit.append(&Record {
+                tool: &request.name,
+                arguments: audit::redact(&Value::Object(request.arguments.unwrap_or_default())),
+                decisions: &[],
+                outcome: "error",
+                message: Some(&message),
+                duration_ms: started.elapsed().as_millis() as u64,
+                client: client.as_deref(),
+            });
+            return Err(ErrorData::invalid_params(message, None));
         };
         let mut args = request.arguments.unwrap_or_default();
         let page = match args.remove("page") {

@@ -87,8 +87,11 @@ fn layers_point_one_way() {
     let rules: &[(&str, &[&str])] = &[
         ("providers", &["crate::app", "crate::nvim", "crate::cmd", "crate::cli"]),
         ("config.rs", &["crate::app", "crate::nvim", "crate::providers", "crate::cmd"]),
-        ("app", &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs"]),
+        ("app", &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs", "crate::mcp", "rmcp"]),
         ("nvim", &["crate::cmd", "crate::cli", "crate::mcp"]),
+        ("mcp", &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs"]),
+        ("workspace", &["crate::app", "crate::nvim", "crate::mcp", "crate::cmd", "crate::cli", "crate::providers", "rmcp"]),
+        ("git.rs", &["crate::app", "crate::nvim", "crate::mcp", "crate::cmd", "crate::cli", "crate::providers", "rmcp"]),
         ("sys.rs", &["crate::"]),
     ];
     let v = violations(|file, line| {
