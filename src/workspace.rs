@@ -344,7 +344,7 @@ mod tests {
         std::fs::create_dir_all(&app).unwrap();
         std::fs::create_dir_all(&evil).unwrap();
         std::fs::write(evil.join("secret"), "x").unwrap();
-        let roots = Roots::new(&[app.clone()]).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&app)).unwrap();
         let err = roots
             .resolve(&evil.join("secret").to_string_lossy(), Must::Exist)
             .unwrap_err();
@@ -368,19 +368,25 @@ mod tests {
         for d in [&a, &b, &c] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let roots = Roots::new(&[a.clone()]).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&a)).unwrap();
         let a = std::fs::canonicalize(a).unwrap();
         let b = std::fs::canonicalize(b).unwrap();
         let c = std::fs::canonicalize(c).unwrap();
-        assert_eq!(roots.narrowed(&[b.clone(), c.clone()]).dirs(), &[b.clone()]);
+        assert_eq!(
+            roots.narrowed(&[b.clone(), c.clone()]).dirs(),
+            std::slice::from_ref(&b)
+        );
         assert_eq!(
             roots.narrowed(&[t.path().canonicalize().unwrap()]).dirs(),
-            &[a.clone()]
+            std::slice::from_ref(&a)
         );
         assert!(roots.narrowed(&[c]).dirs().is_empty());
         // narrowing again starts from the configured roots, not the narrowed ones
         assert_eq!(
-            roots.narrowed(&[b.clone()]).narrowed(&[a.clone()]).dirs(),
+            roots
+                .narrowed(std::slice::from_ref(&b))
+                .narrowed(std::slice::from_ref(&a))
+                .dirs(),
             &[a]
         );
     }

@@ -521,7 +521,7 @@ fn client_roots_narrow_and_never_widen() {
     let sub = w.root.join("sub");
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::write(sub.join("in_sub.txt"), "sub").unwrap();
-    let uris = vec![url_of(&sub), url_of(&w.outside)];
+    let uris = [url_of(&sub), url_of(&w.outside)];
     let responder: crate::mcp::Responder = Box::new(move |method, _| {
         assert_eq!(method, "roots/list");
         json!({"roots": uris.iter().map(|u| json!({"uri": u})).collect::<Vec<_>>()})

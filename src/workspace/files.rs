@@ -439,7 +439,7 @@ pub fn walk(
             continue;
         }
         seen += 1;
-        if seen.is_multiple_of(2000) {
+        if seen % 2000 == 0 {
             (ctl.progress)(seen);
         }
         let kind = entry
