@@ -151,7 +151,7 @@ impl Server {
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let Some(spec) = tools::find(&request.name) else {
             let message = format!("Unknown tool: {}", request.name);
@@ -179,12 +179,14 @@ impl Server {
         let redacted = audit::redact(&Value::Object(args.clone()));
         let roots = self.roots(&context.peer).await;
         let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
+        let answers = gate::answers(request.request_state.as_deref(), request.input_responses);
         let call = Call::new(
             spec,
             roots,
             &context,
             page.clone().unwrap_or(1),
             self.shared.clone(),
+            answers,
         );
         let result = match page {
             Err(e) => Err(Fail::Failed(e)),
@@ -214,8 +216,13 @@ impl Server {
             "tool call"
         );
         Ok(match result {
-            Ok(done) => done.into_result(spec.output.is_some()),
-            Err(f) => CallToolResult::error(vec![ContentBlock::text(f.to_string())]),
+            Ok(done) => CallToolResponse::from(done.into_result(spec.output.is_some())),
+            Err(Fail::NeedsInput { key, request }) => {
+                CallToolResponse::from(call.input_required(key, *request))
+            }
+            Err(f) => CallToolResponse::from(CallToolResult::error(vec![ContentBlock::text(
+                f.to_string(),
+            )])),
         })
     }
 }
@@ -288,9 +295,7 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request, context)
-            .await
-            .map(CallToolResponse::from)
+        self.call(request, context).await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -210,6 +210,22 @@ async def roots_and_discover(base, root):
         res = await s.call_tool("read_text_file", {"path": "a.txt"})
         check(not res.is_error and text(res) == "one\n", "tools/call in the discover era", text(res))
 
+    async def unused(ctx, params):  # declares elicitation; 2026-07-28 asks through InputRequiredResult instead
+        raise AssertionError("no server-to-client requests in the discover era")
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, elicitation_callback=unused) as s:
+        await s.discover()
+        for name, choice, written in [("modern_allowed.txt", "allow_once", True), ("modern_denied.txt", "deny", False)]:
+            args = {"path": name, "content": "m"}
+            res = await s.call_tool("write_file", args, allow_input_required=True)
+            ok = isinstance(res, types.InputRequiredResult) and len(res.input_requests or {}) == 1 and not (root / name).exists()
+            check(ok, f"a prompt in the discover era is an InputRequiredResult ({choice})", res)
+            (key, req), = res.input_requests.items()
+            check("fs.write" in req.params.message, "the input request is the policy question", req)
+            answer = {key: types.ElicitResult(action="accept", content={"decision": choice})}
+            res = await s.call_tool("write_file", args, input_responses=answer, request_state=res.request_state)
+            check(res.is_error != written and (root / name).exists() == written, f"the retried call applies the answer ({choice})", text(res))
+
 
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
