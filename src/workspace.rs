@@ -10,7 +10,8 @@
 //!   swapped for a symlink between the check and the open is caught (rule `race`); writes go through
 //!   a temp file created in a verified directory and renamed there (see [`files`]).
 //! - Refusals are [`FsError::Refused`] with a short rule id (`outside-roots`, `symlink-escape`,
-//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`) and a message that names the path.
+//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`, `git-internals`) and a message that
+//!   names the path. Writes never land inside a `.git` directory ([`check_writable`]).
 
 pub mod files;
 
@@ -240,6 +241,20 @@ impl Roots {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Refuses a write whose canonical target lies inside a `.git` directory (rule `git-internals`):
+/// a planted `.git/config` or hook would make later git commands run arbitrary programs.
+pub fn check_writable(real: &Path, requested: &str) -> Result<(), FsError> {
+    if real.components().any(|c| c.as_os_str() == ".git") {
+        return Err(FsError::refused(
+            "git-internals",
+            format!(
+                "{requested} is inside a .git directory; change the repository with the git tools"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a path must already exist.

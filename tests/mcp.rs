@@ -19,6 +19,8 @@ pub struct Mcp {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
+    /// Responses read while waiting for another id.
+    early: std::collections::HashMap<u64, Value>,
     next_id: u64,
     responder: Option<Responder>,
     /// Server→client requests seen (method names), in order.
@@ -92,6 +94,7 @@ impl Mcp {
             child,
             stdin,
             lines: rx,
+            early: Default::default(),
             next_id: 0,
             responder: opts.responder,
             server_requests: vec![],
@@ -127,6 +130,9 @@ impl Mcp {
 
     /// Reads messages until the response to `id`, answering server requests on the way.
     pub fn wait(&mut self, id: u64) -> Value {
+        if let Some(msg) = self.early.remove(&id) {
+            return msg;
+        }
         loop {
             let line = self
                 .lines
@@ -150,6 +156,9 @@ impl Mcp {
             }
             if msg["id"] == json!(id) {
                 return msg;
+            }
+            if let Some(other) = msg["id"].as_u64() {
+                self.early.insert(other, msg);
             }
         }
     }

@@ -175,6 +175,31 @@ async def elicitation_and_cancellation(base, root):
         check(any(rec["tool"] == "write_file" and rec["outcome"] == "cancelled" for rec in recs), "the cancelled call is audited as cancelled", recs)
         check(not (root / "cancelled.txt").exists(), "a cancelled write wrote nothing")
 
+    gate = anyio.Event()
+
+    async def slow_elicit(ctx, params):
+        await gate.wait()
+        return types.ElicitResult(action="accept", content={"decision": "allow_once"})
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, elicitation_callback=slow_elicit) as s:
+        await s.initialize()
+        order = []
+
+        async def writer():
+            await s.call_tool("write_file", {"path": "concurrent.txt", "content": "c"})
+            order.append("write")
+
+        async def reader():
+            res = await s.call_tool("read_text_file", {"path": "a.txt"})
+            order.append("read" if text(res) == "one\n" else "bad read")
+            gate.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            await anyio.sleep(0.3)
+            tg.start_soon(reader)
+        check(order == ["read", "write"] and (root / "concurrent.txt").exists(), "requests run concurrently (a read completes while a write waits for the user)", order)
+
     async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w) as s:
         await s.initialize()
         res = await s.call_tool("write_file", {"path": "nope.txt", "content": "x"})
