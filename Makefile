@@ -8,7 +8,7 @@ TEST_BIN := $(TARGET_DIR)/debug/zeke
 RELEASE_BIN := $(TARGET_DIR)/release/zeke
 LUA_FILTER ?=
 
-.PHONY: all deps build build-test test test-rust test-lua demo bench lint fmt clean
+.PHONY: all deps build build-test test test-rust test-lua test-mcp demo bench bench-mcp lint fmt clean
 
 all: build
 
@@ -24,7 +24,7 @@ build-test:
 	$(CARGO) build --locked --features test-support
 
 test: deps build-test
-	scripts/with-services.sh $(MAKE) --no-print-directory test-rust test-lua
+	scripts/with-services.sh $(MAKE) --no-print-directory test-rust test-lua test-mcp
 
 test-rust:
 	ZEKE_BIN=$(TEST_BIN) $(CARGO) test --locked --features test-support -- --test-threads 2
@@ -32,12 +32,24 @@ test-rust:
 test-lua:
 	@eval "$$(scripts/deps.sh --env)"; ZEKE_BIN=$(TEST_BIN) "$$ZEKE_NVIM" --headless -u NONE -l tests/lua/run.lua $(LUA_FILTER)
 
+## `zeke mcp` with the official MCP clients: Python SDK (tests/mcp/interop.py), Inspector CLI
+test-mcp:
+	@eval "$$(scripts/deps.sh --env)"; \
+	[ -x "$$ZEKE_MCP_PY" ] || { echo "FAIL test-mcp: no Python MCP SDK at $$ZEKE_MCP_PY; run make deps"; exit 1; }; \
+	ZEKE_BIN=$(TEST_BIN) "$$ZEKE_MCP_PY" tests/mcp/interop.py && ZEKE_BIN=$(TEST_BIN) tests/mcp/inspector.sh
+
 ## the main job, scripted: llama-server + SmolLM2, headless Neovim typing, ghost text, accept, explain
 demo: deps build
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh bash -c '"$$ZEKE_NVIM" --headless -u NONE -l tests/lua/demo.lua'
 
 bench: deps build
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh scripts/bench.sh
+	@$(MAKE) --no-print-directory bench-mcp
+
+## `zeke mcp` vs the reference MCP servers, same tree, same run (installs them into the cache)
+bench-mcp: build
+	@scripts/deps.sh --bench
+	@eval "$$(scripts/deps.sh --env)"; ZEKE_BIN=$(RELEASE_BIN) python3 tests/mcp/bench.py
 
 lint:
 	$(CARGO) fmt --check

@@ -8,8 +8,10 @@
 //!   `git-option`), and revisions/paths are placed after `--end-of-options` or `--`.
 //! - `git_add` paths must resolve inside the repository (rule `outside-repo`); symlinks are staged
 //!   as links (only their parent directory is resolved).
-//! - git runs with hooks and fsmonitor disabled, no external diff or textconv, no pager or prompt,
-//!   `LC_ALL=C`, and without inherited `GIT_DIR`-style location variables.
+//! - git runs with hooks, fsmonitor and commit signing disabled (each could run a program named in
+//!   the repository's config), no external diff or textconv, no pager or prompt, `LC_ALL=C`, and
+//!   without inherited `GIT_DIR`-style location variables. The file tools refuse writes inside
+//!   `.git`, so a client cannot plant such config (`workspace::check_writable`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +33,10 @@ const SAFE: &[&str] = &[
     "core.pager=cat",
     "-c",
     "advice.detachedHead=false",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "tag.gpgSign=false",
 ];
 
 const ENV: sys::Env<'static> = sys::Env {

@@ -102,7 +102,9 @@ impl Server {
     }
 
     /// Asks the client for its roots and narrows the configured roots to them. A failed request
-    /// leaves the roots as they were.
+    /// leaves the roots as they were; an empty list (or one with no existing `file://` directory)
+    /// means "no opinion" and keeps the configured roots. Roots that do not overlap the configured
+    /// ones leave nothing allowed.
     #[allow(deprecated)]
     async fn refresh_roots(&self, peer: rmcp::Peer<RoleServer>) {
         match tokio::time::timeout(std::time::Duration::from_secs(10), peer.list_roots()).await {
@@ -118,6 +120,16 @@ impl Server {
                     })
                     .filter_map(|p| std::fs::canonicalize(p).ok())
                     .collect();
+                if dirs.is_empty() {
+                    // an empty list (the Inspector sends one) says nothing: keep the configured roots
+                    tracing::info!("client offered no usable roots; keeping the configured roots");
+                    *self
+                        .shared
+                        .narrowed
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                    return;
+                }
                 let narrowed = self.shared.configured.narrowed(&dirs);
                 tracing::info!(
                     "client roots {:?} narrow the allowed roots to [{}]",
@@ -139,13 +151,21 @@ impl Server {
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let Some(spec) = tools::find(&request.name) else {
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {}", request.name),
-                None,
-            ));
+            let message = format!("Unknown tool: {}", request.name);
+            let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
+            self.shared.audit.append(&Record {
+                tool: &request.name,
+                arguments: audit::redact(&Value::Object(request.arguments.unwrap_or_default())),
+                decisions: &[],
+                outcome: "error",
+                message: Some(&message),
+                duration_ms: started.elapsed().as_millis() as u64,
+                client: client.as_deref(),
+            });
+            return Err(ErrorData::invalid_params(message, None));
         };
         let mut args = request.arguments.unwrap_or_default();
         let page = match args.remove("page") {
@@ -159,12 +179,14 @@ impl Server {
         let redacted = audit::redact(&Value::Object(args.clone()));
         let roots = self.roots(&context.peer).await;
         let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
+        let answers = gate::answers(request.request_state.as_deref(), request.input_responses);
         let call = Call::new(
             spec,
             roots,
             &context,
             page.clone().unwrap_or(1),
             self.shared.clone(),
+            answers,
         );
         let result = match page {
             Err(e) => Err(Fail::Failed(e)),
@@ -194,8 +216,13 @@ impl Server {
             "tool call"
         );
         Ok(match result {
-            Ok(done) => done.into_result(spec.output.is_some()),
-            Err(f) => CallToolResult::error(vec![ContentBlock::text(f.to_string())]),
+            Ok(done) => CallToolResponse::from(done.into_result(spec.output.is_some())),
+            Err(Fail::NeedsInput { key, request }) => {
+                CallToolResponse::from(call.input_required(key, *request))
+            }
+            Err(f) => CallToolResponse::from(CallToolResult::error(vec![ContentBlock::text(
+                f.to_string(),
+            )])),
         })
     }
 }
@@ -268,9 +295,7 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.call(request, context)
-            .await
-            .map(CallToolResponse::from)
+        self.call(request, context).await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -10,7 +10,8 @@
 //!   swapped for a symlink between the check and the open is caught (rule `race`); writes go through
 //!   a temp file created in a verified directory and renamed there (see [`files`]).
 //! - Refusals are [`FsError::Refused`] with a short rule id (`outside-roots`, `symlink-escape`,
-//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`) and a message that names the path.
+//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`, `git-internals`) and a message that
+//!   names the path. Writes never land inside a `.git` directory ([`check_writable`]).
 
 pub mod files;
 
@@ -242,6 +243,20 @@ impl Roots {
     }
 }
 
+/// Refuses a write whose canonical target lies inside a `.git` directory (rule `git-internals`):
+/// a planted `.git/config` or hook would make later git commands run arbitrary programs.
+pub fn check_writable(real: &Path, requested: &str) -> Result<(), FsError> {
+    if real.components().any(|c| c.as_os_str() == ".git") {
+        return Err(FsError::refused(
+            "git-internals",
+            format!(
+                "{requested} is inside a .git directory; change the repository with the git tools"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a path must already exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Must {
@@ -344,7 +359,7 @@ mod tests {
         std::fs::create_dir_all(&app).unwrap();
         std::fs::create_dir_all(&evil).unwrap();
         std::fs::write(evil.join("secret"), "x").unwrap();
-        let roots = Roots::new(&[app.clone()]).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&app)).unwrap();
         let err = roots
             .resolve(&evil.join("secret").to_string_lossy(), Must::Exist)
             .unwrap_err();
@@ -368,19 +383,25 @@ mod tests {
         for d in [&a, &b, &c] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let roots = Roots::new(&[a.clone()]).unwrap();
+        let roots = Roots::new(std::slice::from_ref(&a)).unwrap();
         let a = std::fs::canonicalize(a).unwrap();
         let b = std::fs::canonicalize(b).unwrap();
         let c = std::fs::canonicalize(c).unwrap();
-        assert_eq!(roots.narrowed(&[b.clone(), c.clone()]).dirs(), &[b.clone()]);
+        assert_eq!(
+            roots.narrowed(&[b.clone(), c.clone()]).dirs(),
+            std::slice::from_ref(&b)
+        );
         assert_eq!(
             roots.narrowed(&[t.path().canonicalize().unwrap()]).dirs(),
-            &[a.clone()]
+            std::slice::from_ref(&a)
         );
         assert!(roots.narrowed(&[c]).dirs().is_empty());
         // narrowing again starts from the configured roots, not the narrowed ones
         assert_eq!(
-            roots.narrowed(&[b.clone()]).narrowed(&[a.clone()]).dirs(),
+            roots
+                .narrowed(std::slice::from_ref(&b))
+                .narrowed(std::slice::from_ref(&a))
+                .dirs(),
             &[a]
         );
     }

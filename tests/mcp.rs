@@ -19,6 +19,8 @@ pub struct Mcp {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
+    /// Responses read while waiting for another id.
+    early: std::collections::HashMap<u64, Value>,
     next_id: u64,
     responder: Option<Responder>,
     /// Server→client requests seen (method names), in order.
@@ -37,6 +39,8 @@ pub struct Opts<'a> {
     pub capabilities: Value,
     pub responder: Option<Responder>,
     pub env: Vec<(&'a str, String)>,
+    /// The protocol version asked for in `initialize`.
+    pub protocol: &'a str,
 }
 
 impl Default for Opts<'_> {
@@ -47,6 +51,7 @@ impl Default for Opts<'_> {
             capabilities: json!({}),
             responder: None,
             env: vec![],
+            protocol: "2025-11-25",
         }
     }
 }
@@ -89,14 +94,19 @@ impl Mcp {
             child,
             stdin,
             lines: rx,
+            early: Default::default(),
             next_id: 0,
             responder: opts.responder,
             server_requests: vec![],
             notifications: vec![],
             audit,
         };
-        let init = m.request("initialize", json!({"protocolVersion": "2025-11-25", "capabilities": opts.capabilities, "clientInfo": {"name": "zeke-tests", "version": "1"}}));
+        let init = m.request("initialize", json!({"protocolVersion": opts.protocol, "capabilities": opts.capabilities, "clientInfo": {"name": "zeke-tests", "version": "1"}}));
         assert_eq!(init["result"]["serverInfo"]["name"], "zeke", "{init}");
+        assert_eq!(
+            init["result"]["protocolVersion"], opts.protocol,
+            "the requested version is negotiated"
+        );
         m.notify("notifications/initialized", json!({}));
         m
     }
@@ -120,6 +130,9 @@ impl Mcp {
 
     /// Reads messages until the response to `id`, answering server requests on the way.
     pub fn wait(&mut self, id: u64) -> Value {
+        if let Some(msg) = self.early.remove(&id) {
+            return msg;
+        }
         loop {
             let line = self
                 .lines
@@ -143,6 +156,9 @@ impl Mcp {
             }
             if msg["id"] == json!(id) {
                 return msg;
+            }
+            if let Some(other) = msg["id"].as_u64() {
+                self.early.insert(other, msg);
             }
         }
     }
@@ -337,7 +353,30 @@ fn handshake_tools_list_paging_and_clean_exit() {
             .contains("Unknown tool: rm_rf"),
         "{unknown}"
     );
+    assert_eq!(
+        m.audit_records().last().unwrap()["tool"],
+        "rm_rf",
+        "even unknown tools are audited"
+    );
     assert!(m.close().success());
+}
+
+#[test]
+fn older_protocol_versions_still_initialize() {
+    let t = tempfile::tempdir().unwrap();
+    for protocol in ["2024-11-05", "2025-03-26", "2025-06-18"] {
+        let mut m = Mcp::start(
+            t.path(),
+            Opts {
+                roots: vec![t.path()],
+                protocol,
+                ..Opts::default()
+            },
+        );
+        let (err, body, _) = m.call("list_allowed_directories", json!({}));
+        assert!(!err, "{protocol}: {body}");
+        assert!(m.close().success());
+    }
 }
 
 #[test]

@@ -516,12 +516,89 @@ fn a_symlink_swapped_in_during_writes_never_escapes() {
 }
 
 #[test]
+fn git_config_cannot_be_planted_or_run() {
+    let w = world();
+    let mut m = server(&w);
+    let hook = "#!/bin/sh\ntouch \"$0.ran\"\n";
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": ".git/config", "content": "[core]\n\tfsmonitor = /tmp/x\n"}),
+        "git-internals",
+    );
+    refused(
+        &mut m,
+        "write_file",
+        json!({"path": ".git/hooks/pre-commit", "content": hook}),
+        "git-internals",
+    );
+    refused(
+        &mut m,
+        "create_directory",
+        json!({"path": ".git/hooks/x"}),
+        "git-internals",
+    );
+    refused(
+        &mut m,
+        "edit_file",
+        json!({"path": ".git/HEAD", "edits": [{"oldText": "main", "newText": "x"}]}),
+        "git-internals",
+    );
+    std::fs::write(w.root.join("hook.sh"), hook).unwrap();
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": "hook.sh", "destination": ".git/hooks/post-commit"}),
+        "git-internals",
+    );
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": ".git/config", "destination": "config.txt"}),
+        "git-internals",
+    );
+    // a repository whose own config asks for hooks, fsmonitor and signing programs: none run
+    let marker = w.outside.join("ran");
+    let prog = w.base.join("prog.sh");
+    std::fs::write(
+        &prog,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let p = prog.display().to_string();
+    for (k, v) in [
+        ("core.fsmonitor", p.as_str()),
+        ("core.hooksPath", w.base.to_str().unwrap()),
+        ("commit.gpgSign", "true"),
+        ("gpg.program", p.as_str()),
+    ] {
+        crate::mcp::git(&w.root, &["config", k, v]);
+    }
+    std::fs::copy(&prog, w.base.join("pre-commit")).unwrap();
+    let r = s(&w.root);
+    let (err, body, _) = m.call("git_add", json!({"repo_path": r, "files": ["hook.sh"]}));
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call(
+        "git_commit",
+        json!({"repo_path": r, "message": "no programs"}),
+    );
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(!err, "{body}");
+    assert!(
+        !marker.exists(),
+        "a program named in the repository's config ran"
+    );
+}
+
+#[test]
 fn client_roots_narrow_and_never_widen() {
     let w = world();
     let sub = w.root.join("sub");
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::write(sub.join("in_sub.txt"), "sub").unwrap();
-    let uris = vec![url_of(&sub), url_of(&w.outside)];
+    let uris = [url_of(&sub), url_of(&w.outside)];
     let responder: crate::mcp::Responder = Box::new(move |method, _| {
         assert_eq!(method, "roots/list");
         json!({"roots": uris.iter().map(|u| json!({"uri": u})).collect::<Vec<_>>()})

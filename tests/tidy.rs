@@ -117,7 +117,7 @@ fn layers_point_one_way() {
             &["crate::app", "crate::nvim", "crate::cmd", "crate::cli"],
         ),
         (
-            "config.rs",
+            "config",
             &[
                 "crate::app",
                 "crate::nvim",
@@ -127,9 +127,45 @@ fn layers_point_one_way() {
         ),
         (
             "app",
-            &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs"],
+            &[
+                "crate::nvim",
+                "crate::cmd",
+                "crate::cli",
+                "rmpv",
+                "nvim_rs",
+                "crate::mcp",
+                "rmcp",
+            ],
         ),
         ("nvim", &["crate::cmd", "crate::cli", "crate::mcp"]),
+        (
+            "mcp",
+            &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs"],
+        ),
+        (
+            "workspace",
+            &[
+                "crate::app",
+                "crate::nvim",
+                "crate::mcp",
+                "crate::cmd",
+                "crate::cli",
+                "crate::providers",
+                "rmcp",
+            ],
+        ),
+        (
+            "git.rs",
+            &[
+                "crate::app",
+                "crate::nvim",
+                "crate::mcp",
+                "crate::cmd",
+                "crate::cli",
+                "crate::providers",
+                "rmcp",
+            ],
+        ),
         ("sys.rs", &["crate::"]),
     ];
     let v = violations(|file, line| {

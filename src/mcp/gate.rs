@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolResult, ContentBlock, ElicitRequestParams, ElicitationAction, ElicitationSchema,
-    EnumSchema, ProgressNotificationParam, ProgressToken,
+    CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitResult,
+    ElicitationAction, ElicitationSchema, EnumSchema, InputRequest, InputRequests,
+    InputRequiredResult, InputResponses, ProgressNotificationParam, ProgressToken,
 };
 use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
@@ -26,7 +27,7 @@ use crate::core::policy::{Decision, Policy, Scope};
 use crate::workspace::{FsError, Roots};
 
 /// Why a call did not succeed; shown to the model as an `isError` result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Fail {
     /// A confinement rule refused (rule id in the message).
     #[error("refused (rule {rule}): {message}")]
@@ -38,6 +39,13 @@ pub enum Fail {
     Failed(String),
     #[error("cancelled by the client")]
     Cancelled,
+    /// 2026-07-28 clients: the user must be asked first; answered with an `InputRequiredResult`
+    /// holding this elicitation under `key`, and the call is retried with the answer.
+    #[error("waiting for the user's answer ({key})")]
+    NeedsInput {
+        key: String,
+        request: Box<ElicitRequest>,
+    },
 }
 
 impl Fail {
@@ -48,6 +56,7 @@ impl Fail {
             Fail::Denied(_) => "denied",
             Fail::Failed(_) => "error",
             Fail::Cancelled => "cancelled",
+            Fail::NeedsInput { .. } => "input-required",
         }
     }
 }
@@ -95,6 +104,14 @@ pub struct Call {
     pub page: u32,
     shared: Arc<Shared>,
     decisions: Mutex<Vec<String>>,
+    /// Whether the request uses the 2026-07-28 lifecycle (no server→client requests: prompts go
+    /// through `InputRequiredResult`).
+    modern: bool,
+    /// Whether the client declared elicitation (at `initialize` or in the request's `_meta`).
+    can_elicit: bool,
+    /// Answers to earlier `InputRequiredResult`s: `input_responses` plus those echoed in
+    /// `requestState`, keyed like the requests.
+    answers: Map<String, Value>,
 }
 
 impl Call {
@@ -104,8 +121,18 @@ impl Call {
         ctx: &RequestContext<RoleServer>,
         page: u32,
         shared: Arc<Shared>,
+        answers: Map<String, Value>,
     ) -> Call {
+        let modern = ctx
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= "2026-07-28");
+        let can_elicit = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some());
         Call {
+            modern,
+            can_elicit,
+            answers,
             spec,
             roots,
             ct: ctx.ct.clone(),
@@ -229,11 +256,7 @@ impl Call {
     async fn ask(&self, cap: Cap, scope: &Scope, what: &str) -> Result<(), Fail> {
         let key = cap.key();
         let at = scope.root.display();
-        let can_ask = self
-            .peer
-            .peer_info()
-            .is_some_and(|i| i.capabilities.elicitation.is_some());
-        if !can_ask {
+        if !self.can_elicit {
             self.record(format!(
                 "{key} prompt in {at}: client cannot be asked, refused"
             ));
@@ -247,11 +270,30 @@ impl Call {
             "Zeke: {} wants to {what} ({key} in {at}). Allow?",
             self.spec.name
         );
-        let answer = tokio::select! {
+        let answer = if self.modern {
+            let id = format!("zeke-policy:{key}:{at}");
+            match self.answers.get(&id) {
+                Some(v) => serde_json::from_value::<ElicitResult>(v.clone())
+                    .map(|r| decision(&r))
+                    .map_err(|e| format!("malformed answer: {e}")),
+                None => {
+                    let params = ask_params(message).map_err(Fail::Failed)?;
+                    self.record(format!(
+                        "{key} prompt in {at}: asked through input_required"
+                    ));
+                    return Err(Fail::NeedsInput {
+                        key: id,
+                        request: Box::new(ElicitRequest::new(params)),
+                    });
+                }
+            }
+        } else {
+            tokio::select! {
             a = elicit(&self.peer, message, self.shared.prompt_timeout) => a,
             _ = self.ct.cancelled() => {
                 self.record(format!("{key} prompt in {at}: call cancelled before an answer, refused"));
                 return Err(Fail::Cancelled);
+            }
             }
         };
         match answer.as_deref() {
@@ -282,14 +324,52 @@ impl Call {
             }
         }
     }
+
+    /// The `InputRequiredResult` asking for `request` under `key`; earlier answers travel in
+    /// `requestState` so a call that asks twice (a move across projects) does not loop.
+    pub fn input_required(&self, key: String, request: ElicitRequest) -> InputRequiredResult {
+        let mut requests = InputRequests::new();
+        requests.insert(key, InputRequest::Elicitation(request));
+        let state =
+            (!self.answers.is_empty()).then(|| Value::Object(self.answers.clone()).to_string());
+        InputRequiredResult::new(Some(requests), state)
+    }
 }
 
-/// Asks the user to choose `allow_once`, `allow_all` or `deny`; decline/cancel give `deny`.
-async fn elicit(
-    peer: &Peer<RoleServer>,
-    message: String,
-    timeout: std::time::Duration,
-) -> Result<String, String> {
+/// Earlier answers of a retried call: the JSON object echoed in `requestState` (if any), overlaid
+/// with `inputResponses`. The client relays the user's answers either way, so the state is as
+/// trusted as the responses themselves.
+pub fn answers(state: Option<&str>, responses: Option<InputResponses>) -> Map<String, Value> {
+    let mut out = state
+        .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
+        .unwrap_or_default();
+    out.extend(responses.unwrap_or_default());
+    out
+}
+
+/// `allow_once`, `allow_all`, or why not (`deny`, `declined`, `dismissed`).
+fn decision(r: &ElicitResult) -> String {
+    match r.action {
+        ElicitationAction::Accept => {
+            let d = r
+                .content
+                .as_ref()
+                .and_then(|c| c.get("decision"))
+                .and_then(Value::as_str)
+                .unwrap_or("deny");
+            if ["allow_once", "allow_all"].contains(&d) {
+                d.to_string()
+            } else {
+                "deny".to_string()
+            }
+        }
+        ElicitationAction::Decline => "declined".into(),
+        _ => "dismissed".into(),
+    }
+}
+
+/// The form asking for `allow_once`, `allow_all` or `deny`.
+fn ask_params(message: String) -> Result<ElicitRequestParams, String> {
     let choice = EnumSchema::builder(vec!["allow_once".into(), "allow_all".into(), "deny".into()])
         .enum_titles(vec![
             "Allow once".into(),
@@ -303,32 +383,25 @@ async fn elicit(
         .required_enum_schema("decision", choice)
         .build()
         .map_err(|e| e.to_string())?;
-    let params = ElicitRequestParams::FormElicitationParams {
+    Ok(ElicitRequestParams::FormElicitationParams {
         meta: None,
         message,
         requested_schema: schema,
-    };
+    })
+}
+
+/// Asks the user through an `elicitation/create` request (pre-2026-07-28 sessions).
+async fn elicit(
+    peer: &Peer<RoleServer>,
+    message: String,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    let params = ask_params(message)?;
     let result = peer
         .create_elicitation_with_timeout(params, Some(timeout))
         .await
         .map_err(|e| e.to_string())?;
-    match result.action {
-        ElicitationAction::Accept => {
-            let d = result
-                .content
-                .as_ref()
-                .and_then(|c| c.get("decision"))
-                .and_then(Value::as_str)
-                .unwrap_or("deny");
-            Ok(if ["allow_once", "allow_all"].contains(&d) {
-                d.to_string()
-            } else {
-                "deny".to_string()
-            })
-        }
-        ElicitationAction::Decline => Ok("declined".into()),
-        _ => Ok("dismissed".into()),
-    }
+    Ok(decision(&result))
 }
 
 /// The nearest directory at or above `path` (up to its configured root) holding `.git`, else the

@@ -113,7 +113,7 @@ mod tests {
         let text: String = (0..50).map(|i| format!("line {i}\n")).collect();
         let first = page(&text, "read_text_file", 1, 64).unwrap();
         assert!(first.pages > 1);
-        assert!(first.text.ends_with(&format!("Call read_text_file again with the same arguments and \"page\": 2 for the next part.]")), "{}", first.text);
+        assert!(first.text.ends_with("Call read_text_file again with the same arguments and \"page\": 2 for the next part.]"), "{}", first.text);
         let mut joined = String::new();
         for n in 1..=first.pages {
             let p = page(&text, "read_text_file", n, 64).unwrap();

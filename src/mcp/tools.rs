@@ -228,8 +228,10 @@ pub struct TextOut {
     /// The tool's text output (one page of it when `pages` > 1)
     content: String,
     /// The page returned, from 1, when the output was split
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<u32>,
     /// How many pages the whole output has, when it was split
+    #[serde(skip_serializing_if = "Option::is_none")]
     pages: Option<u32>,
 }
 
@@ -240,6 +242,7 @@ pub struct EntryOut {
     /// file, directory, symlink or other
     r#type: String,
     /// Bytes (0 for directories)
+    #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
 }
 
@@ -248,13 +251,19 @@ pub struct EntryOut {
 #[schemars(rename_all = "camelCase")]
 pub struct ListingOut {
     content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pages: Option<u32>,
     /// Present when the listing fits in one page
+    #[serde(skip_serializing_if = "Option::is_none")]
     entries: Option<Vec<EntryOut>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     total_files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     total_dirs: Option<u64>,
     /// Sum of file sizes, bytes
+    #[serde(skip_serializing_if = "Option::is_none")]
     total_size: Option<u64>,
 }
 
@@ -262,9 +271,12 @@ pub struct ListingOut {
 #[allow(dead_code)]
 pub struct SearchOut {
     content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pages: Option<u32>,
     /// Absolute paths, present when the result fits in one page
+    #[serde(skip_serializing_if = "Option::is_none")]
     matches: Option<Vec<String>>,
 }
 
@@ -275,8 +287,11 @@ pub struct InfoOut {
     content: String,
     size: u64,
     /// ISO 8601, UTC
+    #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     modified: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     accessed: Option<String>,
     is_directory: bool,
     is_file: bool,

@@ -1,0 +1,271 @@
+"""Interop of `zeke mcp` with the official Python MCP SDK client (mcp==2.3.0) over stdio.
+
+Covers: the initialize handshake and the 2026-07-28 `server/discover` era, tools/list, a call of
+every tool, structured output, progress notifications, cancellation (`notifications/cancelled`
+sent by the SDK when a call is abandoned), policy prompts answered through `elicitation_callback`
+(applies on Allow, not on Deny), client roots narrowing through `list_roots_callback`, and the
+audit log having a record per call.
+
+Run: ZEKE_BIN=target/debug/zeke $ZEKE_MCP_PY tests/mcp/interop.py   (prints one line per check;
+exits 1 on the first failure).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+ZEKE = os.environ.get("ZEKE_BIN") or sys.exit("interop.py: set ZEKE_BIN to the zeke binary")
+EXPECTED_TOOLS = {
+    "read_text_file", "read_file", "read_media_file", "read_multiple_files", "write_file", "edit_file",
+    "create_directory", "list_directory", "list_directory_with_sizes", "directory_tree", "move_file",
+    "search_files", "get_file_info", "list_allowed_directories", "git_status", "git_diff_unstaged",
+    "git_diff_staged", "git_diff", "git_commit", "git_add", "git_reset", "git_log", "git_create_branch",
+    "git_checkout", "git_show", "git_branch",
+}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Zeke Test", "GIT_AUTHOR_EMAIL": "test@zeke.invalid",
+    "GIT_COMMITTER_NAME": "Zeke Test", "GIT_COMMITTER_EMAIL": "test@zeke.invalid",
+    "GIT_AUTHOR_DATE": "2024-01-15T14:30:25Z", "GIT_COMMITTER_DATE": "2024-01-15T14:30:25Z",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+}
+checks = 0
+
+
+def check(cond, what, detail=""):
+    global checks
+    if not cond:
+        print(f"FAIL mcp-interop: {what}\n  {detail!r}", flush=True)
+        sys.exit(1)
+    checks += 1
+    print(f"ok   mcp-interop: {what}", flush=True)
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
+
+
+def text(result):
+    return "".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+
+def server(base, root, config="", extra_env=None):
+    cfg = base / f"config-{time.monotonic_ns()}.toml"
+    cfg.write_text(config)
+    env = {"ZEKE_CONFIG": str(cfg), "ZEKE_AUDIT_LOG": str(base / "audit.jsonl"), "ZEKE_LOG": "warn", **GIT_ENV, **(extra_env or {})}
+    return StdioServerParameters(command=ZEKE, args=["mcp", "--root", str(root)], env=env)
+
+
+def audit(base):
+    p = base / "audit.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
+
+
+async def every_tool(base, root):
+    allow = '[capabilities]\n"fs.write" = "allow"\n"git.write" = "allow"\n'
+    async with stdio_client(server(base, root, allow)) as (r, w), ClientSession(r, w) as s:
+        init = await s.initialize()
+        check(init.server_info.name == "zeke", "initialize handshake", init)
+        check(init.protocol_version == "2025-11-25", "protocol 2025-11-25 negotiated", init.protocol_version)
+        tools = (await s.list_tools()).tools
+        names = {t.name for t in tools}
+        check(names == EXPECTED_TOOLS, f"tools/list has the {len(EXPECTED_TOOLS)} reference tool names", names ^ EXPECTED_TOOLS)
+        by = {t.name: t for t in tools}
+        check(by["write_file"].annotations.read_only_hint is False and by["read_text_file"].annotations.read_only_hint is True, "annotations are honest")
+        check(by["read_text_file"].output_schema is not None, "outputSchema on read_text_file")
+        rp = str(root)
+        calls = [
+            ("write_file", {"path": "notes.txt", "content": "alpha\nbeta\ngamma\n"}, "Successfully wrote"),
+            ("read_text_file", {"path": "notes.txt", "head": 2}, "alpha\nbeta\n"),
+            ("read_file", {"path": "notes.txt", "tail": 1}, "gamma\n"),
+            ("read_multiple_files", {"paths": ["notes.txt", "a.txt"]}, "a.txt:\none"),
+            ("edit_file", {"path": "notes.txt", "edits": [{"oldText": "beta", "newText": "BETA"}]}, "+BETA"),
+            ("create_directory", {"path": "sub/dir"}, "Successfully created"),
+            ("move_file", {"source": "notes.txt", "destination": "sub/dir/notes.txt"}, "Successfully moved"),
+            ("list_directory", {"path": "."}, "[DIR] sub"),
+            ("list_directory_with_sizes", {"path": ".", "sortBy": "size"}, "Combined size"),
+            ("directory_tree", {"path": ".", "excludePatterns": ["a.txt"]}, '"name": "notes.txt"'),
+            ("search_files", {"path": ".", "pattern": "*.txt"}, "sub/dir/notes.txt"),
+            ("get_file_info", {"path": "sub/dir/notes.txt"}, "isFile: true"),
+            ("list_allowed_directories", {}, rp),
+            ("read_media_file", {"path": "pixel.png"}, None),
+            ("git_status", {"repo_path": rp}, "Untracked files"),
+            ("git_diff_unstaged", {"repo_path": rp}, "Unstaged changes:"),
+            ("git_add", {"repo_path": rp, "files": ["sub/dir/notes.txt"]}, "staged"),
+            ("git_diff_staged", {"repo_path": rp}, "+BETA"),
+            ("git_reset", {"repo_path": rp}, "reset"),
+            ("git_add", {"repo_path": rp, "files": ["."]}, "staged"),
+            ("git_commit", {"repo_path": rp, "message": "add notes"}, "committed successfully"),
+            ("git_diff", {"repo_path": rp, "target": "HEAD~1"}, "+BETA"),
+            ("git_log", {"repo_path": rp, "max_count": 5, "start_timestamp": "2024-01-01"}, "Message: add notes"),
+            ("git_create_branch", {"repo_path": rp, "branch_name": "topic"}, "Created branch 'topic'"),
+            ("git_checkout", {"repo_path": rp, "branch_name": "topic"}, "Switched to branch 'topic'"),
+            ("git_show", {"repo_path": rp, "revision": "HEAD"}, "add notes"),
+            ("git_branch", {"repo_path": rp, "branch_type": "all"}, "* topic"),
+        ]
+        for name, args, want in calls:
+            res = await s.call_tool(name, args)
+            body = text(res)
+            if name == "read_media_file":
+                ok = not res.is_error and res.content[0].type == "image" and res.content[0].mime_type == "image/png"
+            else:
+                ok = not res.is_error and want in body
+            check(ok, f"call {name}", body[:400])
+        res = await s.call_tool("read_text_file", {"path": "a.txt"})
+        check(res.structured_content == {"content": "one\n"}, "structuredContent matches outputSchema", res.structured_content)
+        called = {n for n, _, _ in calls}
+        check(called == EXPECTED_TOOLS, "every tool was called", EXPECTED_TOOLS - called)
+        res = await s.call_tool("read_text_file", {"path": "/etc/passwd"})
+        check(res.is_error and "(rule outside-roots)" in text(res), "a refusal is an isError result naming the rule", text(res))
+
+        # progress for a long walk
+        big = root / "big"
+        for i in range(30):
+            d = big / f"d{i}"
+            d.mkdir(parents=True)
+            for j in range(100):
+                (d / f"f{j}.txt").touch()
+        seen = []
+
+        async def progress(p, total, message):
+            seen.append(p)
+
+        res = await s.call_tool("search_files", {"path": "big", "pattern": "f99.txt"}, progress_callback=progress)
+        check(not res.is_error and text(res).count("f99.txt") == 30, "search_files over 3000 files", text(res)[:200])
+        check(len(seen) >= 1, "progress notifications during a long walk", seen)
+    records = audit(base)
+    check(len(records) == len(calls) + 3, "audit log has one record per call", len(records))
+
+
+async def elicitation_and_cancellation(base, root):
+    answers = ["allow_once", "deny"]
+    asked = []
+
+    async def on_elicit(ctx, params):
+        asked.append(params.message)
+        if not answers:  # the cancellation case: never answer
+            await anyio.sleep(3600)
+        return types.ElicitResult(action="accept", content={"decision": answers.pop(0)})
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, elicitation_callback=on_elicit) as s:
+        await s.initialize()
+        res = await s.call_tool("write_file", {"path": "allowed.txt", "content": "yes"})
+        check(not res.is_error and (root / "allowed.txt").read_text() == "yes", "prompt + Allow once writes", text(res))
+        res = await s.call_tool("write_file", {"path": "denied.txt", "content": "no"})
+        check(res.is_error and not (root / "denied.txt").exists(), "prompt + Deny does not write", text(res))
+        check(len(asked) == 2 and "fs.write" in asked[0], "the user was asked twice, naming the capability", asked)
+        before = len(audit(base))
+        with anyio.move_on_after(1.0) as scope:
+            await s.call_tool("write_file", {"path": "cancelled.txt", "content": "late"})
+        check(scope.cancelled_caught, "the SDK abandoned the call (sends notifications/cancelled)")
+        res = await s.call_tool("list_directory", {"path": "."})
+        check(not res.is_error, "the server keeps serving after a cancellation", text(res))
+        for _ in range(50):
+            recs = audit(base)[before:]
+            if any(rec["outcome"] == "cancelled" for rec in recs):
+                break
+            await anyio.sleep(0.05)
+        check(any(rec["tool"] == "write_file" and rec["outcome"] == "cancelled" for rec in recs), "the cancelled call is audited as cancelled", recs)
+        check(not (root / "cancelled.txt").exists(), "a cancelled write wrote nothing")
+
+    gate = anyio.Event()
+
+    async def slow_elicit(ctx, params):
+        await gate.wait()
+        return types.ElicitResult(action="accept", content={"decision": "allow_once"})
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, elicitation_callback=slow_elicit) as s:
+        await s.initialize()
+        order = []
+
+        async def writer():
+            await s.call_tool("write_file", {"path": "concurrent.txt", "content": "c"})
+            order.append("write")
+
+        async def reader():
+            res = await s.call_tool("read_text_file", {"path": "a.txt"})
+            order.append("read" if text(res) == "one\n" else "bad read")
+            gate.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            await anyio.sleep(0.3)
+            tg.start_soon(reader)
+        check(order == ["read", "write"] and (root / "concurrent.txt").exists(), "requests run concurrently (a read completes while a write waits for the user)", order)
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        res = await s.call_tool("write_file", {"path": "nope.txt", "content": "x"})
+        check(res.is_error and "(rule policy-prompt)" in text(res) and '"fs.write" = "allow"' in text(res), "prompt without elicitation fails closed with the config key", text(res))
+
+    deny = '[capabilities]\n"fs.write" = "deny"\n'
+    async with stdio_client(server(base, root, deny)) as (r, w), ClientSession(r, w, elicitation_callback=on_elicit) as s:
+        await s.initialize()
+        res = await s.call_tool("create_directory", {"path": "never"})
+        check(res.is_error and "(rule policy-deny)" in text(res) and not (root / "never").exists(), "deny refuses without asking", text(res))
+
+
+async def roots_and_discover(base, root):
+    sub = root / "sub"
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+
+    async def roots(ctx):
+        return types.ListRootsResult(roots=[types.Root(uri=sub.as_uri()), types.Root(uri=elsewhere.as_uri())])
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, list_roots_callback=roots) as s:
+        await s.initialize()
+        res = await s.call_tool("list_allowed_directories", {})
+        check(text(res) == f"Allowed directories:\n{sub}", "client roots narrow (and a root outside does not widen)", text(res))
+        res = await s.call_tool("read_text_file", {"path": str(root / "a.txt")})
+        check(res.is_error and "(rule client-roots)" in text(res), "a path outside the client's roots is refused", text(res))
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w) as s:
+        d = await s.discover()
+        check("2026-07-28" in d.supported_versions, "server/discover (2026-07-28 era)", d)
+        tools = (await s.list_tools()).tools
+        check({t.name for t in tools} == EXPECTED_TOOLS, "tools/list in the discover era")
+        res = await s.call_tool("read_text_file", {"path": "a.txt"})
+        check(not res.is_error and text(res) == "one\n", "tools/call in the discover era", text(res))
+
+    async def unused(ctx, params):  # declares elicitation; 2026-07-28 asks through InputRequiredResult instead
+        raise AssertionError("no server-to-client requests in the discover era")
+
+    async with stdio_client(server(base, root)) as (r, w), ClientSession(r, w, elicitation_callback=unused) as s:
+        await s.discover()
+        for name, choice, written in [("modern_allowed.txt", "allow_once", True), ("modern_denied.txt", "deny", False)]:
+            args = {"path": name, "content": "m"}
+            res = await s.call_tool("write_file", args, allow_input_required=True)
+            ok = isinstance(res, types.InputRequiredResult) and len(res.input_requests or {}) == 1 and not (root / name).exists()
+            check(ok, f"a prompt in the discover era is an InputRequiredResult ({choice})", res)
+            (key, req), = res.input_requests.items()
+            check("fs.write" in req.params.message, "the input request is the policy question", req)
+            answer = {key: types.ElicitResult(action="accept", content={"decision": choice})}
+            res = await s.call_tool("write_file", args, input_responses=answer, request_state=res.request_state)
+            check(res.is_error != written and (root / name).exists() == written, f"the retried call applies the answer ({choice})", text(res))
+
+
+async def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp).resolve()
+        root = base / "repo"
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        (root / "a.txt").write_text("one\n")
+        (root / "pixel.png").write_bytes(bytes.fromhex("89504e470d0a1a0a"))
+        git(root, "add", "a.txt")
+        git(root, "commit", "-q", "-m", "first")
+        await every_tool(base, root)
+        await elicitation_and_cancellation(base, root)
+        await roots_and_discover(base, root)
+    print(f"PASS mcp-interop: {checks} checks with the Python MCP SDK", flush=True)
+
+
+anyio.run(main)
