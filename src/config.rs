@@ -250,18 +250,18 @@ impl Config {
             ("explain.provider", &e.provider),
             ("fix.provider", &f.provider),
         ] {
-            if let Some(name) = name {
-                if !providers.contains_key(name) {
-                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-                    problems.push(format!(
-                        "{key}: no provider named {name:?} (configured: {})",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ));
-                }
+            if let Some(name) = name
+                && !providers.contains_key(name)
+            {
+                let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                problems.push(format!(
+                    "{key}: no provider named {name:?} (configured: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
             }
         }
         let completion = CompletionConfig {
@@ -299,12 +299,12 @@ impl Config {
                 600_000,
             )),
         };
-        if let Some(d) = c.debounce_ms {
-            if d > 5_000 {
-                problems.push(format!(
-                    "completion.debounce_ms: must be at most 5000 (got {d})"
-                ));
-            }
+        if let Some(d) = c.debounce_ms
+            && d > 5_000
+        {
+            problems.push(format!(
+                "completion.debounce_ms: must be at most 5000 (got {d})"
+            ));
         }
         let explain = ExplainConfig {
             provider: e.provider,

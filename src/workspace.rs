@@ -158,16 +158,16 @@ impl Roots {
         if self.containing(real).is_some() {
             return Ok(());
         }
-        if let Some(conf) = &self.configured {
-            if conf.iter().any(|r| real.starts_with(r)) {
-                return Err(FsError::refused(
-                    "client-roots",
-                    format!(
-                        "{requested} is inside the server's roots but outside the roots the client allowed ({})",
-                        self.list()
-                    ),
-                ));
-            }
+        if let Some(conf) = &self.configured
+            && conf.iter().any(|r| real.starts_with(r))
+        {
+            return Err(FsError::refused(
+                "client-roots",
+                format!(
+                    "{requested} is inside the server's roots but outside the roots the client allowed ({})",
+                    self.list()
+                ),
+            ));
         }
         let lexical = normalize(abs);
         let (rule, why) = if self.containing(&lexical).is_some() && !has_dotdot(abs) {

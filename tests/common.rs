@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 struct Server {
     url: String,
     _child: Option<Child>,
+    /// Our end of the server's stdin: closed when this process exits (statics are never
+    /// dropped), which makes the server exit too (`--exit-with-stdin`).
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 static FAULT: OnceLock<Server> = OnceLock::new();
@@ -17,13 +20,15 @@ pub fn fault_url() -> String {
     FAULT
         .get_or_init(|| {
             if let Ok(url) = std::env::var("ZEKE_TEST_FAULT_URL") {
-                return Server { url, _child: None };
+                return Server { url, _child: None, _stdin: None };
             }
             let mut child = Command::new("python3")
                 .arg(concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/tests/support/fault_server.py"
                 ))
+                .arg("--exit-with-stdin")
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("python3 runs the fault server");
@@ -33,6 +38,7 @@ pub fn fault_url() -> String {
                 .unwrap();
             Server {
                 url: format!("http://127.0.0.1:{}", line.trim()),
+                _stdin: child.stdin.take(),
                 _child: Some(child),
             }
         })

@@ -467,7 +467,11 @@ fn a_symlink_swapped_in_during_writes_never_escapes() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::fs::remove_file(&swap);
-                let target = if n % 2 == 0 { &real_dir } else { &outside };
+                let target = if n.is_multiple_of(2) {
+                    &real_dir
+                } else {
+                    &outside
+                };
                 let _ = symlink(target, &swap);
                 n += 1;
             }

@@ -83,10 +83,10 @@ impl Audit {
                 }
             }
         }
-        if let Some(f) = guard.as_mut() {
-            if let Err(e) = f.write_all(&bytes) {
-                tracing::warn!("audit log {}: {e}", self.path.display());
-            }
+        if let Some(f) = guard.as_mut()
+            && let Err(e) = f.write_all(&bytes)
+        {
+            tracing::warn!("audit log {}: {e}", self.path.display());
         }
     }
 }

@@ -37,10 +37,10 @@ pub fn pick_range(text: &BufferText, p: &ExplainParams) -> Option<(usize, usize)
         let (s, e) = (s.min(e), s.max(e));
         return (s < count).then_some((s, e.min(count - 1)));
     }
-    if syntax::has_grammar(&p.filetype) {
-        if let Some(r) = syntax::enclosing_item(&p.filetype, &text.text(), p.row, p.col) {
-            return Some(r);
-        }
+    if syntax::has_grammar(&p.filetype)
+        && let Some(r) = syntax::enclosing_item(&p.filetype, &text.text(), p.row, p.col)
+    {
+        return Some(r);
     }
     let row = p.row.min(count - 1);
     let blank = |r: usize| text.line(r).is_none_or(|l| l.trim().is_empty());

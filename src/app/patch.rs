@@ -253,10 +253,10 @@ impl Patches {
                 other => return Err(format!("unknown scope {other:?} (session or project)")),
             }
         }
-        if outcome == "deny" {
-            if let Some(r) = reason.filter(|r| !r.trim().is_empty()) {
-                lock(&self.denials).insert(p.buf, r.to_string());
-            }
+        if outcome == "deny"
+            && let Some(r) = reason.filter(|r| !r.trim().is_empty())
+        {
+            lock(&self.denials).insert(p.buf, r.to_string());
         }
         // Line ranges only (1-based first line, lines removed and added): never the text.
         let ranges: Vec<serde_json::Value> = p

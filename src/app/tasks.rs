@@ -87,11 +87,11 @@ impl Tasks {
             .collect();
         let mut n = 0;
         for key in keys {
-            if let Some(h) = map.remove(&key) {
-                if !h.is_finished() {
-                    h.abort();
-                    n += 1;
-                }
+            if let Some(h) = map.remove(&key)
+                && !h.is_finished()
+            {
+                h.abort();
+                n += 1;
             }
         }
         n

@@ -107,12 +107,10 @@ fn unwrap_rust_module(code: &str) -> Vec<String> {
     if let Some(open) = lines
         .iter()
         .position(|l| l.trim_start().starts_with("mod tests") && l.trim_end().ends_with('{'))
+        && let Some(close) = lines.iter().rposition(|l| l.trim() == "}")
+        && close > open
     {
-        if let Some(close) = lines.iter().rposition(|l| l.trim() == "}") {
-            if close > open {
-                lines = lines[open + 1..close].to_vec();
-            }
-        }
+        lines = lines[open + 1..close].to_vec();
     }
     lines.retain(|l| {
         let t = l.trim();

@@ -40,11 +40,11 @@ pub fn headers(
             h.insert(HeaderName::from_static(k), v);
         }
     }
-    if let Some((k, v)) = secret {
-        if let Ok(mut v) = HeaderValue::from_str(&v) {
-            v.set_sensitive(true);
-            h.insert(HeaderName::from_static(k), v);
-        }
+    if let Some((k, v)) = secret
+        && let Ok(mut v) = HeaderValue::from_str(&v)
+    {
+        v.set_sensitive(true);
+        h.insert(HeaderName::from_static(k), v);
     }
     h
 }

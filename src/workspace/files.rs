@@ -443,7 +443,7 @@ pub fn walk(
             continue;
         }
         seen += 1;
-        if seen % 2000 == 0 {
+        if seen.is_multiple_of(2000) {
             (ctl.progress)(seen);
         }
         let kind = entry

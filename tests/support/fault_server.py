@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fault-injecting HTTP server for Zeke's provider tests, bound to 127.0.0.1 only.
 
-Usage: fault_server.py [--port N] [--port-file F]   (port 0 = any free port; the port is printed)
+Usage: fault_server.py [--port N] [--port-file F] [--exit-with-stdin]   (port 0 = any free port; the port is printed)
 
 The first path segment(s) choose the behaviour; the rest is an OpenAI- or Ollama-style path, so a
 provider configured with url = http://127.0.0.1:PORT/<mode> talks to it unchanged:
@@ -162,7 +162,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--exit-with-stdin", action="store_true",
+                    help="exit when stdin closes (the parent test process went away)")
     a = ap.parse_args()
+    if a.exit_with_stdin:
+        import sys
+
+        def watch():
+            sys.stdin.read()
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     port = srv.server_address[1]
