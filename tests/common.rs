@@ -20,7 +20,11 @@ pub fn fault_url() -> String {
     FAULT
         .get_or_init(|| {
             if let Ok(url) = std::env::var("ZEKE_TEST_FAULT_URL") {
-                return Server { url, _child: None, _stdin: None };
+                return Server {
+                    url,
+                    _child: None,
+                    _stdin: None,
+                };
             }
             let mut child = Command::new("python3")
                 .arg(concat!(
