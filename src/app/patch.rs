@@ -613,7 +613,9 @@ async fn collect(
         if let Event::Text(t) = ev? {
             answer.push_str(&t);
             if answer.len() >= max {
+                // Cut at the last whole line that fits: half a line is not code.
                 let cut = crate::core::text::floor_char_boundary(&answer, max);
+                let cut = answer[..cut].rfind('\n').unwrap_or(cut);
                 answer.truncate(cut);
                 return Ok((answer, true));
             }

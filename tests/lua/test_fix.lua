@@ -491,4 +491,42 @@ return {
       H.ok(p[1]:find('no proposal pending', 1, true), p[1])
     end,
   },
+  {
+    name = 'a unified diff with wrong line numbers and chatter applies by content',
+    needs = NEEDS,
+    run = function(H)
+      local reply = 'Sure! Here is a patch:\n```diff\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -40,3 +40,3 @@\n'
+        .. ' fn mul(a: i32, b: i32) -> i32 {\n-    a + b\n+    a * b\n }\n```\nHope this helps.'
+      local c = start(H, reply)
+      c:cmd('1,7Zeke fix')
+      local st = c:wait_review()
+      H.eq(1, #st.hunks, vim.inspect(st.hunks))
+      H.eq({ start = 5, old = { '    a + b' }, new = { '    a * b' }, accepted = true }, st.hunks[1])
+      c:cmd('Zeke allow')
+      local want = vim.deepcopy(CODE)
+      want[6] = '    a * b'
+      H.eq(want, c:lines())
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'a huge answer is capped, and the review says so',
+    needs = NEEDS,
+    run = function(H)
+      local lines = {}
+      for i = 1, 3000 do lines[i] = ('    // filler line %04d to make the answer long'):format(i) end
+      local reply = '```rust\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n' .. table.concat(lines, '\n') .. '\n```'
+      local c, _, _, buf = start(H, reply, { config = { fix = { max_answer_kb = 4 } } })
+      c:cmd('1,3Zeke fix')
+      local st = c:wait_review()
+      H.ok(has(st.lines, 'cut at 4 KiB'), 'the note is shown: ' .. vim.inspect(vim.list_slice(st.lines, 1, 5)))
+      local added = 0
+      for _, h in ipairs(st.hunks) do added = added + #h.new end
+      H.ok(added < 200, 'only what fits in 4 KiB was proposed (' .. added .. ' lines)')
+      for _, h in ipairs(st.hunks) do
+        for _, l in ipairs(h.new) do H.ok(not l:find('fille$'), 'no half line at the cut: ' .. l) end
+      end
+      H.eq(CODE, buf_lines(c, buf), 'nothing applied')
+    end,
+  },
 }
