@@ -1,14 +1,15 @@
 //! Syntax queries with tree-sitter: the item (function, impl, …) around a position, for
 //! `:Zeke explain` without a range.
 //!
-//! Grammars compiled in: Rust (`tree-sitter-rust`). Other filetypes return `None` and the caller
-//! falls back to a block of lines.
+//! Grammars compiled in: Rust, Python, Go and JavaScript (the `tree-sitter-*` crates). Other
+//! filetypes return `None` and the caller falls back to a block of lines.
 
 use tree_sitter::{Language, Node, Parser, Point};
 
-fn language(
-    filetype: &str,
-) -> Option<(Language, &'static [&'static str], &'static [&'static str])> {
+/// (grammar, function-like node kinds, other item kinds) for a Neovim `filetype`.
+type Grammar = (Language, &'static [&'static str], &'static [&'static str]);
+
+fn language(filetype: &str) -> Option<Grammar> {
     match filetype {
         "rust" => Some((
             tree_sitter_rust::LANGUAGE.into(),
@@ -26,9 +27,40 @@ fn language(
                 "macro_definition",
             ],
         )),
+        "python" => Some((
+            tree_sitter_python::LANGUAGE.into(),
+            &["function_definition", "lambda"],
+            &["class_definition"],
+        )),
+        "go" => Some((
+            tree_sitter_go::LANGUAGE.into(),
+            &["function_declaration", "method_declaration", "func_literal"],
+            &["type_declaration"],
+        )),
+        "javascript" | "javascriptreact" => Some((
+            tree_sitter_javascript::LANGUAGE.into(),
+            &[
+                "function_declaration",
+                "generator_function_declaration",
+                "method_definition",
+                "function_expression",
+                "arrow_function",
+            ],
+            &["class_declaration"],
+        )),
         _ => None,
     }
 }
+
+/// Anonymous functions count only when they span several lines; otherwise the enclosing
+/// function is meant.
+const SMALL: &[&str] = &[
+    "closure_expression",
+    "lambda",
+    "func_literal",
+    "arrow_function",
+    "function_expression",
+];
 
 /// Whether a grammar is compiled in for this Neovim `filetype`.
 pub fn has_grammar(filetype: &str) -> bool {
@@ -52,9 +84,8 @@ pub fn enclosing_item(
     let mut fallback = None;
     while let Some(n) = node {
         let kind = n.kind();
-        // A closure counts only when it spans several lines; otherwise explain its function.
         let multi_line = n.end_position().row > n.start_position().row;
-        if functions.contains(&kind) && (kind != "closure_expression" || multi_line) {
+        if functions.contains(&kind) && (!SMALL.contains(&kind) || multi_line) {
             return Some((n.start_position().row, n.end_position().row));
         }
         if fallback.is_none() && items.contains(&kind) {
@@ -113,6 +144,31 @@ mod tests {
         assert_eq!(enclosing_item("rust", SRC, 9, 6), Some((9, 9)));
         assert_eq!(enclosing_item("rust", SRC, 8, 0), Some((4, 10)));
         assert_eq!(enclosing_item("rust", SRC, 0, 0), None);
-        assert_eq!(enclosing_item("python", "def f():\n  pass\n", 1, 2), None);
+        assert_eq!(
+            enclosing_item("lua", "local function f()\nend\n", 1, 2),
+            None,
+            "no grammar"
+        );
+    }
+
+    #[test]
+    fn finds_functions_in_python_go_and_javascript() {
+        let py =
+            "import os\n\nclass C:\n    def m(self):\n        return [x for x in y]\n\n    x = 1\n";
+        assert_eq!(enclosing_item("python", py, 4, 10), Some((3, 4)));
+        assert_eq!(
+            enclosing_item("python", py, 6, 4),
+            Some((2, 6)),
+            "outside a method: the class"
+        );
+        let go = "package m\n\nfunc (s *S) Add(a int) int {\n\tf := func() int { return 1 }\n\treturn a + f()\n}\n";
+        assert_eq!(
+            enclosing_item("go", go, 3, 20),
+            Some((2, 5)),
+            "a one-line func literal is not the function meant"
+        );
+        let js = "const add = (a, b) => {\n  return a + b;\n};\nclass K {\n  m() {\n    return 1;\n  }\n}\n";
+        assert_eq!(enclosing_item("javascript", js, 1, 4), Some((0, 2)));
+        assert_eq!(enclosing_item("javascript", js, 5, 4), Some((4, 6)));
     }
 }
