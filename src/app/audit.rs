@@ -22,7 +22,8 @@ pub struct Record<'a> {
     pub arguments: Value,
     /// Policy decisions taken, e.g. `["fs.write allow ([capabilities])"]`.
     pub decisions: &'a [String],
-    /// `ok`, `error`, `refused` (confinement), `denied` (policy or user) or `cancelled`.
+    /// `ok`, `error`, `refused` (confinement), `denied` (policy or user), `cancelled`, or
+    /// `proposed` (a Neovim patch shown for review; its outcome follows in a later record).
     pub outcome: &'a str,
     /// The error or refusal message, if any (capped at 1000 characters).
     pub message: Option<&'a str>,

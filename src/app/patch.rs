@@ -100,6 +100,8 @@ pub struct Patches {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     denials: Mutex<HashMap<i64, String>>,
+    /// Proposals replaced by a newer one for the same buffer (already audited as superseded).
+    superseded: Mutex<BTreeSet<u64>>,
     grants: Mutex<GrantStore>,
     audit: Audit,
 }
@@ -168,6 +170,7 @@ impl Default for Patches {
             next: AtomicU64::new(1),
             pending: Mutex::default(),
             denials: Mutex::default(),
+            superseded: Mutex::default(),
             grants: Mutex::new(GrantStore::load(state_dir().join("grants.json"))),
             audit: Audit::new(crate::app::audit::default_path(None)),
         }
@@ -236,9 +239,13 @@ impl Patches {
                 "unknown outcome {outcome:?} (allow_once, allow_all, allow_rule, deny, failed)"
             ));
         }
-        let p = lock(&self.pending)
-            .remove(&patch)
-            .ok_or_else(|| format!("no pending proposal {patch}"))?;
+        let Some(p) = lock(&self.pending).remove(&patch) else {
+            // The editor answering for a proposal that a newer one replaced: already recorded.
+            if lock(&self.superseded).remove(&patch) {
+                return Ok(());
+            }
+            return Err(format!("no pending proposal {patch}"));
+        };
         if outcome == "allow_all" {
             let mut g = lock(&self.grants);
             let key = (p.scope.root.clone(), p.job.as_str().to_string());
@@ -258,34 +265,54 @@ impl Patches {
         {
             lock(&self.denials).insert(p.buf, r.to_string());
         }
-        // Line ranges only (1-based first line, lines removed and added): never the text.
-        let ranges: Vec<serde_json::Value> = p
-            .hunks
-            .iter()
-            .map(|h| json!({"line": h.start + 1, "removed": h.old.len(), "added": h.new.len()}))
-            .collect();
-        let decisions = [format!(
-            "{CAPABILITY} {outcome}{}",
-            scope.map(|s| format!(" ({s})")).unwrap_or_default()
-        )];
         let outcome_word = match outcome {
             "deny" => "denied",
             "failed" => "error",
             _ => "ok",
         };
+        let decision = format!(
+            "{outcome}{}",
+            scope.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+        self.record(
+            patch,
+            &p,
+            &decision,
+            outcome_word,
+            error.or(reason),
+            applied,
+        );
+        Ok(())
+    }
+
+    /// Appends one audit record for proposal `patch`: its line ranges (1-based first line, lines
+    /// removed and added), never its text.
+    fn record(
+        &self,
+        patch: u64,
+        p: &Pending,
+        decision: &str,
+        outcome: &str,
+        message: Option<&str>,
+        applied: &[usize],
+    ) {
+        let ranges: Vec<serde_json::Value> = p
+            .hunks
+            .iter()
+            .map(|h| json!({"line": h.start + 1, "removed": h.old.len(), "added": h.new.len()}))
+            .collect();
         self.audit.append(&Record {
             tool: p.job.as_str(),
             arguments: json!({
                 "surface": "nvim", "patch": patch, "path": p.path, "root": p.scope.root, "provider": p.provider,
-                "hunks": ranges, "applied": applied, "outcome": outcome, "reason": reason,
+                "hunks": ranges, "applied": applied, "outcome": decision,
             }),
-            decisions: &decisions,
-            outcome: outcome_word,
-            message: error.or(reason),
+            decisions: &[format!("{CAPABILITY} {decision}")],
+            outcome,
+            message,
             duration_ms: p.created.elapsed().as_millis() as u64,
             client: Some("nvim"),
         });
-        Ok(())
     }
 
     /// Current grants as (job, root, scope).
@@ -322,12 +349,33 @@ impl Patches {
         lock(&self.denials).remove(&buf)
     }
 
+    /// Keeps a new proposal pending (replacing an older one for the same buffer) and records it.
     fn propose(&self, pending: Pending) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut map = lock(&self.pending);
-        // One pending proposal per buffer: a new one replaces the old.
-        map.retain(|_, p| p.buf != pending.buf);
-        map.insert(id, pending);
+        self.record(id, &pending, "proposed", "proposed", None, &[]);
+        let old: Vec<u64> = {
+            let mut map = lock(&self.pending);
+            let old = map
+                .iter()
+                .filter(|(_, p)| p.buf == pending.buf)
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>();
+            for k in &old {
+                if let Some(p) = map.remove(k) {
+                    self.record(
+                        *k,
+                        &p,
+                        "deny",
+                        "denied",
+                        Some("superseded by a newer proposal"),
+                        &[],
+                    );
+                }
+            }
+            map.insert(id, pending);
+            old
+        };
+        lock(&self.superseded).extend(old);
         id
     }
 

@@ -307,6 +307,16 @@ return {
       H.eq(first, out.patch)
       H.eq(1, #c:lua('return require("zeke.diff").debug_state().pending'), 'one pending per buffer')
       H.eq(2, wins(c), 'one review window')
+      -- the backend recorded both proposals and the first one's end, and nothing was reported
+      local recs = H.wait(function()
+        local r = c:audit()
+        return #r >= 3 and r
+      end, 5000, 'audit records')
+      local text = vim.inspect(recs)
+      H.ok(text:find('superseded', 1, true), text)
+      local _, proposed = text:gsub('outcome = "proposed"', '')
+      H.ok(proposed >= 2, 'both proposals recorded: ' .. text)
+      H.eq({}, vim.tbl_filter(function(n) return n.msg:find('could not record', 1, true) end, c:notes()))
     end,
   },
   {
