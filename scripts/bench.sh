@@ -21,9 +21,10 @@ rows = [
     ("Zeke-added time/completion p50 (instant)", num("completion_instant_overhead_p50_ms"), "ms", 0.9, 1.4, "llm-ls server overhead p50 0.9-1.4 ms, instant backend"),
     ("Zeke-added time/completion p50 (llama)", num("completion_llama_overhead_p50_ms"), "ms", 0.9, 1.4, "same anchor; llama-server busy on both cores"),
     ("RPC round trip nvim<->zeke p50", (num("rpc_roundtrip_p50_us") or 0) / 1000 or None, "ms", 0.02, 0.05, "guide's nvim-rs spike, minimal plugin on Unix sockets 20-50 us"),
+    ("Zeke cost per keystroke, 264 KB file", (num("keystroke_backend_mean_us") or 0) / 1000 or None, "ms", 1.0, 2.9, "llm-ls 1.0-2.9 ms (copies the whole text per edit)"),
     ("backend RSS idle", (num("rss_idle_kb") or 0) / 1024 or None, "MB", 10.5, 10.5, "llm-ls ~10.5 MB idle"),
-    ("backend RSS, 265 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),
-    ("RSS after 40x open/close 265 KB", (num("rss_after_40_open_close_kb") or 0) / 1024 or None, "MB", 257, 257, "llm-ls 11 -> 257 MB (leak)"),
+    ("backend RSS, 264 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),
+    ("RSS after 40x open/close 264 KB", (num("rss_after_40_open_close_kb") or 0) / 1024 or None, "MB", 257, 257, "llm-ls 11 -> 257 MB (leak)"),
 ]
 print()
 print(f"{'measure':38} {'zeke':>10} {'anchor':>14}  {'zeke/anchor':>11}  anchor source")
@@ -32,7 +33,7 @@ for name, v, unit, lo, hi, src in rows:
         print(f"{name:38} {'n/a':>10}")
         continue
     anchor = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
-    ratio = f"{v/hi:.2f}" if lo == hi else f"{v/hi:.2f}-{v/lo:.2f}"
+    ratio = f"{v/hi:.2g}" if lo == hi else f"{v/hi:.2g}-{v/lo:.2g}"
     print(f"{name:38} {v:>8.3f} {unit:2} {anchor:>11} {unit:2} {ratio:>11}  {src}")
 print("\n(ratios < 1 mean zeke is lower/faster than the anchor; anchors were measured by others on a similar 2-core VM,")
 print(" zeke here in this run; the completion overhead excludes the provider's own time, see status.last.overhead_ms)")

@@ -23,6 +23,10 @@ pub struct Stats {
     pub completions_failed: AtomicU64,
     pub explains_started: AtomicU64,
     pub explains_finished: AtomicU64,
+    /// Buffer events applied to the mirrors, and the time spent applying them (ns): Zeke's cost
+    /// per keystroke in an attached buffer.
+    pub mirror_events: AtomicU64,
+    pub mirror_ns: AtomicU64,
     last: Mutex<Option<Latency>>,
 }
 

@@ -132,6 +132,7 @@ impl NvimHandler {
             tracing::warn!(?args, "malformed nvim_buf_lines_event");
             return;
         };
+        let started = Instant::now();
         let tick = args.get(1).and_then(Value::as_i64);
         let lines: Vec<String> = data
             .iter()
@@ -141,7 +142,13 @@ impl NvimHandler {
                 })
             })
             .collect();
-        if let Err(e) = self.buffers.on_lines(buf, tick, first, last, &lines) {
+        let applied = self.buffers.on_lines(buf, tick, first, last, &lines);
+        Stats::bump(&self.app.stats.mirror_events, 1);
+        Stats::bump(
+            &self.app.stats.mirror_ns,
+            started.elapsed().as_nanos() as u64,
+        );
+        if let Err(e) = applied {
             tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
             self.resync(buf, nvim);
         }
@@ -329,6 +336,13 @@ impl NvimHandler {
             ("counts", counts),
             ("buffers", (self.buffers.len() as u64).into()),
             ("buffer_bytes", (self.buffers.bytes() as u64).into()),
+            (
+                "mirror",
+                map(vec![
+                    ("events", Stats::get(&s.mirror_events).into()),
+                    ("total_us", (Stats::get(&s.mirror_ns) / 1000).into()),
+                ]),
+            ),
             (
                 "rss_kb",
                 crate::sys::rss_kb().map(Value::from).unwrap_or(Value::Nil),

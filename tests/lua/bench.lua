@@ -98,6 +98,21 @@ local ok, err = xpcall(function()
     return t
   ]])
   out(('keystroke_editor_p50_us=%.1f (nvim_buf_set_text on the large buffer, zeke attached)'):format(pct(edit_us, 0.5)))
+  -- Zeke's own cost per keystroke on that buffer: time applying each buffer event to the mirror.
+  local m0 = c:status().mirror
+  c:lua([[
+    local buf = vim.api.nvim_get_current_buf()
+    for i = 1, 200 do
+      vim.api.nvim_buf_set_text(buf, 3700, 4, 3700, 4, { 'y' })
+      vim.wait(2)
+    end
+  ]])
+  local m1 = H.wait(function()
+    local m = c:status().mirror
+    return m.events >= m0.events + 200 and m
+  end, 10000, 'events applied')
+  out(('keystroke_backend_mean_us=%.1f events=%d (large buffer, mirror update per edit)'):format(
+    (m1.total_us - m0.total_us) / (m1.events - m0.events), m1.events - m0.events))
   for _ = 1, 40 do
     c:lua('vim.cmd("bwipeout!")')
     open_big()
