@@ -21,6 +21,7 @@ rows = [
     ("Zeke-added time/completion p50 (instant)", num("completion_instant_overhead_p50_ms"), "ms", 0.9, 1.4, "llm-ls server overhead p50 0.9-1.4 ms, instant backend"),
     ("Zeke-added time/completion p50 (llama)", num("completion_llama_overhead_p50_ms"), "ms", 0.9, 1.4, "same anchor; llama-server busy on both cores"),
     ("RPC round trip nvim<->zeke p50", (num("rpc_roundtrip_p50_us") or 0) / 1000 or None, "ms", 0.02, 0.05, "guide's nvim-rs spike, minimal plugin on Unix sockets 20-50 us"),
+    ("fast request after a slow one + 1 edit", num("fast_after_slow_p50_ms"), "ms", 1905, 1905, "llm-ls ~1,905 ms (read lock held across the slow call)"),
     ("Zeke cost per keystroke, 264 KB file", (num("keystroke_backend_mean_us") or 0) / 1000 or None, "ms", 1.0, 2.9, "llm-ls 1.0-2.9 ms (copies the whole text per edit)"),
     ("backend RSS idle", (num("rss_idle_kb") or 0) / 1024 or None, "MB", 10.5, 10.5, "llm-ls ~10.5 MB idle"),
     ("backend RSS, 264 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),

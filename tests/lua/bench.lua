@@ -160,6 +160,44 @@ local ok, err = xpcall(function()
   if url and url ~= '' then
     completions('completion_llama', cfg, 20)
   end
+
+  -- A fast request right after a slow one, with one edit between (llm-ls: ~1.9 s, its read lock is
+  -- held across the slow HTTP call). The fault server makes odd requests hang and even ones instant.
+  if fault and fault ~= '' then
+    vim.system({ 'curl', '-s', '-X', 'POST', fault .. '/reset' }):wait()
+    c:setup({ providers = { alt = { kind = 'vllm', url = fault .. '/alternate', model = 'm' } },
+      completion = { provider = 'alt', debounce_ms = 0 } })
+    c:new_buffer('rust')
+    c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, { "fn main() {", "    let x = ", "}" })')
+    c:input('<Esc>2GA')
+    local waits = {}
+    local typed = 0
+    for _ = 1, 10 do
+      -- Type until the request in flight is a slow one (no ghost text 100 ms after the key).
+      local slow = false
+      for _ = 1, 6 do
+        typed = typed + 1
+        c:input(typed % 2 == 1 and '1' or '<BS>')
+        H.sleep(100)
+        if not c:suggestion() and (c:status().counts.completions_running or 0) >= 1 then
+          slow = true
+          break
+        end
+      end
+      if not slow then error('could not get a slow request in flight') end
+      local t0 = vim.uv.hrtime()
+      typed = typed + 1
+      c:input(typed % 2 == 1 and '1' or '<BS>')
+      while not c:suggestion() do
+        if (vim.uv.hrtime() - t0) / 1e6 > 10000 then error('no suggestion after the edit') end
+        vim.wait(1)
+      end
+      waits[#waits + 1] = (vim.uv.hrtime() - t0) / 1e6
+    end
+    table.sort(waits)
+    out(('fast_after_slow_p50_ms=%.1f max_ms=%.1f samples=%d (edit -> ghost text, debounce 0)'):format(pct(waits, 0.5),
+      waits[#waits], #waits))
+  end
 end, debug.traceback)
 c:stop()
 if not ok then

@@ -13,6 +13,8 @@ provider configured with url = http://127.0.0.1:PORT/<mode> talks to it unchange
   /malformed/...     200 text/event-stream whose data is not JSON
   /cut/...           sends one good chunk, then closes the connection mid-stream
   /hang/...          sends headers, then nothing for 30 s
+  /alternate/...     odd-numbered POSTs behave like a 3 s hang, even ones like /ok (a fast request
+                     after a slow one; POST /reset restarts the count)
   /replay/NAME/...   streams tests/fixtures/wire/NAME byte for byte (recorded real transcripts)
   GET /stats         JSON counts: requests started, streams completed, streams aborted by the client
   POST /reset        zeroes the counts
@@ -28,6 +30,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtu
 REPLY = ["def", " add", "(a,", " b):", "\n", "    return", " a", " +", " b"]
 LOCK = threading.Lock()
 STATS = {"started": 0, "completed": 0, "aborted": 0}
+ALTERNATE = [0]  # requests seen by /alternate: odd ones are slow
 
 
 def bump(key):
@@ -94,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 for k in STATS:
                     STATS[k] = 0
+                ALTERNATE[0] = 0
             return self._json(200, {})
         bump("started")
         mode = parts[0] if parts else ""
@@ -123,6 +127,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._stream_start()
                 time.sleep(30)
                 return
+            if mode == "alternate":
+                with LOCK:
+                    ALTERNATE[0] += 1
+                    slow = ALTERNATE[0] % 2 == 1
+                if slow:  # headers, then 3 s of nothing: a slow request in flight
+                    self._stream_start()
+                    time.sleep(3)
+                    return
             delay = 0.04 if mode == "slow" else 0.0
             if rest.endswith("/completion"):
                 # llama-server's native continuation endpoint
