@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod complete;
 pub mod explain;
+pub mod grants;
 pub mod patch;
 pub mod providers;
 pub mod stats;

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::app::audit::{Audit, Record};
 use crate::app::explain::{ExplainParams, pick_range};
+use crate::app::grants::{GrantStore, state_dir};
 use crate::app::{App, Job, Sink, UiEvent};
 use crate::core::llm::{ErrorKind, Event, ProviderError};
 use crate::core::patch::{self, Answer, Edit, Hunk, PatchError};
@@ -104,64 +105,6 @@ pub struct Patches {
     superseded: Mutex<BTreeSet<u64>>,
     grants: Mutex<GrantStore>,
     audit: Audit,
-}
-
-/// Grants per (scope, job): `session` ones in memory, `project` ones also in a JSON file.
-struct GrantStore {
-    session: BTreeSet<(PathBuf, String)>,
-    project: BTreeSet<(PathBuf, String)>,
-    file: PathBuf,
-}
-
-impl GrantStore {
-    fn load(file: PathBuf) -> GrantStore {
-        let project = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Vec<(PathBuf, String)>>(&t).ok())
-            .map(|v| v.into_iter().collect())
-            .unwrap_or_default();
-        GrantStore {
-            session: BTreeSet::new(),
-            project,
-            file,
-        }
-    }
-
-    fn contains(&self, root: &Path, job: Job) -> Option<&'static str> {
-        let key = (root.to_path_buf(), job.as_str().to_string());
-        if self.project.contains(&key) {
-            Some("project")
-        } else if self.session.contains(&key) {
-            Some("session")
-        } else {
-            None
-        }
-    }
-
-    fn save(&self) {
-        let list: Vec<&(PathBuf, String)> = self.project.iter().collect();
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = self.file.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&list).unwrap_or_default())?;
-            std::fs::rename(tmp, &self.file)
-        };
-        if let Err(e) = write() {
-            tracing::warn!(file = %self.file.display(), %e, "cannot save project grants");
-        }
-    }
-}
-
-/// Zeke's state directory: `$XDG_STATE_HOME/zeke`, else `~/.local/state/zeke`.
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("zeke")
 }
 
 impl Default for Patches {
@@ -695,29 +638,5 @@ mod tests {
         assert!(bare_code("fn f() -> u8 { 1 }").is_some());
         assert!(bare_code("I am sorry, I cannot do that.").is_none());
         assert!(bare_code("Here is the fixed code:").is_none());
-    }
-
-    #[test]
-    fn grants_by_root_and_job_survive_a_reload_only_for_projects() {
-        let dir = std::env::temp_dir().join(format!("zeke-grants-{}", std::process::id()));
-        let file = dir.join("grants.json");
-        let mut g = GrantStore::load(file.clone());
-        g.project.insert((PathBuf::from("/p/a"), "fix".into()));
-        g.session.insert((PathBuf::from("/p/b"), "test".into()));
-        g.save();
-        let g = GrantStore::load(file);
-        assert_eq!(g.contains(Path::new("/p/a"), Job::Fix), Some("project"));
-        assert_eq!(g.contains(Path::new("/p/a"), Job::Test), None, "per job");
-        assert_eq!(
-            g.contains(Path::new("/p/a_evil"), Job::Fix),
-            None,
-            "exact root, not a prefix"
-        );
-        assert_eq!(
-            g.contains(Path::new("/p/b"), Job::Test),
-            None,
-            "session grants are not saved"
-        );
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
