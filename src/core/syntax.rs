@@ -1,7 +1,7 @@
 //! Syntax queries with tree-sitter: the item (function, impl, …) around a position, for
 //! `:Zeke explain` without a range.
 //!
-//! Grammars compiled in: Rust, Python, Go and JavaScript (the `tree-sitter-*` crates). Other
+//! Grammars compiled in: Rust, Python, Go, JavaScript and TypeScript/TSX (the `tree-sitter-*` crates). Other
 //! filetypes return `None` and the caller falls back to a block of lines.
 
 use tree_sitter::{Language, Node, Parser, Point};
@@ -36,6 +36,25 @@ fn language(filetype: &str) -> Option<Grammar> {
             tree_sitter_go::LANGUAGE.into(),
             &["function_declaration", "method_declaration", "func_literal"],
             &["type_declaration"],
+        )),
+        "typescript" | "typescriptreact" => Some((
+            if filetype == "typescript" {
+                tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into()
+            } else {
+                tree_sitter_typescript::LANGUAGE_TSX.into()
+            },
+            &[
+                "function_declaration",
+                "generator_function_declaration",
+                "method_definition",
+                "function_expression",
+                "arrow_function",
+            ],
+            &[
+                "class_declaration",
+                "interface_declaration",
+                "abstract_class_declaration",
+            ],
         )),
         "javascript" | "javascriptreact" => Some((
             tree_sitter_javascript::LANGUAGE.into(),
@@ -170,5 +189,16 @@ mod tests {
         let js = "const add = (a, b) => {\n  return a + b;\n};\nclass K {\n  m() {\n    return 1;\n  }\n}\n";
         assert_eq!(enclosing_item("javascript", js, 1, 4), Some((0, 2)));
         assert_eq!(enclosing_item("javascript", js, 5, 4), Some((4, 6)));
+        let ts = "interface P { x: number }\nexport function area(p: P): number {\n  return p.x * 2;\n}\n";
+        assert_eq!(enclosing_item("typescript", ts, 2, 4), Some((1, 3)));
+        assert_eq!(
+            enclosing_item(
+                "typescriptreact",
+                "const C = () => {\n  return <div/>;\n};\n",
+                1,
+                4
+            ),
+            Some((0, 2))
+        );
     }
 }
