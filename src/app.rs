@@ -106,7 +106,10 @@ impl App {
 
     /// Replaces the configuration: with no providers configured, finds a local server first
     /// (llama-server on 127.0.0.1:8080, then Ollama on 127.0.0.1:11434).
+    /// Also applies the config's `log_level` to the running process (unless `--log-level` or
+    /// `$ZEKE_LOG` pinned it).
     pub async fn configure(&self, config: Config) -> Arc<ProviderSet> {
+        crate::logging::follow_config(config.log_level);
         let detected = if config.providers.is_empty() {
             Some(providers::detect_local(&self.client).await)
         } else {

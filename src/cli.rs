@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::logging::LogLevel;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "zeke",
@@ -13,30 +15,23 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log level (overrides $ZEKE_LOG, which overrides the config's `log_level`).
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+    /// Append logs to this file instead of stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve Neovim over msgpack-RPC on stdin/stdout (started by the plugin).
-    Nvim {
-        /// Append logs to this file instead of stderr.
-        #[arg(long)]
-        log: Option<PathBuf>,
-        /// Log level: error, warn, info, debug, trace (default: $ZEKE_LOG or info).
-        #[arg(long)]
-        log_level: Option<String>,
-    },
+    Nvim,
     /// Serve MCP tools (filesystem + git) on stdin/stdout, confined to the roots.
     Mcp {
         /// A directory the tools may touch (repeatable; `[mcp] roots` in the config adds more).
         #[arg(long = "root", value_name = "DIR")]
         roots: Vec<PathBuf>,
-        /// Append logs to this file instead of stderr.
-        #[arg(long)]
-        log: Option<PathBuf>,
-        /// Log level: error, warn, info, debug, trace (default: $ZEKE_LOG or info).
-        #[arg(long)]
-        log_level: Option<String>,
     },
     /// Check the configuration and every provider; exit 1 when something needs fixing.
     Doctor,

@@ -9,9 +9,18 @@ use futures_util::StreamExt;
 use crate::app::{App, Job};
 use crate::config::{self, Config};
 use crate::core::llm::{ChatRequest, Event, Message};
+use crate::logging::{Choice, LogArgs, LogLevel};
 
 fn load() -> anyhow::Result<Config> {
     Ok(Config::load(config::default_path().as_deref(), None)?)
+}
+
+/// Loads the config and sets up logging to stderr (or `--log`) at the level it says, `warn` by
+/// default: a person reads this stderr.
+fn start(log: &LogArgs) -> anyhow::Result<(anyhow::Result<Config>, Choice)> {
+    let config = load();
+    let choice = log.init(config.as_ref().ok().map(|c| c.log_level), LogLevel::Warn)?;
+    Ok((config, choice))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -21,7 +30,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `zeke config`: where the file is and what it says, validated.
-pub fn config() -> anyhow::Result<i32> {
+pub fn config(log: LogArgs) -> anyhow::Result<i32> {
+    let (loaded, _) = start(&log)?;
     let path = config::default_path();
     println!(
         "config file: {}",
@@ -29,8 +39,19 @@ pub fn config() -> anyhow::Result<i32> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(none)".into())
     );
-    match load() {
+    match loaded {
         Ok(c) => {
+            let servers = crate::logging::choose(
+                log.level,
+                std::env::var("ZEKE_LOG").ok().as_deref(),
+                Some(c.log_level),
+                LogLevel::Info,
+            );
+            println!(
+                "log level of zeke nvim / zeke mcp: {} (from {})",
+                servers.directives,
+                servers.source.describe()
+            );
             println!(
                 "valid: {}",
                 if c.source.is_some() {
@@ -50,13 +71,14 @@ pub fn config() -> anyhow::Result<i32> {
 }
 
 /// `zeke doctor`: config validity, provider reachability and keys. Exit 1 on any problem.
-pub fn doctor() -> anyhow::Result<i32> {
+pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
+    let (loaded, _) = start(&log)?;
     let rt = runtime()?;
     rt.block_on(async {
         let mut problems = 0;
         println!("zeke {}", env!("CARGO_PKG_VERSION"));
         let path = config::default_path();
-        let config = match load() {
+        let config = match loaded {
             Ok(c) => {
                 println!(
                     "ok    config: {}",
@@ -108,7 +130,13 @@ pub fn doctor() -> anyhow::Result<i32> {
 }
 
 /// `zeke ask`: streams the answer to stdout; errors go to stderr with exit 1.
-pub fn ask(provider: Option<String>, max_tokens: u32, prompt: Vec<String>) -> anyhow::Result<i32> {
+pub fn ask(
+    log: LogArgs,
+    provider: Option<String>,
+    max_tokens: u32,
+    prompt: Vec<String>,
+) -> anyhow::Result<i32> {
+    let (loaded, _) = start(&log)?;
     let mut text = prompt.join(" ");
     if text.is_empty() || text == "-" {
         text.clear();
@@ -117,7 +145,7 @@ pub fn ask(provider: Option<String>, max_tokens: u32, prompt: Vec<String>) -> an
     if text.trim().is_empty() {
         anyhow::bail!("nothing to ask: give a prompt or pipe one on stdin");
     }
-    let mut config = load()?;
+    let mut config = loaded?;
     if let Some(p) = provider {
         if !config.providers.contains_key(&p) {
             anyhow::bail!("no provider named {p:?} in the config");

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::core::policy::{Decision, Policy, ScopeKey};
+pub use crate::logging::LogLevel;
 
 mod raw;
 use raw::*;
@@ -151,7 +152,8 @@ pub struct McpConfig {
 pub struct Config {
     /// The TOML file that was read, if any.
     pub source: Option<PathBuf>,
-    pub log_level: String,
+    /// `log_level`; `info` when unset. See [`crate::logging`] for what overrides it.
+    pub log_level: LogLevel,
     pub completion: CompletionConfig,
     pub explain: ExplainConfig,
     pub fix: FixConfig,
@@ -227,12 +229,18 @@ impl Config {
             }
         })?;
         let mut problems = Vec::new();
-        let log_level = parsed.log_level.unwrap_or_else(|| "info".into());
-        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-            problems.push(format!(
-                "log_level: must be one of error, warn, info, debug, trace (got {log_level:?})"
-            ));
-        }
+        let log_level = match parsed.log_level.as_deref() {
+            None => LogLevel::Info,
+            Some(s) => LogLevel::ALL
+                .into_iter()
+                .find(|l| l.as_str() == s)
+                .unwrap_or_else(|| {
+                    problems.push(format!(
+                        "log_level: must be one of error, warn, info, debug, trace (got {s:?})"
+                    ));
+                    LogLevel::Info
+                }),
+        };
         let mut providers = BTreeMap::new();
         for (name, p) in parsed.providers {
             match provider(&name, p) {

@@ -7,20 +7,20 @@ use zeke::cli::{Cli, Command};
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let log = zeke::logging::LogArgs {
+        file: cli.log,
+        level: cli.log_level,
+    };
     let result = match cli.command {
-        Command::Nvim { log, log_level } => zeke::nvim::serve(log, log_level).map(|()| 0),
-        Command::Mcp {
-            roots,
-            log,
-            log_level,
-        } => zeke::mcp::serve(roots, log, log_level).map(|()| 0),
-        Command::Doctor => zeke::cmd::doctor(),
+        Command::Nvim => zeke::nvim::serve(log).map(|()| 0),
+        Command::Mcp { roots } => zeke::mcp::serve(roots, log).map(|()| 0),
+        Command::Doctor => zeke::cmd::doctor(log),
         Command::Ask {
             provider,
             max_tokens,
             prompt,
-        } => zeke::cmd::ask(provider, max_tokens, prompt),
-        Command::Config => zeke::cmd::config(),
+        } => zeke::cmd::ask(log, provider, max_tokens, prompt),
+        Command::Config => zeke::cmd::config(log),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -321,14 +321,14 @@ impl ServerHandler for Server {
 }
 
 /// Runs the server on stdin/stdout until stdin closes. `roots` come from `--root`; the config adds
-/// `[mcp] roots`. Logs go to `log` or stderr.
-pub fn serve(
-    roots: Vec<PathBuf>,
-    log: Option<PathBuf>,
-    log_level: Option<String>,
-) -> anyhow::Result<()> {
-    crate::logging::init(log.as_deref(), log_level.as_deref())?;
-    let config = Config::load(crate::config::default_path().as_deref(), None)?;
+/// `[mcp] roots`. Logs go to `log.file` or stderr, at the level [`crate::logging`] picks.
+pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Result<()> {
+    let config = Config::load(crate::config::default_path().as_deref(), None);
+    log.init(
+        config.as_ref().ok().map(|c| c.log_level),
+        crate::logging::LogLevel::Info,
+    )?;
+    let config = config?;
     let server = Server::new(&config, &roots).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(
         "zeke mcp: roots [{}], audit log {}",

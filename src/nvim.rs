@@ -13,7 +13,6 @@ pub mod session;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use nvim_rs::Neovim;
@@ -21,6 +20,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::logging::{LogArgs, LogLevel};
 
 /// The writer half of the RPC channel.
 pub type Out = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
@@ -28,9 +28,11 @@ type In = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 /// The Neovim handle type used throughout the surface.
 pub type Nvim = Neovim<tokio_util::compat::Compat<Out>>;
 
-/// Serves Neovim on stdin/stdout until stdin closes. `log` is the log file (appended to).
-pub fn serve(log: Option<PathBuf>, level: Option<String>) -> anyhow::Result<()> {
-    crate::logging::init(log.as_deref(), level.as_deref())?;
+/// Serves Neovim on stdin/stdout until stdin closes. `log` names the log file (appended to; the
+/// plugin passes one under `stdpath('log')`) and the level from the command line.
+pub fn serve(log: LogArgs) -> anyhow::Result<()> {
+    let config = Config::load(crate::config::default_path().as_deref(), None);
+    log.init(config.as_ref().ok().map(|c| c.log_level), LogLevel::Info)?;
     tracing::info!(
         pid = std::process::id(),
         version = env!("CARGO_PKG_VERSION"),
@@ -40,14 +42,14 @@ pub fn serve(log: Option<PathBuf>, level: Option<String>) -> anyhow::Result<()> 
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(run());
+    let result = rt.block_on(run(config));
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     tracing::info!("zeke nvim exiting");
     result
 }
 
-async fn run() -> anyhow::Result<()> {
-    let config = match Config::load(crate::config::default_path().as_deref(), None) {
+async fn run(config: Result<Config, crate::config::ConfigError>) -> anyhow::Result<()> {
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(%e, "config file invalid; starting with defaults until the editor sends its config");

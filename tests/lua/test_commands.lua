@@ -44,6 +44,33 @@ return {
     end,
   },
   {
+    name = 'log_level in setup{} sets what the backend writes to :Zeke log; $ZEKE_LOG overrides it',
+    needs = NEEDS,
+    run = function(H)
+      local function log_after_completion(env, level)
+        local c = H.child({ env = env })
+        c:setup(H.fake('world()', level and { log_level = level } or nil))
+        c:new_buffer('lua')
+        c:input('ihello ')
+        c:wait_full()
+        c:input('<Esc>')
+        c:wait_idle()
+        local text = c:lua('return table.concat(vim.fn.readfile(require("zeke.rpc").log_path()), "\\n")')
+        c:stop()
+        return text
+      end
+      local debug = log_after_completion({ ZEKE_LOG = '' }, 'debug')
+      H.ok(debug:find(' DEBUG ', 1, true), 'log_level = debug: completions are logged at debug\n' .. debug)
+      H.ok(debug:find('log level now debug', 1, true), debug)
+      local info = log_after_completion({ ZEKE_LOG = '' }, nil)
+      H.ok(info:find('zeke nvim starting', 1, true), info)
+      H.ok(not info:find(' DEBUG ', 1, true), 'the default is info\n' .. info)
+      local pinned = log_after_completion({ ZEKE_LOG = 'error' }, 'debug')
+      H.ok(not pinned:find(' DEBUG ', 1, true) and not pinned:find(' INFO ', 1, true),
+        '$ZEKE_LOG=error wins over log_level = debug\n' .. pinned)
+    end,
+  },
+  {
     name = ':Zeke restart starts a new backend and keeps the buffers attached',
     needs = NEEDS,
     run = function(H)
