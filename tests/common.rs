@@ -1,5 +1,5 @@
 //! Shared test support: the fault server (started once per test binary unless
-//! `ZEKE_TEST_FAULT_URL` names a running one), the zeke binary path, and skip reporting.
+//! `ZEKE_TEST_FAULT_URL` names a running one), and the zeke binary path.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -48,17 +48,6 @@ pub fn fault_url() -> String {
         })
         .url
         .clone()
-}
-
-/// The live llama-server URL, or `None` after printing why the test is skipped.
-pub fn llama_url(test: &str) -> Option<String> {
-    match std::env::var("ZEKE_TEST_LLAMA_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipped: {test}: ZEKE_TEST_LLAMA_URL is not set (run via `make test`)");
-            None
-        }
-    }
 }
 
 /// The zeke binary built for this test run.

@@ -1,14 +1,80 @@
 //! Live tests against a real llama-server with SmolLM2-135M-Instruct (`ZEKE_TEST_LLAMA_URL`),
 //! through its OpenAI-compatible endpoints. They assert behaviour (text streamed, usage reported,
 //! FIM answered, errors classified), never the model's wording.
+//!
+//! A test binary of its own with a libtest-compatible harness (libtest-mimic), because whether
+//! these can run is known only at run time: without a server each says `ignored (skipped: …)` and
+//! counts as ignored in the closing line, never as passed. With `ZEKE_TEST_NO_SKIP=1` (set by
+//! `make test`) a missing server is a failure instead.
+
+#[allow(dead_code)]
+mod common;
 
 use futures_util::StreamExt;
+use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::json;
 use zeke::config::Config;
 use zeke::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, Message};
 use zeke::providers;
 
-use crate::common::{llama_url, rt};
+use crate::common::rt;
+
+/// Why a live test is skipped.
+pub const LLAMA_SKIP: &str = "skipped: ZEKE_TEST_LLAMA_URL is not set (run via `make test`)";
+
+/// The live llama-server URL (`ZEKE_TEST_LLAMA_URL`); `Ok(None)` when it is not set, so the test
+/// reports itself skipped — or `Err` when `ZEKE_TEST_NO_SKIP=1` says nothing may be skipped.
+pub fn needs_llama() -> Result<Option<String>, libtest_mimic::Failed> {
+    match std::env::var("ZEKE_TEST_LLAMA_URL") {
+        Ok(u) if !u.is_empty() => Ok(Some(u)),
+        _ if no_skip() => {
+            Err(format!("{LLAMA_SKIP}, and ZEKE_TEST_NO_SKIP=1 forbids skipping").into())
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `ZEKE_TEST_NO_SKIP=1` (set by `make test`): a test that would be skipped fails instead.
+pub fn no_skip() -> bool {
+    std::env::var("ZEKE_TEST_NO_SKIP").is_ok_and(|v| v == "1")
+}
+
+/// A live test: gets the server's base URL.
+type LiveTest = fn(&str);
+
+fn main() {
+    let args = Arguments::from_args();
+    let tests: &[(&str, LiveTest)] = &[
+        (
+            "live_chat_streams_text_and_usage",
+            live_chat_streams_text_and_usage,
+        ),
+        (
+            "live_fim_answers_through_the_fallback",
+            live_fim_answers_through_the_fallback,
+        ),
+        (
+            "live_context_overflow_is_context_too_large",
+            live_context_overflow_is_context_too_large,
+        ),
+        ("live_probe_names_the_model", live_probe_names_the_model),
+    ];
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            Trial::ignorable_test(name, move || {
+                needs_llama().map(|url| match url {
+                    Some(url) => {
+                        f(&url);
+                        Completion::Completed
+                    }
+                    None => Completion::ignored_with(LLAMA_SKIP),
+                })
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
 
 fn llama(url: &str) -> std::sync::Arc<dyn providers::Provider> {
     let cfg =
@@ -16,13 +82,9 @@ fn llama(url: &str) -> std::sync::Arc<dyn providers::Provider> {
     providers::build(&cfg.providers["l"], None, &providers::http::client())
 }
 
-#[test]
-fn live_chat_streams_text_and_usage() {
-    let Some(url) = llama_url("live_chat_streams_text_and_usage") else {
-        return;
-    };
+fn live_chat_streams_text_and_usage(url: &str) {
     rt().block_on(async {
-        let p = llama(&url);
+        let p = llama(url);
         let req = ChatRequest {
             messages: vec![Message::user("Name a colour.")],
             max_tokens: 8,
@@ -44,13 +106,9 @@ fn live_chat_streams_text_and_usage() {
     });
 }
 
-#[test]
-fn live_fim_answers_through_the_fallback() {
-    let Some(url) = llama_url("live_fim_answers_through_the_fallback") else {
-        return;
-    };
+fn live_fim_answers_through_the_fallback(url: &str) {
     rt().block_on(async {
-        let p = llama(&url);
+        let p = llama(url);
         let req = FimRequest {
             prefix: "fn add(a: i32, b: i32) -> i32 {\n    ".into(),
             suffix: "\n}".into(),
@@ -70,13 +128,9 @@ fn live_fim_answers_through_the_fallback() {
     });
 }
 
-#[test]
-fn live_context_overflow_is_context_too_large() {
-    let Some(url) = llama_url("live_context_overflow_is_context_too_large") else {
-        return;
-    };
+fn live_context_overflow_is_context_too_large(url: &str) {
     rt().block_on(async {
-        let p = llama(&url);
+        let p = llama(url);
         let req = ChatRequest {
             messages: vec![Message::user("word ".repeat(12_000))],
             max_tokens: 4,
@@ -93,13 +147,9 @@ fn live_context_overflow_is_context_too_large() {
     });
 }
 
-#[test]
-fn live_probe_names_the_model() {
-    let Some(url) = llama_url("live_probe_names_the_model") else {
-        return;
-    };
+fn live_probe_names_the_model(url: &str) {
     rt().block_on(async {
-        let p = llama(&url);
+        let p = llama(url);
         let (ok, detail) = zeke::app::providers::probe(p.as_ref()).await;
         assert!(ok, "{detail}");
         assert!(p.info().model_label().unwrap().ends_with(".gguf"));

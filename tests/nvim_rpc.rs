@@ -242,11 +242,11 @@ fn requests_errors_and_bad_input() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-support"),
+    ignore = "skipped: needs --features test-support (the fake provider), as `make test` builds"
+)]
 fn mirror_follows_buffer_events_and_stale_requests_are_dropped() {
-    if !cfg!(feature = "test-support") {
-        eprintln!("skipped: mirror test needs --features test-support (the fake provider)");
-        return;
-    }
     let mut nvim = FakeNvim::start();
     let cfg = map(&[
         (

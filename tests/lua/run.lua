@@ -2,7 +2,8 @@
 -- runs every case of every tests/lua/test_*.lua (each file returns a list of
 -- `{ name = ..., needs = { 'ENV_VAR', ... }, run = function(H) ... end }`) whose "file: name"
 -- contains `filter`. Prints one line per case (ok / FAIL / skip + reason) and ends with
--- `N passed, N failed, N skipped`; exits non-zero when a case failed.
+-- `lua: N passed, N failed, N skipped`; exits non-zero when a case failed. With
+-- ZEKE_TEST_NO_SKIP=1 (set by `make test`) a case whose needs are missing fails instead of skipping.
 local root = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:gsub('^@', ''), ':p:h:h:h')
 package.path = root .. '/tests/lua/?.lua;' .. package.path
 local H = require('helpers')
@@ -31,7 +32,7 @@ local function arm(name)
   watchdog:stop()
   watchdog:start(CASE_LIMIT_MS, 0, function()
     io.stdout:write(('FAIL %s (watchdog: no result after %d s)\n'):format(current, CASE_LIMIT_MS / 1000))
-    io.stdout:write(('%d passed, %d failed\n'):format(passed, failed + 1))
+    io.stdout:write(('lua: %d passed, %d failed, %d skipped\n'):format(passed, failed + 1, skipped))
     io.stdout:flush()
     os.exit(1)
   end)
@@ -50,9 +51,13 @@ for _, file in ipairs(files) do
         for _, var in ipairs(case.needs or {}) do
           if not vim.env[var] or vim.env[var] == '' then missing[#missing + 1] = '$' .. var end
         end
-        if #missing > 0 then
+        if #missing > 0 and vim.env.ZEKE_TEST_NO_SKIP == '1' then
+          failed = failed + 1
+          failures[#failures + 1] = full
+          out(('FAIL %s (needs %s; ZEKE_TEST_NO_SKIP=1 forbids skipping)'):format(full, table.concat(missing, ', ')))
+        elseif #missing > 0 then
           skipped = skipped + 1
-          out(('skip %s (needs %s)'):format(full, table.concat(missing, ', ')))
+          out(('skip %s (skipped: needs %s)'):format(full, table.concat(missing, ', ')))
         else
           local t0 = vim.uv.hrtime()
           arm(full)
@@ -75,7 +80,5 @@ for _, file in ipairs(files) do
 end
 
 if #failures > 0 then out('failed: ' .. table.concat(failures, '; ')) end
-local summary = ('%d passed, %d failed'):format(passed, failed)
-if skipped > 0 then summary = summary .. (', %d skipped'):format(skipped) end
-out(summary)
+out(('lua: %d passed, %d failed, %d skipped'):format(passed, failed, skipped))
 os.exit(failed > 0 and 1 or 0)

@@ -43,6 +43,7 @@ def check(cond, what, detail=""):
     global checks
     if not cond:
         print(f"FAIL mcp-interop: {what}\n  {detail!r}", flush=True)
+        print(f"mcp-interop: {checks} passed, 1 failed, 0 skipped", flush=True)
         sys.exit(1)
     checks += 1
     print(f"ok   mcp-interop: {what}", flush=True)
@@ -265,7 +266,7 @@ async def main():
         await every_tool(base, root)
         await elicitation_and_cancellation(base, root)
         await roots_and_discover(base, root)
-    print(f"PASS mcp-interop: {checks} checks with the Python MCP SDK", flush=True)
+    print(f"mcp-interop: {checks} passed, 0 failed, 0 skipped", flush=True)
 
 
 anyio.run(main)
