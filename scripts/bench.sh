@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: measures (never asserts) the Neovim backend against the anchor figures in
 # ../shared/guide/anchors.md and prints the ratios. Run under scripts/with-services.sh with
-# ZEKE_BIN pointing at the release binary. MCP numbers come from scripts/bench-mcp.sh if present.
+# ZEKE_BIN pointing at the release binary. The MCP numbers are `make bench-mcp` (tests/mcp/bench.py),
+# which `make bench` runs after this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/deps.sh --env)"
@@ -39,7 +40,3 @@ for name, v, unit, lo, hi, src in rows:
 print("\n(ratios < 1 mean zeke is lower/faster than the anchor; anchors were measured by others on a similar 2-core VM,")
 print(" zeke here in this run; the completion overhead excludes the provider's own time, see status.last.overhead_ms)")
 PY
-if [ -x scripts/bench-mcp.sh ]; then
-  echo
-  scripts/bench-mcp.sh
-fi

@@ -213,3 +213,73 @@ fn no_unfinished_code() {
     });
     assert!(v.is_empty(), "{}", v.join("\n"));
 }
+
+/// The plugin says it needs Neovim 0.10 (`plugin/zeke.lua` refuses older ones), and the suite runs
+/// on a newer build, so nothing newer than 0.10 may slip in unnoticed: every Lua API that Neovim's
+/// `news-0.11.txt` / `news.txt` (0.12) list as new must sit behind a feature test on its line
+/// (`vim.fn.has('nvim-0.11')`, or `if vim.X then` / `vim.X and …`).
+#[test]
+fn lua_uses_no_neovim_api_newer_than_0_10_unguarded() {
+    let newer: &[(&str, &str)] = &[
+        ("vim.hl.", "0.11"),
+        ("vim.fs.relpath", "0.11"),
+        ("vim.fs.abspath", "0.11"),
+        ("vim.fs.rm", "0.11"),
+        ("vim.diagnostic.jump", "0.11"),
+        ("vim.text.", "0.11"),
+        ("vim.lsp.config", "0.11"),
+        ("vim.lsp.enable", "0.11"),
+        ("vim.lsp.completion", "0.11"),
+        ("vim.lsp.is_enabled", "0.12"),
+        ("vim.list.", "0.12"),
+        ("vim.pack", "0.12"),
+        ("vim.glob.", "0.12"),
+        ("vim.diagnostic.status", "0.12"),
+        ("vim.version.intersect", "0.12"),
+        ("nvim_ui_send", "0.12"),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["lua/zeke", "plugin"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "lua") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 5, "found the plugin's Lua files");
+    let mut v = Vec::new();
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("--").next().unwrap_or("");
+            let guarded = |name: &str| {
+                code.contains("has('nvim-0.1")
+                    || code.contains("has(\"nvim-0.1")
+                    || code.contains(&format!("if {name}"))
+                    || code.contains(&format!("{name} and"))
+            };
+            for (name, since) in newer {
+                if code.contains(name) && !guarded(name.trim_end_matches('.')) {
+                    v.push(format!(
+                        "{}:{}: {name} is new in Neovim {since}: {}",
+                        p.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+            // vim.validate(name, value, validator) is 0.11's form; 0.10 takes a table
+            if code.contains("vim.validate('") || code.contains("vim.validate(\"") {
+                v.push(format!(
+                    "{}:{}: vim.validate(name, value, …) is new in 0.11: {}",
+                    p.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(v.is_empty(), "{}", v.join("\n"));
+}
