@@ -125,6 +125,14 @@ pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
         if let Some(s) = set.selected(Job::Complete) {
             println!("      completions use {}", s.name);
         }
+        // the programs Zeke starts, by the absolute path it will use (never a relative PATH entry)
+        match crate::sys::resolve("git") {
+            Ok(git) => println!(
+                "ok    git: {} (the git tools run this binary)",
+                git.display()
+            ),
+            Err(e) => println!("WARN  git: {e}; the git tools will fail"),
+        }
         Ok(if problems == 0 { 0 } else { 1 })
     })
 }

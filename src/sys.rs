@@ -3,9 +3,16 @@
 //! Every command runs with an explicit program and arguments (no shell unless the caller asks for
 //! `sh -c`, as `*_cmd` config keys do), a working directory, a time limit, stdin closed, and is
 //! killed when its future is dropped.
+//!
+//! Programs are started by absolute path ([`resolve`]): a bare name is looked up once per process
+//! in the absolute entries of `$PATH` only. An empty, `.` or other relative entry is skipped, since
+//! the OS would resolve it against the child's working directory — a repository a client can write
+//! to, where a planted `git` would otherwise run.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// What a finished command printed.
@@ -26,6 +33,60 @@ pub enum SysError {
     },
     #[error("{program} did not finish within {secs} s")]
     Timeout { program: String, secs: u64 },
+    #[error(
+        "cannot find {program}: it is in none of the absolute directories of PATH ({searched}); \
+         empty and relative PATH entries are skipped on purpose"
+    )]
+    NotFound { program: String, searched: String },
+}
+
+static RESOLVED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+/// The absolute path of `program`: itself when it is an absolute path; for a bare name, the first
+/// executable file of that name in an absolute `$PATH` entry, found once and then remembered for
+/// the process (a later write into a `PATH` directory cannot swap it). A relative path with a `/`
+/// (`./git`) is refused, like a name found nowhere: `Err(SysError::NotFound)`.
+pub fn resolve(program: &str) -> Result<PathBuf, SysError> {
+    let path = Path::new(program);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let mut cache = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(p) = cache.get(program) {
+        return Ok(p.clone());
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let found = if program.contains('/') || program.is_empty() {
+        None
+    } else {
+        find_in(program, &path_var)
+    };
+    match found {
+        Some(p) => {
+            cache.insert(program.to_string(), p.clone());
+            Ok(p)
+        }
+        None => Err(SysError::NotFound {
+            program: program.to_string(),
+            searched: std::env::split_paths(&path_var)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+        }),
+    }
+}
+
+/// The first executable regular file `dir/name` over the absolute directories of `path_var`.
+fn find_in(name: &str, path_var: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path_var)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Runs `program args…` in `cwd`, waits at most `timeout`, and returns its output. The child is
@@ -54,7 +115,8 @@ pub async fn run_env(
     env: &Env<'_>,
     timeout: Duration,
 ) -> Result<Output, SysError> {
-    let mut cmd = tokio::process::Command::new(program);
+    let exe = resolve(program)?;
+    let mut cmd = tokio::process::Command::new(&exe);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -100,4 +162,45 @@ pub fn rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_absolute_path_entries_are_searched() {
+        let dir = tempfile::tempdir().unwrap();
+        let abs = dir.path().join("abs");
+        let rel = dir.path().join("rel");
+        for d in [&abs, &rel] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let planted = rel.join("tool");
+        std::fs::write(&planted, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            &planted,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        // a relative entry ("rel", ".", "") is never searched, whatever the working directory
+        let path_var =
+            std::env::join_paths([Path::new(""), Path::new("."), Path::new("rel"), &abs]).unwrap();
+        assert_eq!(find_in("tool", &path_var), None);
+        // an absolute entry is, and only an executable file counts
+        let real = abs.join("tool");
+        std::fs::write(&real, "#!/bin/sh\n").unwrap();
+        assert_eq!(find_in("tool", &path_var), None, "not executable");
+        std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        assert_eq!(find_in("tool", &path_var), Some(real));
+    }
+
+    #[test]
+    fn relative_program_paths_are_refused() {
+        for p in ["./git", "sub/git", ""] {
+            assert!(matches!(resolve(p), Err(SysError::NotFound { .. })), "{p}");
+        }
+        assert_eq!(resolve("/bin/sh").unwrap(), PathBuf::from("/bin/sh"));
+    }
 }

@@ -50,9 +50,13 @@ pub fn fault_url() -> String {
         .clone()
 }
 
-/// The zeke binary built for this test run.
+/// The zeke binary built for this test run (`$ZEKE_BIN`, else cargo's), as an absolute path.
 pub fn zeke_bin() -> String {
-    std::env::var("ZEKE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_zeke").to_string())
+    let bin = std::env::var("ZEKE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_zeke").to_string());
+    // absolute, so that tests may run it from another working directory
+    std::fs::canonicalize(&bin)
+        .map(|p| p.display().to_string())
+        .unwrap_or(bin)
 }
 
 pub fn rt() -> tokio::runtime::Runtime {

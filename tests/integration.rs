@@ -4,6 +4,7 @@
 //! policy suites, and the log level on every surface. The live tests against a real llama-server
 //! are a binary of their own (`tests/live.rs`), because they decide at run time to skip.
 
+mod cli;
 mod common;
 mod logging;
 mod mcp;

@@ -597,6 +597,45 @@ fn git_config_cannot_be_planted_or_run() {
 }
 
 #[test]
+fn a_planted_git_never_runs_whatever_path_says() {
+    // PATH with an empty entry, `.` and a relative entry first: the OS would resolve those against
+    // the working directory git runs in — the repository, which a client with fs.write fills.
+    let w = world();
+    let marker = w.outside.join("planted-git-ran");
+    let fake = format!("#!/bin/sh\ntouch {}\necho planted\n", marker.display());
+    for dir in [w.root.clone(), w.root.join("bin")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("git"), &fake).unwrap();
+        std::fs::set_permissions(
+            dir.join("git"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let real_path = std::env::var("PATH").unwrap();
+    let mut env = git_env();
+    env.push(("PATH", format!(":.:bin:{real_path}")));
+    let mut m = Mcp::start(
+        &w.base,
+        Opts {
+            roots: vec![&w.root],
+            env,
+            ..Opts::default()
+        },
+    );
+    let r = s(&w.root);
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(!err, "{body}");
+    assert!(
+        body.contains("On branch main") && !body.contains("planted"),
+        "the real git answered: {body}"
+    );
+    let (err, body, _) = m.call("git_log", json!({"repo_path": r, "max_count": 1}));
+    assert!(!err && body.contains("first"), "{body}");
+    assert!(!marker.exists(), "a git from a relative PATH entry ran");
+}
+
+#[test]
 fn client_roots_narrow_and_never_widen() {
     let w = world();
     let sub = w.root.join("sub");
