@@ -260,13 +260,17 @@ async fn resolve_key(cfg: &ProviderConfig) -> Result<Option<Secret>, ProviderErr
                     )
                 })?;
             if out.status != Some(0) {
+                // Never its output: a key command that fails may still have printed the key.
+                let status = out
+                    .status
+                    .map(|c| format!("status {c}"))
+                    .unwrap_or_else(|| "a signal".into());
                 return Err(ProviderError::new(
                     ErrorKind::Auth,
                     format!(
-                        "providers.{}.api_key_cmd exited with {:?}: {}",
-                        cfg.name,
-                        out.status,
-                        out.stderr.lines().next().unwrap_or("")
+                        "providers.{}.api_key_cmd failed (exited with {status}); its output is not \
+                         shown because it may hold the key — run the command yourself to see why",
+                        cfg.name
                     ),
                 ));
             }
