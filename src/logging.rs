@@ -95,7 +95,7 @@ impl LevelSource {
 /// What the sources say, before the subscriber exists (pure, so it is tested without a global).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
-    /// The filter directives in force (`"warn,zeke=debug"`).
+    /// The filter directives in force (`"zeke=debug,warn"`).
     pub directives: String,
     pub source: LevelSource,
     /// A `$ZEKE_LOG` that was neither a level nor a filter, ignored (to be logged as a warning).
