@@ -10,6 +10,7 @@ pub mod complete;
 pub mod explain;
 pub mod grants;
 pub mod patch;
+pub mod protected;
 pub mod providers;
 pub mod stats;
 pub mod tasks;

@@ -11,7 +11,7 @@
 //! - git runs with hooks, fsmonitor and commit signing disabled (each could run a program named in
 //!   the repository's config), no external diff or textconv, no pager or prompt, `LC_ALL=C`, and
 //!   without inherited `GIT_DIR`-style location variables. The file tools refuse writes inside
-//!   `.git`, so a client cannot plant such config (`workspace::check_writable`).
+//!   `.git`, so a client cannot plant such config (`workspace::Roots::check_writable`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +59,68 @@ const ENV: sys::Env<'static> = sys::Env {
         ("GIT_OPTIONAL_LOCKS", "0"),
     ],
 };
+
+/// The git config files that live outside any repository and so outside `.git`: the system file,
+/// `$GIT_CONFIG_GLOBAL` (else `~/.gitconfig`), `$XDG_CONFIG_HOME/git/config` (else
+/// `~/.config/git/config`), and every file they include (`include.path`, `includeIf.*.path`,
+/// relative to the including file, `~/` expanded; followed 10 levels deep), as git reads them
+/// (`git config --file F --get-regexp`). Listed whether or not they exist: creating one counts.
+pub async fn config_files_outside_repos() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let env_path = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut todo: Vec<(PathBuf, u32)> = Vec::new();
+    todo.push((PathBuf::from("/etc/gitconfig"), 0));
+    match env_path("GIT_CONFIG_GLOBAL") {
+        Some(p) => todo.push((p, 0)),
+        None => todo.extend(home.iter().map(|h| (h.join(".gitconfig"), 0))),
+    }
+    if let Some(base) =
+        env_path("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")))
+    {
+        todo.push((base.join("git").join("config"), 0));
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    while let Some((file, depth)) = todo.pop() {
+        if out.contains(&file) || file == Path::new("/dev/null") {
+            continue;
+        }
+        out.push(file.clone());
+        if depth >= 10 || !file.is_file() {
+            continue;
+        }
+        let f = file.display().to_string();
+        let args = [
+            "config",
+            "--file",
+            f.as_str(),
+            "--get-regexp",
+            r"^include(if\..*)?\.path$",
+        ];
+        let Ok(o) = sys::run_env("git", &args, None, &ENV, TIMEOUT).await else {
+            continue;
+        };
+        for line in o.stdout.lines() {
+            let Some((_, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let inc = match (value.strip_prefix("~/"), &home) {
+                (Some(rest), Some(h)) => h.join(rest),
+                _ => PathBuf::from(value),
+            };
+            let inc = if inc.is_absolute() {
+                inc
+            } else {
+                file.parent().unwrap_or(Path::new("/")).join(inc)
+            };
+            todo.push((inc, depth + 1));
+        }
+    }
+    out
+}
 
 /// An opened repository: its canonical work-tree top level, inside the roots.
 #[derive(Debug, Clone, PartialEq, Eq)]

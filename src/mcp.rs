@@ -59,11 +59,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server for `roots` (command line) plus `[mcp] roots` from `config`.
-    pub fn new(config: &Config, roots: &[PathBuf]) -> Result<Server, String> {
+    /// A server for `roots` (command line) plus `[mcp] roots` from `config`, whose tools never
+    /// change the `protected` files ([`crate::app::protected::discover`]).
+    pub fn new(
+        config: &Config,
+        roots: &[PathBuf],
+        protected: crate::workspace::Protected,
+    ) -> Result<Server, String> {
         let mut all = config.mcp.roots.clone();
         all.extend_from_slice(roots);
-        let configured = Roots::new(&all)?;
+        let configured = Roots::new(&all)?.with_protected(protected);
         let shared = Shared {
             configured,
             narrowed: RwLock::new(None),
@@ -329,16 +334,25 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         crate::logging::LogLevel::Info,
     )?;
     let config = config?;
-    let server = Server::new(&config, &roots).map_err(|e| anyhow::anyhow!(e))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let config_path = config.source.clone().or_else(crate::config::default_path);
+    let audit_path = audit::default_path(config.mcp.audit_log.as_deref());
+    let protected = rt.block_on(crate::app::protected::discover(
+        config_path.as_deref(),
+        &audit_path,
+    ));
+    let server = Server::new(&config, &roots, protected).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(
         "zeke mcp: roots [{}], audit log {}",
         server.shared.configured.list(),
         server.shared.audit.path().display()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    for (p, kind) in server.shared.configured.protected().paths() {
+        tracing::debug!(path = %p.display(), ?kind, "protected");
+    }
     rt.block_on(async move {
         let running = server
             .serve(rmcp::transport::io::stdio())

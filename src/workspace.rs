@@ -10,8 +10,9 @@
 //!   swapped for a symlink between the check and the open is caught (rule `race`); writes go through
 //!   a temp file created in a verified directory and renamed there (see [`files`]).
 //! - Refusals are [`FsError::Refused`] with a short rule id (`outside-roots`, `symlink-escape`,
-//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`, `git-internals`) and a message that
-//!   names the path. Writes never land inside a `.git` directory ([`check_writable`]).
+//!   `dotdot-escape`, `client-roots`, `race`, `tail-dotdot`, `git-internals`, `protected-path`) and
+//!   a message that names the path. Writes never land inside a `.git` directory (any spelling) nor
+//!   change a [`Protected`] file ([`Roots::check_writable`]).
 
 pub mod files;
 
@@ -52,6 +53,8 @@ pub struct Roots {
     dirs: Vec<PathBuf>,
     /// The configured roots, when `dirs` was narrowed by a client.
     configured: Option<Vec<PathBuf>>,
+    /// Files never written, wherever they are ([`Roots::check_writable`]).
+    protected: std::sync::Arc<Protected>,
 }
 
 impl Roots {
@@ -76,7 +79,60 @@ impl Roots {
         Ok(Roots {
             dirs: minimal(out),
             configured: None,
+            protected: Default::default(),
         })
+    }
+
+    /// The files no write may change.
+    pub fn protected(&self) -> &Protected {
+        &self.protected
+    }
+
+    /// These roots with `protected` files that no write may change.
+    pub fn with_protected(mut self, protected: Protected) -> Roots {
+        self.protected = std::sync::Arc::new(protected);
+        self
+    }
+
+    /// Refuses a write (create, overwrite, edit) whose canonical target `real` lies inside a
+    /// `.git` directory in any spelling (rule `git-internals`: a planted `.git/config` or hook
+    /// would make later git commands run programs), or is a protected file (rule
+    /// `protected-path`).
+    pub fn check_writable(&self, real: &Path, requested: &str) -> Result<(), FsError> {
+        self.check_change(real, requested, false)
+    }
+
+    /// [`Roots::check_writable`] for either end of a move, which also refuses moving a directory
+    /// that holds a protected file, or moving one into place where a protected file would be.
+    pub fn check_move(&self, real: &Path, requested: &str) -> Result<(), FsError> {
+        self.check_change(real, requested, true)
+    }
+
+    fn check_change(&self, real: &Path, requested: &str, below: bool) -> Result<(), FsError> {
+        if real.components().any(|c| is_git_dir_name(c.as_os_str())) {
+            return Err(FsError::refused(
+                "git-internals",
+                format!(
+                    "{requested} is inside a .git directory; change the repository with the git tools"
+                ),
+            ));
+        }
+        if let Some((file, kind)) = self.protected.hit(real, below) {
+            let what = if file == real {
+                format!("{requested} is {}", kind.describe())
+            } else {
+                format!(
+                    "{requested} holds {} ({}), which no tool may change",
+                    kind.describe(),
+                    file.display()
+                )
+            };
+            return Err(FsError::refused(
+                "protected-path",
+                format!("{what}; edit it yourself, outside Zeke's tools"),
+            ));
+        }
+        Ok(())
     }
 
     /// The canonical allowed directories.
@@ -121,6 +177,7 @@ impl Roots {
         Roots {
             dirs: minimal(out),
             configured: Some(base),
+            protected: self.protected.clone(),
         }
     }
 
@@ -243,18 +300,73 @@ impl Roots {
     }
 }
 
-/// Refuses a write whose canonical target lies inside a `.git` directory (rule `git-internals`):
-/// a planted `.git/config` or hook would make later git commands run arbitrary programs.
-pub fn check_writable(real: &Path, requested: &str) -> Result<(), FsError> {
-    if real.components().any(|c| c.as_os_str() == ".git") {
-        return Err(FsError::refused(
-            "git-internals",
-            format!(
-                "{requested} is inside a .git directory; change the repository with the git tools"
-            ),
-        ));
+/// Whether a path component names a git directory in any spelling a filesystem may accept for
+/// `.git`: any case (`.GIT` on a case-insensitive volume), trailing dots or spaces (`.git.`), or
+/// the 8.3 short name (`GIT~1`).
+fn is_git_dir_name(c: &std::ffi::OsStr) -> bool {
+    let s = c.to_string_lossy().to_ascii_lowercase();
+    s.trim_end_matches(['.', ' ']) == ".git" || s.starts_with("git~")
+}
+
+/// What a protected file is: the reason a write to it is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectedKind {
+    /// Zeke's config file: the policy itself.
+    ZekeConfig,
+    /// Zeke's store of "Allow all" grants.
+    GrantStore,
+    /// Zeke's audit log: emptying it would hide what was done.
+    AuditLog,
+    /// A git config file outside any repository (global, XDG, system) or one it includes: it can
+    /// name programs git runs (filters, fsmonitor, pagers, credential helpers).
+    GitConfig,
+}
+
+impl ProtectedKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ProtectedKind::ZekeConfig => "Zeke's config file, which holds the policy",
+            ProtectedKind::GrantStore => "Zeke's store of \"Allow all\" grants",
+            ProtectedKind::AuditLog => "Zeke's audit log",
+            ProtectedKind::GitConfig => "a git config file, which can name programs git runs",
+        }
     }
-    Ok(())
+}
+
+/// Files the tools never write, create, delete, move or move onto, whatever the roots contain,
+/// because they decide what Zeke or git will run or allow. Paths are kept canonical (their
+/// nearest existing ancestor resolved), so they match the canonical targets of writes whether or
+/// not they exist yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    entries: Vec<(PathBuf, ProtectedKind)>,
+}
+
+impl Protected {
+    /// Adds `path` (absolute; `~/` expands to `$HOME`). A path that cannot be resolved is kept
+    /// as given.
+    pub fn add(&mut self, path: &Path, kind: ProtectedKind) {
+        let abs = expand_home(&path.to_string_lossy());
+        let real = match nearest_existing(&abs) {
+            Ok((base, tail)) => tail.iter().fold(base, |p, c| p.join(c)),
+            Err(_) => abs,
+        };
+        if !self.entries.iter().any(|(p, _)| *p == real) {
+            self.entries.push((real, kind));
+        }
+    }
+
+    /// The protected files, canonical.
+    pub fn paths(&self) -> impl Iterator<Item = (&Path, ProtectedKind)> {
+        self.entries.iter().map(|(p, k)| (p.as_path(), *k))
+    }
+
+    /// The protected file that a change of canonical `real` would change: `real` itself, or —
+    /// with `below`, for moves, which carry what a directory holds — one inside `real`.
+    fn hit(&self, real: &Path, below: bool) -> Option<(&Path, ProtectedKind)> {
+        self.paths()
+            .find(|(p, _)| *p == real || (below && p.starts_with(real)))
+    }
 }
 
 /// Whether a path must already exist.
@@ -349,6 +461,71 @@ mod tests {
 
     fn tmp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn writes_and_moves_against_git_dirs_and_protected_files() {
+        let t = tmp();
+        let home = t.path().canonicalize().unwrap();
+        std::fs::create_dir_all(home.join(".config/zeke")).unwrap();
+        let mut p = Protected::default();
+        p.add(
+            &home.join(".config/zeke/config.toml"),
+            ProtectedKind::ZekeConfig,
+        );
+        p.add(&home.join(".config/git/config"), ProtectedKind::GitConfig); // not there yet
+        let roots = Roots::new(std::slice::from_ref(&home))
+            .unwrap()
+            .with_protected(p);
+        let verdict = |r: Result<(), FsError>| match r {
+            Ok(()) => "ok".to_string(),
+            Err(FsError::Refused { rule, .. }) => rule.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let mut got = String::new();
+        for rel in [
+            "a/.git/config",
+            "a/.GIT/config",
+            "a/.Git./hooks/x",
+            "a/.git /config",
+            "a/GIT~1/config",
+            "a/.github/x",
+            "a/x.git/y",
+            ".config/zeke/config.toml",
+            ".config/git/config",
+            ".config/git",
+            ".config",
+            ".config/zeke/other.toml",
+        ] {
+            let real = home.join(rel);
+            got += &format!(
+                "{rel}: write {}, move {}\n",
+                verdict(roots.check_writable(&real, rel)),
+                verdict(roots.check_move(&real, rel))
+            );
+        }
+        expect_test::expect![[r#"
+            a/.git/config: write git-internals, move git-internals
+            a/.GIT/config: write git-internals, move git-internals
+            a/.Git./hooks/x: write git-internals, move git-internals
+            a/.git /config: write git-internals, move git-internals
+            a/GIT~1/config: write git-internals, move git-internals
+            a/.github/x: write ok, move ok
+            a/x.git/y: write ok, move ok
+            .config/zeke/config.toml: write protected-path, move protected-path
+            .config/git/config: write protected-path, move protected-path
+            .config/git: write ok, move protected-path
+            .config: write ok, move protected-path
+            .config/zeke/other.toml: write ok, move ok
+        "#]]
+        .assert_eq(&got);
+        // narrowing by a client keeps the protection
+        let narrowed = roots.narrowed(std::slice::from_ref(&home));
+        assert!(
+            narrowed
+                .check_writable(&home.join(".config/git/config"), "x")
+                .is_err()
+        );
     }
 
     #[test]

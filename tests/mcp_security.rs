@@ -636,6 +636,134 @@ fn a_planted_git_never_runs_whatever_path_says() {
 }
 
 #[test]
+fn protected_files_are_never_changed_even_inside_a_root() {
+    // `zeke mcp --root ~`: the root holds $HOME, with git's global and XDG config (one including
+    // another file), Zeke's own config, grant store and audit log.
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().canonicalize().unwrap();
+    let repo_dir = repo(&home.join("src/app"));
+    let marker = home.join("filter-ran");
+    let prog = home.join("prog.sh");
+    std::fs::write(
+        &prog,
+        format!("#!/bin/sh\ntouch {}\ncat\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[include]\n\tpath = ~/.gitinc\n").unwrap();
+    std::fs::write(home.join(".gitinc"), "[user]\n\tname = x\n").unwrap();
+    let mut env: Vec<(&str, String)> = git_env()
+        .into_iter()
+        .filter(|(k, _)| *k != "GIT_CONFIG_GLOBAL")
+        .collect();
+    for (k, v) in [
+        ("HOME", home.display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            home.join(".config").display().to_string(),
+        ),
+        (
+            "XDG_STATE_HOME",
+            home.join(".local/state").display().to_string(),
+        ),
+    ] {
+        env.push((k, v));
+    }
+    let mut m = Mcp::start(
+        &home,
+        Opts {
+            roots: vec![&home],
+            env,
+            ..Opts::default()
+        },
+    );
+    let config = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("config-") && n.ends_with(".toml"))
+        .expect("the test harness wrote the server's config into the root");
+    let audit = m.audit.file_name().unwrap().to_string_lossy().into_owned();
+    let filter = format!("[filter \"x\"]\n\tclean = {}\n", prog.display());
+    for path in [
+        ".gitconfig",                    // git's global config
+        ".gitinc",                       // a file it includes
+        ".config/git/config",            // git's XDG config, not there yet: creating it counts
+        &config,                         // Zeke's config: the policy itself
+        &audit,                          // the audit log
+        ".local/state/zeke/grants.json", // the grant store
+    ] {
+        refused(
+            &mut m,
+            "write_file",
+            json!({"path": path, "content": filter}),
+            "protected-path",
+        );
+        std::fs::write(home.join("tmp.txt"), "x").unwrap();
+        refused(
+            &mut m,
+            "move_file",
+            json!({"source": "tmp.txt", "destination": path}),
+            "protected-path",
+        );
+    }
+    refused(
+        &mut m,
+        "edit_file",
+        json!({"path": ".gitconfig", "edits": [{"oldText": "include", "newText": "x"}]}),
+        "protected-path",
+    );
+    refused(
+        &mut m,
+        "create_directory",
+        json!({"path": ".config/git/config"}),
+        "protected-path",
+    );
+    // moving a directory that holds one moves the file too
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": ".gitconfig", "destination": "old-gitconfig"}),
+        "protected-path",
+    );
+    std::fs::create_dir_all(home.join(".config/zeke")).unwrap();
+    refused(
+        &mut m,
+        "move_file",
+        json!({"source": ".config", "destination": "old-config"}),
+        "protected-path",
+    );
+    // other spellings of .git
+    for path in [
+        "src/app/.GIT/config",
+        "src/app/.git./config",
+        "src/app/GIT~1/config",
+    ] {
+        refused(
+            &mut m,
+            "write_file",
+            json!({"path": path, "content": filter}),
+            "git-internals",
+        );
+    }
+    // reading stays as the policy says
+    let (err, body, _) = m.call("read_text_file", json!({"path": ".gitconfig"}));
+    assert!(!err && body.contains("include"), "{body}");
+    // and after git tools run, no program named anywhere ran
+    std::fs::write(repo_dir.join("b.txt"), "b\n").unwrap();
+    std::fs::write(repo_dir.join(".gitattributes"), "*.txt filter=x\n").unwrap();
+    let r = s(&repo_dir);
+    let (err, body, _) = m.call("git_add", json!({"repo_path": r, "files": ["b.txt"]}));
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(!err, "{body}");
+    assert!(!marker.exists(), "a program from a planted git config ran");
+    assert_eq!(
+        std::fs::read_to_string(home.join(".gitconfig")).unwrap(),
+        "[include]\n\tpath = ~/.gitinc\n"
+    );
+}
+
+#[test]
 fn client_roots_narrow_and_never_widen() {
     let w = world();
     let sub = w.root.join("sub");

@@ -35,7 +35,7 @@ async fn blocking<T: Send + 'static>(
 async fn admit(call: &Call, path: &str, must: Must, cap: Cap, what: &str) -> Result<PathBuf, Fail> {
     let real = call.roots.resolve(path, must)?;
     if cap == Cap::FsWrite {
-        crate::workspace::check_writable(&real, path)?;
+        call.roots.check_writable(&real, path)?;
     }
     call.allow(cap, &call.scope_for(&real), what).await?;
     Ok(real)
@@ -185,7 +185,7 @@ async fn write_file(call: &Call, a: tools::WriteFile) -> Result<Done, Fail> {
 async fn edit_file(call: &Call, a: tools::EditFile) -> Result<Done, Fail> {
     let real = call.roots.resolve(&a.path, Must::Exist)?;
     if !a.dry_run {
-        crate::workspace::check_writable(&real, &a.path)?;
+        call.roots.check_writable(&real, &a.path)?;
     }
     let scope = call.scope_for(&real);
     call.allow(Cap::FsRead, &scope, &format!("read {}", a.path))
@@ -404,8 +404,8 @@ fn build_tree(nodes: &[(usize, String, Kind)], i: &mut usize, depth: usize) -> V
 async fn move_file(call: &Call, a: tools::MoveFile) -> Result<Done, Fail> {
     let src = call.roots.resolve(&a.source, Must::Exist)?;
     let dst = call.roots.resolve(&a.destination, Must::BeCreatable)?;
-    crate::workspace::check_writable(&src, &a.source)?;
-    crate::workspace::check_writable(&dst, &a.destination)?;
+    call.roots.check_move(&src, &a.source)?;
+    call.roots.check_move(&dst, &a.destination)?;
     let what = format!("move {} to {}", a.source, a.destination);
     let (s1, s2) = (call.scope_for(&src), call.scope_for(&dst));
     call.allow(Cap::FsWrite, &s1, &what).await?;

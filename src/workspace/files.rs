@@ -103,7 +103,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// keeping an existing file's permission bits. The parent directory must exist.
 pub fn write(roots: &Roots, requested: &str, content: &[u8]) -> Result<PathBuf, FsError> {
     let real = roots.resolve(requested, Must::BeCreatable)?;
-    super::check_writable(&real, requested)?;
+    roots.check_writable(&real, requested)?;
     let (parent, name) = split(&real, requested)?;
     let dirfd = open_dir_or_missing(roots, parent, requested)?;
     let mode = match rustix::fs::statat(&dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -174,7 +174,7 @@ fn open_dir_or_missing(roots: &Roots, parent: &Path, requested: &str) -> Result<
 /// directory is fine. Returns the canonical path.
 pub fn create_dir(roots: &Roots, requested: &str) -> Result<PathBuf, FsError> {
     let real = roots.resolve(requested, Must::BeCreatable)?;
-    super::check_writable(&real, requested)?;
+    roots.check_writable(&real, requested)?;
     let mut base = real.clone();
     let mut missing = Vec::new();
     while std::fs::symlink_metadata(&base).is_err() {
@@ -221,8 +221,8 @@ pub fn rename(
 ) -> Result<(PathBuf, PathBuf), FsError> {
     let (sdir, sname) = parent_and_name(roots, source)?;
     let (ddir, dname) = parent_and_name(roots, destination)?;
-    super::check_writable(&sdir.join(&sname), source)?;
-    super::check_writable(&ddir.join(&dname), destination)?;
+    roots.check_move(&sdir.join(&sname), source)?;
+    roots.check_move(&ddir.join(&dname), destination)?;
     let sfd = open_verified(roots, &sdir, source, true)?;
     let dfd = open_verified(roots, &ddir, destination, true)?;
     if rustix::fs::statat(&sfd, sname.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_err() {

@@ -253,6 +253,28 @@ async def roots_and_discover(base, root):
             check(res.is_error != written and (root / name).exists() == written, f"the retried call applies the answer ({choice})", text(res))
 
 
+async def protected_home(base):
+    """`zeke mcp --root ~`: git's and Zeke's own files inside the root are still never written."""
+    home = base / "home"
+    (home / ".config" / "zeke").mkdir(parents=True)
+    (home / ".gitconfig").write_text("[user]\n\tname = x\n")
+    cfg = home / ".config" / "zeke" / "config.toml"
+    cfg.write_text('[capabilities]\n"fs.write" = "allow"\n')
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".local/state"),
+           "ZEKE_CONFIG": str(cfg), "ZEKE_AUDIT_LOG": str(home / "audit.jsonl")}
+    env.pop("GIT_CONFIG_GLOBAL", None)
+    params = server(base, home, extra_env=env)
+    params.env.pop("GIT_CONFIG_GLOBAL", None)
+    async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        for path in [".gitconfig", ".config/git/config", ".config/zeke/config.toml", "audit.jsonl"]:
+            res = await s.call_tool("write_file", {"path": path, "content": "[core]\n\tpager = touch /tmp/x\n"})
+            check(res.is_error and "rule protected-path" in text(res), f"write_file {path} inside the root is refused as protected", text(res))
+        res = await s.call_tool("write_file", {"path": "notes.txt", "content": "fine"})
+        check(not res.is_error, "an ordinary file beside them is written", text(res))
+    check((home / ".gitconfig").read_text() == "[user]\n\tname = x\n", "~/.gitconfig is unchanged")
+
+
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp).resolve()
@@ -266,6 +288,7 @@ async def main():
         await every_tool(base, root)
         await elicitation_and_cancellation(base, root)
         await roots_and_discover(base, root)
+        await protected_home(base)
     print(f"mcp-interop: {checks} passed, 0 failed, 0 skipped", flush=True)
 
 
