@@ -90,12 +90,15 @@ impl App {
     /// An app with the given config; providers are built lazily on first use.
     pub fn new(config: Config) -> Arc<App> {
         let client = crate::providers::http::client();
+        // the audit log is fixed at start ($ZEKE_AUDIT_LOG, else `[mcp] audit_log` from the file,
+        // else the XDG state file): the same one `zeke mcp` writes
+        let audit_log = audit::default_path(config.mcp.audit_log.as_deref());
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
-            patches: patch::Patches::default(),
+            patches: patch::Patches::new(audit_log),
             client,
         })
     }

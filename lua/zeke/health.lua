@@ -72,9 +72,8 @@ local function policy()
       h().info(('"Allow all" %s patches in %s (%s)'):format(tostring(g.kind), tostring(g.root), tostring(g.scope)))
     end
   end
-  local state = vim.env.XDG_STATE_HOME
-  if not state or state == '' then state = vim.fn.expand('~/.local/state') end
-  h().info('audit log: ' .. state .. '/zeke/audit.jsonl')
+  local st = require('zeke.rpc').request('status', vim.empty_dict())
+  h().info('audit log: ' .. tostring(st and st.audit_log or '(backend did not say)'))
 end
 
 local function backend()

@@ -8,6 +8,7 @@
 //! (and any string over 4 KiB) with their length in bytes.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -39,7 +40,7 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// The log at `path` (created with its directory on first write).
+    /// The log at `path` (created `0600`, with its directory, on first write).
     pub fn new(path: PathBuf) -> Audit {
         Audit {
             path,
@@ -72,9 +73,11 @@ impl Audit {
             if let Some(dir) = self.path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
+            // 0600: what was done where is nobody else's business
             match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&self.path)
             {
                 Ok(f) => *guard = Some(f),

@@ -107,16 +107,23 @@ pub struct Patches {
     audit: Audit,
 }
 
-impl Default for Patches {
-    fn default() -> Self {
+impl Patches {
+    /// Proposals audited to `audit_log` (the one path every surface uses:
+    /// [`crate::app::audit::default_path`]).
+    pub fn new(audit_log: std::path::PathBuf) -> Self {
         Patches {
             next: AtomicU64::new(1),
             pending: Mutex::default(),
             denials: Mutex::default(),
             superseded: Mutex::default(),
             grants: Mutex::new(GrantStore::load(state_dir().join("grants.json"))),
-            audit: Audit::new(crate::app::audit::default_path(None)),
+            audit: Audit::new(audit_log),
         }
+    }
+
+    /// The audit log proposals go to.
+    pub fn audit_path(&self) -> &std::path::Path {
+        self.audit.path()
     }
 }
 

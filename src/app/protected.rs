@@ -21,6 +21,10 @@ pub async fn discover(config: Option<&Path>, audit: &Path) -> Protected {
         ProtectedKind::GrantStore,
     );
     p.add(audit, ProtectedKind::AuditLog);
+    p.add(
+        &crate::app::audit::default_path(None),
+        ProtectedKind::AuditLog,
+    );
     for f in crate::git::config_files_outside_repos().await {
         p.add(&f, ProtectedKind::GitConfig);
     }

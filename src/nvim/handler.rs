@@ -337,6 +337,10 @@ impl NvimHandler {
             ("buffers", (self.buffers.len() as u64).into()),
             ("buffer_bytes", (self.buffers.bytes() as u64).into()),
             (
+                "audit_log",
+                self.app.patches.audit_path().display().to_string().into(),
+            ),
+            (
                 "mirror",
                 map(vec![
                     ("events", Stats::get(&s.mirror_events).into()),

@@ -116,6 +116,30 @@ return {
     end,
   },
   {
+    name = 'the audit log is the one [mcp] audit_log names (as for zeke mcp), created 0600',
+    needs = NEEDS,
+    run = function(H)
+      local tmp = vim.fn.tempname()
+      vim.fn.mkdir(tmp, 'p')
+      local log = tmp .. '/custom-audit.jsonl'
+      vim.fn.writefile({ '[mcp]', ('audit_log = %q'):format(log) }, tmp .. '/config.toml')
+      local dir = H.project({ ['src/lib.rs'] = CODE })
+      local c = H.child({ env = { ZEKE_CONFIG = tmp .. '/config.toml' } })
+      c:setup({ providers = { f = { kind = 'fake', reply = REPLY, delay_ms = 1 } }, fix = { provider = 'f' },
+        completion = { enabled = false } })
+      c:cmd('edit ' .. vim.fn.fnameescape(dir .. '/src/lib.rs'))
+      c:lua('vim.bo.filetype = "rust"')
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke deny')
+      H.wait(function() return vim.fn.filereadable(log) == 1 and #vim.fn.readfile(log) >= 2 end, 5000,
+        'records in the configured audit log')
+      H.eq(tonumber('600', 8), bit.band(vim.uv.fs_stat(log).mode, tonumber('777', 8)), 'the audit log is 0600')
+      H.eq({}, c:audit(), 'nothing in the default XDG audit log')
+      H.eq(log, c:status().audit_log, 'status (and :checkhealth) name it')
+    end,
+  },
+  {
     name = 'deny leaves the buffer byte-identical, keeps the reason for the next fix',
     needs = NEEDS,
     run = function(H)
