@@ -15,6 +15,7 @@ pub mod fs_tools;
 pub mod gate;
 pub mod git_tools;
 pub mod output;
+pub mod questions;
 pub mod tools;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub max_output_chars: usize,
     pub tools_page_size: usize,
     pub prompt_timeout: std::time::Duration,
+    /// The policy questions asked through `InputRequiredResult`, and the states carrying answers.
+    pub questions: questions::Questions,
     /// The config file users should edit (for "how to allow" messages).
     pub config_path: Option<PathBuf>,
 }
@@ -79,6 +82,7 @@ impl Server {
             max_output_chars: config.mcp.max_output_chars,
             tools_page_size: config.mcp.tools_page_size,
             prompt_timeout: config.mcp.prompt_timeout,
+            questions: questions::Questions::new(config.mcp.prompt_timeout),
             config_path: config.source.clone().or_else(crate::config::default_path),
         };
         Ok(Server {
@@ -184,18 +188,25 @@ impl Server {
         let redacted = audit::redact(&Value::Object(args.clone()));
         let roots = self.roots(&context.peer).await;
         let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
-        let answers = gate::answers(request.request_state.as_deref(), request.input_responses);
+        let answers = self
+            .shared
+            .questions
+            .accept(request.request_state.as_deref(), request.input_responses);
         let call = Call::new(
             spec,
             roots,
             &context,
             page.clone().unwrap_or(1),
             self.shared.clone(),
-            answers,
+            answers.clone().unwrap_or_default(),
         );
-        let result = match page {
-            Err(e) => Err(Fail::Failed(e)),
-            Ok(_) => tokio::select! {
+        let result = match (page, answers) {
+            (_, Err(forged)) => Err(Fail::Denied(format!(
+                "refused (rule policy-forged): {forged}; answer only the questions Zeke asks, in \
+                 the call it asked them for"
+            ))),
+            (Err(e), _) => Err(Fail::Failed(e)),
+            (Ok(_), Ok(_)) => tokio::select! {
                 r = dispatch(&call, Value::Object(args)) => r,
                 _ = context.ct.cancelled(), if spec.writes.is_none() => Err(Fail::Cancelled),
             },

@@ -5,7 +5,8 @@
 //! Invariants: `prompt` without a way to ask fails closed, with the exact config lines that would
 //! allow it; a declined, cancelled, timed-out or malformed answer is a denial; "Allow all" is kept
 //! in memory for this server's lifetime, per (scope, capability); every decision is recorded for the
-//! audit log.
+//! audit log; an `InputRequiredResult` answer counts only for the question this server asked
+//! ([`super::questions`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitResult,
     ElicitationAction, ElicitationSchema, EnumSchema, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, ProgressNotificationParam, ProgressToken,
+    InputRequiredResult, ProgressNotificationParam, ProgressToken,
 };
 use rmcp::service::RequestContext;
 use rmcp::{Peer, RoleServer};
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::output;
+use super::questions::{Answers, Question};
 use super::tools::{Cap, Spec};
 use crate::core::policy::{Decision, Policy, Scope};
 use crate::workspace::{FsError, Roots};
@@ -109,9 +111,9 @@ pub struct Call {
     modern: bool,
     /// Whether the client declared elicitation (at `initialize` or in the request's `_meta`).
     can_elicit: bool,
-    /// Answers to earlier `InputRequiredResult`s: `input_responses` plus those echoed in
-    /// `requestState`, keyed like the requests.
-    answers: Map<String, Value>,
+    /// Answers to earlier `InputRequiredResult`s, each tied to the question this server asked
+    /// ([`super::questions`]).
+    answers: Answers,
 }
 
 impl Call {
@@ -121,7 +123,7 @@ impl Call {
         ctx: &RequestContext<RoleServer>,
         page: u32,
         shared: Arc<Shared>,
-        answers: Map<String, Value>,
+        answers: Answers,
     ) -> Call {
         let modern = ctx
             .protocol_version()
@@ -271,8 +273,12 @@ impl Call {
             self.spec.name
         );
         let answer = if self.modern {
-            let id = format!("zeke-policy:{key}:{at}");
-            match self.answers.get(&id) {
+            let question = Question {
+                cap: key,
+                at: scope.root.clone(),
+                tool: self.spec.name,
+            };
+            match self.answers.find(&question) {
                 Some(v) => serde_json::from_value::<ElicitResult>(v.clone())
                     .map(|r| decision(&r))
                     .map_err(|e| format!("malformed answer: {e}")),
@@ -282,7 +288,7 @@ impl Call {
                         "{key} prompt in {at}: asked through input_required"
                     ));
                     return Err(Fail::NeedsInput {
-                        key: id,
+                        key: self.shared.questions.ask(question),
                         request: Box::new(ElicitRequest::new(params)),
                     });
                 }
@@ -325,26 +331,15 @@ impl Call {
         }
     }
 
-    /// The `InputRequiredResult` asking for `request` under `key`; earlier answers travel in
-    /// `requestState` so a call that asks twice (a move across projects) does not loop.
+    /// The `InputRequiredResult` asking for `request` under `key`; earlier answers stay with the
+    /// server, named by the `requestState` it returns, so a call that asks twice (a move across
+    /// projects) does not loop and the client cannot rewrite them.
     pub fn input_required(&self, key: String, request: ElicitRequest) -> InputRequiredResult {
         let mut requests = InputRequests::new();
         requests.insert(key, InputRequest::Elicitation(request));
-        let state =
-            (!self.answers.is_empty()).then(|| Value::Object(self.answers.clone()).to_string());
+        let state = self.shared.questions.carry(&self.answers);
         InputRequiredResult::new(Some(requests), state)
     }
-}
-
-/// Earlier answers of a retried call: the JSON object echoed in `requestState` (if any), overlaid
-/// with `inputResponses`. The client relays the user's answers either way, so the state is as
-/// trusted as the responses themselves.
-pub fn answers(state: Option<&str>, responses: Option<InputResponses>) -> Map<String, Value> {
-    let mut out = state
-        .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
-        .unwrap_or_default();
-    out.extend(responses.unwrap_or_default());
-    out
 }
 
 /// `allow_once`, `allow_all`, or why not (`deny`, `declined`, `dismissed`).

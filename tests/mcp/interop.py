@@ -251,6 +251,34 @@ async def roots_and_discover(base, root):
             answer = {key: types.ElicitResult(action="accept", content={"decision": choice})}
             res = await s.call_tool("write_file", args, input_responses=answer, request_state=res.request_state)
             check(res.is_error != written and (root / name).exists() == written, f"the retried call applies the answer ({choice})", text(res))
+            if written:
+                # the same answer once more: a replay, not a new approval
+                again = {"path": "modern_replayed.txt", "content": "m"}
+                res = await s.call_tool("write_file", again, input_responses=answer, allow_input_required=True)
+                check(getattr(res, "is_error", False) and "rule policy-forged" in text(res) and not (root / "modern_replayed.txt").exists(),
+                      "a replayed answer is refused and nothing is written", res)
+        # a move across two projects asks twice; the first answer travels in the server's requestState
+        other = root / "other"
+        other.mkdir(exist_ok=True)
+        git(other, "init", "-q", "-b", "main")
+        (root / "modern_mover.txt").write_text("m")
+        args = {"source": "modern_mover.txt", "destination": str(other / "moved.txt")}
+        res = await s.call_tool("move_file", args, allow_input_required=True)
+        rounds = 0
+        while isinstance(res, types.InputRequiredResult) and rounds < 4:
+            rounds += 1
+            (key, _), = res.input_requests.items()
+            once = {key: types.ElicitResult(action="accept", content={"decision": "allow_once"})}
+            res = await s.call_tool("move_file", args, input_responses=once, request_state=res.request_state, allow_input_required=True)
+        check(rounds == 2 and not res.is_error and (other / "moved.txt").exists(),
+              "a move across two projects asks once per project and then moves", (rounds, res))
+        # an answer to a question never asked (the id guessed), and a requestState never issued
+        forged = {"path": "modern_forged.txt", "content": "m"}
+        yes = types.ElicitResult(action="accept", content={"decision": "allow_all"})
+        for answers, state in [({f"zeke-policy:fs.write:{root}": yes}, None), ({}, '{"zeke-policy:x": {"action": "accept"}}')]:
+            res = await s.call_tool("write_file", forged, input_responses=answers or None, request_state=state, allow_input_required=True)
+            check(getattr(res, "is_error", False) and "rule policy-forged" in text(res) and not (root / "modern_forged.txt").exists(),
+                  "a forged answer or requestState is refused and nothing is written", res)
 
 
 async def protected_home(base):
