@@ -60,8 +60,8 @@ const ENV: sys::Env<'static> = sys::Env {
     ],
 };
 
-/// The git config files that live outside any repository and so outside `.git`: the system file,
-/// `$GIT_CONFIG_GLOBAL` (else `~/.gitconfig`), `$XDG_CONFIG_HOME/git/config` (else
+/// The git config files that live outside any repository and so outside `.git`: the system file
+/// (`$GIT_CONFIG_SYSTEM`, else `/etc/gitconfig`), `$GIT_CONFIG_GLOBAL` (else `~/.gitconfig`), `$XDG_CONFIG_HOME/git/config` (else
 /// `~/.config/git/config`), and every file they include (`include.path`, `includeIf.*.path`,
 /// relative to the including file, `~/` expanded; followed 10 levels deep), as git reads them
 /// (`git config --file F --get-regexp`). Listed whether or not they exist: creating one counts.
@@ -73,7 +73,10 @@ pub async fn config_files_outside_repos() -> Vec<PathBuf> {
             .map(PathBuf::from)
     };
     let mut todo: Vec<(PathBuf, u32)> = Vec::new();
-    todo.push((PathBuf::from("/etc/gitconfig"), 0));
+    todo.push((
+        env_path("GIT_CONFIG_SYSTEM").unwrap_or_else(|| PathBuf::from("/etc/gitconfig")),
+        0,
+    ));
     match env_path("GIT_CONFIG_GLOBAL") {
         Some(p) => todo.push((p, 0)),
         None => todo.extend(home.iter().map(|h| (h.join(".gitconfig"), 0))),
@@ -93,8 +96,10 @@ pub async fn config_files_outside_repos() -> Vec<PathBuf> {
             continue;
         }
         let f = file.display().to_string();
+        // --null: records are `key\nvalue\0`, since an includeIf condition may hold spaces
         let args = [
             "config",
+            "--null",
             "--file",
             f.as_str(),
             "--get-regexp",
@@ -103,8 +108,8 @@ pub async fn config_files_outside_repos() -> Vec<PathBuf> {
         let Ok(o) = sys::run_env("git", &args, None, &ENV, TIMEOUT).await else {
             continue;
         };
-        for line in o.stdout.lines() {
-            let Some((_, value)) = line.split_once(' ') else {
+        for record in o.stdout.split('\0') {
+            let Some((_, value)) = record.split_once('\n') else {
                 continue;
             };
             let inc = match (value.strip_prefix("~/"), &home) {

@@ -650,7 +650,9 @@ fn protected_files_are_never_changed_even_inside_a_root() {
     )
     .unwrap();
     std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::write(home.join(".gitconfig"), "[include]\n\tpath = ~/.gitinc\n").unwrap();
+    let gitconfig =
+        "[include]\n\tpath = ~/.gitinc\n[includeIf \"gitdir:~/my work/\"]\n\tpath = work inc.cfg\n";
+    std::fs::write(home.join(".gitconfig"), gitconfig).unwrap();
     std::fs::write(home.join(".gitinc"), "[user]\n\tname = x\n").unwrap();
     let mut env: Vec<(&str, String)> = git_env()
         .into_iter()
@@ -687,6 +689,7 @@ fn protected_files_are_never_changed_even_inside_a_root() {
     for path in [
         ".gitconfig",                    // git's global config
         ".gitinc",                       // a file it includes
+        "work inc.cfg",                  // one it includes under a condition with a space
         ".config/git/config",            // git's XDG config, not there yet: creating it counts
         &config,                         // Zeke's config: the policy itself
         &audit,                          // the audit log
@@ -759,7 +762,7 @@ fn protected_files_are_never_changed_even_inside_a_root() {
     assert!(!marker.exists(), "a program from a planted git config ran");
     assert_eq!(
         std::fs::read_to_string(home.join(".gitconfig")).unwrap(),
-        "[include]\n\tpath = ~/.gitinc\n"
+        gitconfig
     );
 }
 
