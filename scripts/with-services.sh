@@ -28,7 +28,12 @@ export ZEKE_TEST_LLAMA_URL="http://127.0.0.1:$port"
 
 for _ in $(seq 1 600); do
   if [ -s "$work/fault.port" ] && curl -sf "$ZEKE_TEST_LLAMA_URL/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then echo "llama-server failed to start:" >&2; cat "$work/llama.log" >&2; exit 1; fi
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then
+    status=0; wait "${pids[1]}" 2>/dev/null || status=$?
+    why="exit status $status"
+    [ "$status" = 132 ] && why="SIGILL (Illegal instruction): it uses CPU instructions this machine cannot run; run make deps, which smoke-runs and rebuilds it"
+    echo "llama-server failed to start ($why); its log:" >&2; tail -n 30 "$work/llama.log" >&2; exit 1
+  fi
   sleep 0.2
 done
 curl -sf "$ZEKE_TEST_LLAMA_URL/health" >/dev/null || { echo "llama-server did not become healthy" >&2; tail -20 "$work/llama.log" >&2; exit 1; }
