@@ -16,7 +16,7 @@ end
 api.nvim_create_user_command('Zeke', function(o) require('zeke.commands').run(o) end, {
   nargs = '*',
   range = true,
-  desc = 'Zeke: explain, fix, test, review, allow, deny, complete, accept, dismiss, status, log, restart, stop, '
+  desc = 'Zeke: explain, fix, test, review, allow, deny, grants, revoke, complete, accept, dismiss, status, log, restart, stop, '
     .. 'enable, disable, toggle, health',
   complete = function(arglead, cmdline, pos) return require('zeke.commands').complete(arglead, cmdline, pos) end,
 })

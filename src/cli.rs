@@ -48,4 +48,25 @@ pub enum Command {
     },
     /// Print the config file path and the validated configuration.
     Config,
+    /// List the "Allow all" grants kept for projects (Neovim's `:Zeke allow all project`).
+    Grants {
+        #[command(subcommand)]
+        action: Option<GrantsAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantsAction {
+    /// Revoke project grants: those of ROOT (a project directory), or every one with --all;
+    /// --job narrows to `fix` or `test`. Running editors stop using them at once.
+    Revoke {
+        /// The project root the grant is for.
+        root: Option<PathBuf>,
+        /// Only grants for this job (`fix` or `test`).
+        #[arg(long)]
+        job: Option<String>,
+        /// Every project grant.
+        #[arg(long, conflicts_with = "root")]
+        all: bool,
+    },
 }

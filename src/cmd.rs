@@ -191,3 +191,37 @@ pub fn ask(
         Ok(0)
     })
 }
+
+/// `zeke grants`: the project grants on file; `zeke grants revoke …` removes some. Session grants
+/// live only inside each running editor (`:Zeke grants` there).
+pub fn grants(log: LogArgs, action: Option<crate::cli::GrantsAction>) -> anyhow::Result<i32> {
+    let _ = start(&log)?;
+    let mut store =
+        crate::app::grants::GrantStore::load(crate::app::grants::state_dir().join("grants.json"));
+    match action {
+        None => {
+            if store.project.is_empty() {
+                println!("no project grants ({})", store.file().display());
+            }
+            for (root, job) in &store.project {
+                println!("allow all {job} patches in {} (project)", root.display());
+            }
+            println!("session grants live in each running editor: see :Zeke grants there");
+            Ok(0)
+        }
+        Some(crate::cli::GrantsAction::Revoke { root, job, all }) => {
+            if root.is_none() && !all {
+                anyhow::bail!("name a project root to revoke, or give --all");
+            }
+            if let Some(j) = job.as_deref()
+                && !["fix", "test"].contains(&j)
+            {
+                anyhow::bail!("--job must be fix or test (got {j:?})");
+            }
+            let root = root.map(|r| std::fs::canonicalize(&r).unwrap_or(r));
+            let n = store.revoke(job.as_deref(), root.as_deref());
+            println!("revoked {n} project grant{}", if n == 1 { "" } else { "s" });
+            Ok(if n > 0 { 0 } else { 1 })
+        }
+    }
+}

@@ -21,6 +21,7 @@ fn main() {
             prompt,
         } => zeke::cmd::ask(log, provider, max_tokens, prompt),
         Command::Config => zeke::cmd::config(log),
+        Command::Grants { action } => zeke::cmd::grants(log, action),
     };
     match result {
         Ok(code) => std::process::exit(code),

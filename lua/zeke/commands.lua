@@ -70,6 +70,43 @@ local function log()
   vim.cmd('normal! G')
 end
 
+--- `:Zeke grants`: the "Allow all" grants the backend honours (session and project).
+local function grants()
+  local list, err = require('zeke.rpc').request('grants', vim.empty_dict())
+  if not list then
+    vim.notify('zeke: could not list the grants: ' .. tostring(err), vim.log.levels.ERROR)
+    return
+  end
+  if #list == 0 then
+    vim.notify('zeke: no "Allow all" grants')
+    return
+  end
+  local lines = {}
+  for _, g in ipairs(list) do
+    lines[#lines + 1] = ('"Allow all" %s patches in %s (%s)'):format(tostring(g.kind), tostring(g.root), tostring(g.scope))
+  end
+  vim.notify('zeke: ' .. table.concat(lines, '\nzeke: '))
+end
+
+--- `:Zeke revoke [fix|test|all] [ROOT]`: forgets grants (all jobs / every root when left out).
+local function revoke(o)
+  local job, root = o.fargs[2], o.fargs[3]
+  if job ~= nil and job ~= 'all' and job ~= 'fix' and job ~= 'test' then
+    vim.notify(('zeke: :Zeke revoke takes fix, test or all, then an optional project root (got %q)'):format(job),
+      vim.log.levels.ERROR)
+    return
+  end
+  local args = vim.empty_dict()
+  if job and job ~= 'all' then args.kind = job end
+  if root then args.root = vim.fn.fnamemodify(vim.fn.expand(root), ':p'):gsub('/$', '') end
+  local n, err = require('zeke.rpc').request('revoke', args)
+  if not n then
+    vim.notify('zeke: revoke failed: ' .. tostring(err), vim.log.levels.ERROR)
+    return
+  end
+  vim.notify(('zeke: revoked %d grant%s'):format(n, n == 1 and '' or 's'))
+end
+
 --- The command's range as {start_row, end_row} (0-based, inclusive), or nil without one.
 local function range_of(o)
   if o.range and o.range > 0 then return { o.line1 - 1, o.line2 - 1 } end
@@ -106,6 +143,15 @@ M.subcommands = {
     args = function(args)
       if #args <= 1 then return { 'all' } end
       if #args == 2 and args[1] == 'all' then return { 'session', 'project' } end
+      return {}
+    end,
+  },
+  grants = { desc = 'list the "Allow all" grants (session and project)', run = grants },
+  revoke = {
+    desc = 'forget "Allow all" grants: `revoke [fix|test|all] [ROOT]`',
+    run = revoke,
+    args = function(args)
+      if #args <= 1 then return { 'all', 'fix', 'test' } end
       return {}
     end,
   },

@@ -198,6 +198,7 @@ impl Patches {
         };
         if outcome == "allow_all" {
             let mut g = lock(&self.grants);
+            g.refresh();
             let key = (p.scope.root.clone(), p.job.as_str().to_string());
             match scope.unwrap_or("session") {
                 "project" => {
@@ -267,7 +268,8 @@ impl Patches {
 
     /// Current grants as (job, root, scope).
     pub fn grants(&self) -> Vec<(String, PathBuf, &'static str)> {
-        let g = lock(&self.grants);
+        let mut g = lock(&self.grants);
+        g.refresh();
         let project = g
             .project
             .iter()
@@ -281,18 +283,7 @@ impl Patches {
 
     /// Forgets grants matching `job` and `root` (either may be `None` = any). Returns how many.
     pub fn revoke(&self, job: Option<&str>, root: Option<&Path>) -> usize {
-        let mut g = lock(&self.grants);
-        let keep = |(r, j): &(PathBuf, String)| {
-            !(job.is_none_or(|x| x == j) && root.is_none_or(|x| x == r))
-        };
-        let before = g.session.len() + g.project.len();
-        g.session.retain(keep);
-        g.project.retain(keep);
-        let n = before - g.session.len() - g.project.len();
-        if n > 0 {
-            g.save();
-        }
-        n
+        lock(&self.grants).revoke(job, root)
     }
 
     fn take_denial(&self, buf: i64) -> Option<String> {

@@ -54,9 +54,9 @@ local function infos(c)
   return out
 end
 
-local function has(list, pat)
+local function has(list, pat, plain)
   for _, s in ipairs(list) do
-    if s:find(pat) then return s end
+    if s:find(pat, 1, plain) then return s end
   end
 end
 
@@ -261,6 +261,47 @@ return {
       H.eq(nil, c:review())
       H.ok(has(infos(c), 'without review'), vim.inspect(infos(c)))
       H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = ':Zeke grants lists them, zeke grants revoke (the CLI) takes effect in the running editor, :Zeke revoke too',
+    needs = NEEDS,
+    run = function(H)
+      local c, dir, _, buf = start(H, REPLY)
+      local root = vim.uv.fs_realpath(dir)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke allow all project')
+      H.eq(FIXED, c:lines())
+      c:cmd('Zeke grants')
+      local want = ('"Allow all" fix patches in %s (project)'):format(root)
+      H.ok(has(infos(c), want, true), vim.inspect(infos(c)))
+      local function cli(...)
+        local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
+          env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent' }, text = true,
+        }):wait()
+        return r.code, r.stdout .. r.stderr
+      end
+      local code, out = cli('grants')
+      H.eq(0, code, out)
+      H.ok(out:find(('allow all fix patches in %s (project)'):format(root), 1, true), out)
+      code, out = cli('grants', 'revoke', root)
+      H.eq(0, code, out)
+      H.ok(out:find('revoked 1 project grant', 1, true), out)
+      -- the running backend sees it at once: the next fix needs review again
+      set_lines(c, CODE)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      H.eq(CODE, buf_lines(c, buf), 'not applied without review after the CLI revoked the grant')
+      c:cmd('Zeke allow all')
+      c:cmd('Zeke grants')
+      H.ok(has(infos(c), ('"Allow all" fix patches in %s (session)'):format(root), true), vim.inspect(infos(c)))
+      c:cmd('Zeke revoke fix')
+      H.ok(has(infos(c), 'revoked 1 grant', true), vim.inspect(infos(c)))
+      c:cmd('Zeke grants')
+      H.ok(has(infos(c), 'no "Allow all" grants', true), vim.inspect(infos(c)))
+      code, out = cli('grants', 'revoke')
+      H.ok(code ~= 0 and out:find('name a project root to revoke, or give --all', 1, true), out)
     end,
   },
   {
