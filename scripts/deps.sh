@@ -124,10 +124,10 @@ smoke() {
   port=$(free_port)
   "$bin" -m "$MODEL" --host 127.0.0.1 --port "$port" -c 512 -t 2 -np 1 >"$slog" 2>&1 &
   pid=$!
-  local healthy=0
-  for _ in $(seq 1 300); do
+  local healthy=0 died=0
+  for _ in $(seq 1 1200); do
     if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then healthy=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || { died=1; break; }
     sleep 0.1
   done
   if [ "$healthy" = 1 ]; then
@@ -145,8 +145,10 @@ smoke() {
       SMOKE_WHY="it died with SIGILL (Illegal instruction): the binary uses CPU instructions this machine cannot run"
     elif [ "$healthy" = 0 ] && [ "$status" -gt 128 ]; then
       SMOKE_WHY="it died with signal $(( status - 128 )) before answering /health"
+    elif [ "$died" = 1 ]; then
+      SMOKE_WHY="it exited with status $status before answering /health"
     elif [ "$healthy" = 0 ]; then
-      SMOKE_WHY="it did not answer /health within 30 s (exit status $status)"
+      SMOKE_WHY="it did not answer /health within 120 s"
     else
       SMOKE_WHY="it answered /health but gave no completion"
     fi
