@@ -349,6 +349,12 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Resolve git before any client can write: a `git` written later into a PATH directory inside
+    // a root is never picked up.
+    match crate::sys::resolve("git") {
+        Ok(git) => tracing::debug!(git = %git.display(), "git resolved"),
+        Err(e) => tracing::warn!("{e}; the git tools will fail"),
+    }
     let config_path = config.source.clone().or_else(crate::config::default_path);
     let audit_path = audit::default_path(config.mcp.audit_log.as_deref());
     let protected = rt.block_on(crate::app::protected::discover(

@@ -636,6 +636,53 @@ fn a_planted_git_never_runs_whatever_path_says() {
 }
 
 #[test]
+fn a_git_moved_into_a_path_directory_after_start_never_runs() {
+    // An absolute PATH entry inside the root, ahead of the real git, with no git in it at start;
+    // an executable the client renames to `git` there must not be what the git tools run.
+    let w = world();
+    let bin = w.root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = w.outside.join("moved-git-ran");
+    std::fs::write(
+        bin.join("tool"),
+        format!("#!/bin/sh\ntouch {}\necho planted\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut env = git_env();
+    env.push((
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    ));
+    // no git config file anywhere, so nothing runs git at start but the resolution itself
+    env.push(("GIT_CONFIG_SYSTEM", "/dev/null".into()));
+    env.push((
+        "XDG_CONFIG_HOME",
+        w.base.join("no-config").display().to_string(),
+    ));
+    let mut m = Mcp::start(
+        &w.base,
+        Opts {
+            roots: vec![&w.root],
+            env,
+            ..Opts::default()
+        },
+    );
+    let (err, body, _) = m.call(
+        "move_file",
+        json!({"source": "bin/tool", "destination": "bin/git"}),
+    );
+    assert!(!err, "{body}");
+    let (err, body, _) = m.call("git_status", json!({"repo_path": s(&w.root)}));
+    assert!(!err && !body.contains("planted"), "{body}");
+    assert!(!marker.exists(), "the git moved into PATH after start ran");
+}
+
+#[test]
 fn protected_files_are_never_changed_even_inside_a_root() {
     // `zeke mcp --root ~`: the root holds $HOME, with git's global and XDG config (one including
     // another file), Zeke's own config, grant store and audit log.
