@@ -8,12 +8,14 @@
 pub mod audit;
 pub mod complete;
 pub mod explain;
+pub mod gate;
 pub mod grants;
 pub mod patch;
 pub mod protected;
 pub mod providers;
 pub mod stats;
 pub mod tasks;
+pub mod tools;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -81,7 +83,9 @@ pub struct App {
     setup: RwLock<Arc<ProviderSet>>,
     pub stats: Stats,
     pub tasks: Arc<Tasks>,
-    /// Pending patches, grants and the audit log of `:Zeke fix` / `:Zeke test`.
+    /// The one policy gate: policy, grants (shared with every Zeke process) and the audit log.
+    pub gate: Arc<gate::Gate>,
+    /// Pending patches of `:Zeke fix` / `:Zeke test`.
     pub patches: patch::Patches,
     client: reqwest::Client,
 }
@@ -91,14 +95,15 @@ impl App {
     pub fn new(config: Config) -> Arc<App> {
         let client = crate::providers::http::client();
         // the audit log is fixed at start ($ZEKE_AUDIT_LOG, else `[mcp] audit_log` from the file,
-        // else the XDG state file): the same one `zeke mcp` writes
-        let audit_log = audit::default_path(config.mcp.audit_log.as_deref());
+        // else the XDG state file): the same one `zeke mcp` writes; grants are the shared ones
+        let gate = Arc::new(gate::Gate::from_config(&config));
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
-            patches: patch::Patches::new(audit_log),
+            patches: patch::Patches::new(gate.clone()),
+            gate,
             client,
         })
     }
@@ -114,6 +119,10 @@ impl App {
     /// `$ZEKE_LOG` pinned it).
     pub async fn configure(&self, config: Config) -> Arc<ProviderSet> {
         crate::logging::follow_config(config.log_level);
+        self.gate.set_policy(
+            config.policy.clone(),
+            config.source.clone().or_else(crate::config::default_path),
+        );
         let detected = if config.providers.is_empty() {
             Some(providers::detect_local(&self.client).await)
         } else {

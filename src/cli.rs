@@ -48,7 +48,20 @@ pub enum Command {
     },
     /// Print the config file path and the validated configuration.
     Config,
-    /// List the "Allow all" grants kept for projects (Neovim's `:Zeke allow all project`).
+    /// Run one tool of the tool layer (the same as `zeke mcp` offers) and print its output; with
+    /// no NAME, list the tools. The policy applies; a tool that needs approval is refused with the
+    /// config line that would allow it (the command line cannot ask).
+    Tool {
+        /// The tool, e.g. `read_text_file`, `git_status`.
+        name: Option<String>,
+        /// Its arguments as a JSON object (`-` reads them from stdin; default `{}`).
+        args: Option<String>,
+        /// A directory the tool may touch (repeatable; default: the current directory).
+        #[arg(long = "root", value_name = "DIR")]
+        roots: Vec<PathBuf>,
+    },
+    /// List the "Allow all" grants saved for projects (Neovim's `:Zeke allow all project`, the MCP
+    /// "Allow all, saved for this project"), honoured by every Zeke process.
     Grants {
         #[command(subcommand)]
         action: Option<GrantsAction>,
@@ -58,13 +71,14 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum GrantsAction {
     /// Revoke project grants: those of ROOT (a project directory), or every one with --all;
-    /// --job narrows to `fix` or `test`. Running editors stop using them at once.
+    /// --capability narrows to one (e.g. `fs.write`). Running editors and MCP servers stop using
+    /// them at once.
     Revoke {
         /// The project root the grant is for.
         root: Option<PathBuf>,
-        /// Only grants for this job (`fix` or `test`).
+        /// Only grants of this capability (fs.write, git.write, cmd.exec, net.http, …).
         #[arg(long)]
-        job: Option<String>,
+        capability: Option<String>,
         /// Every project grant.
         #[arg(long, conflicts_with = "root")]
         all: bool,

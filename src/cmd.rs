@@ -2,6 +2,7 @@
 //! `main` that prints to stdout.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -192,34 +193,132 @@ pub fn ask(
     })
 }
 
+/// `zeke tool [NAME [ARGS]] [--root DIR]…`: runs one tool of the tool layer through the gate (with
+/// an asker that cannot ask: a prompt is refused naming the config line), prints its text (or a
+/// media file's bytes) to stdout. Exit 0 ok, 1 when the tool failed or was refused (the message
+/// on stderr), 2 for bad usage. Audited like every other surface, client `cli`.
+pub fn tool(
+    log: LogArgs,
+    name: Option<String>,
+    args: Option<String>,
+    roots: Vec<PathBuf>,
+) -> anyhow::Result<i32> {
+    use crate::app::gate::{Gate, NoAsker};
+    use crate::app::tools::{self, Invocation, Roots, ToolError};
+    let (loaded, _) = start(&log)?;
+    let Some(name) = name else {
+        for t in tools::TOOLS {
+            println!("{:<26} {:<10} {}", t.name, t.cap.as_str(), t.title);
+        }
+        return Ok(0);
+    };
+    let config = loaded?;
+    let mut text = args.unwrap_or_else(|| "{}".into());
+    if text == "-" {
+        text.clear();
+        std::io::stdin().read_to_string(&mut text)?;
+    }
+    let args = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(other) => anyhow::bail!("the arguments must be a JSON object (got {other})"),
+        Err(e) => anyhow::bail!("the arguments are not JSON: {e}"),
+    };
+    let dirs = if roots.is_empty() {
+        vec![std::env::current_dir()?]
+    } else {
+        roots
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let gate = Gate::from_config(&config);
+        let protected = crate::app::protected::discover(
+            config.source.clone().or_else(config::default_path).as_deref(),
+            gate.audit().path(),
+        )
+        .await;
+        let roots = Roots::new(&dirs)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .with_protected(protected);
+        let asker = NoAsker("the command line cannot ask (run it from Neovim or an MCP client that can, or allow it in the config)");
+        let result = tools::run(
+            &gate,
+            Invocation {
+                name: &name,
+                args,
+                roots,
+                ct: tokio_util::sync::CancellationToken::new(),
+                progress: None,
+                asker: &asker,
+                client: Some("cli"),
+                refused: None,
+            },
+        )
+        .await;
+        match result {
+            Ok(out) => {
+                let mut stdout = std::io::stdout().lock();
+                match out.media {
+                    Some(m) => stdout.write_all(&m.bytes)?,
+                    None => {
+                        stdout.write_all(out.text.as_bytes())?;
+                        if !out.text.ends_with('\n') {
+                            stdout.write_all(b"\n")?;
+                        }
+                    }
+                }
+                Ok(0)
+            }
+            Err(e @ ToolError::Unknown(_)) => {
+                eprintln!("zeke: {e} (zeke tool lists them)");
+                Ok(2)
+            }
+            Err(e) => {
+                eprintln!("zeke: {name}: {e}");
+                Ok(1)
+            }
+        }
+    })
+}
+
 /// `zeke grants`: the project grants on file; `zeke grants revoke …` removes some. Session grants
-/// live only inside each running editor (`:Zeke grants` there).
+/// live only inside each running process (`:Zeke grants` in the editor).
 pub fn grants(log: LogArgs, action: Option<crate::cli::GrantsAction>) -> anyhow::Result<i32> {
     let _ = start(&log)?;
-    let mut store =
-        crate::app::grants::GrantStore::load(crate::app::grants::state_dir().join("grants.json"));
+    let mut store = crate::app::grants::GrantStore::open_default();
     match action {
         None => {
-            if store.project.is_empty() {
+            let list = store.list();
+            if list.is_empty() {
                 println!("no project grants ({})", store.file().display());
             }
-            for (root, job) in &store.project {
-                println!("allow all {job} patches in {} (project)", root.display());
+            for g in list {
+                println!(
+                    "allow all {} in {} ({})",
+                    g.capability,
+                    g.root.display(),
+                    g.scope.as_str()
+                );
             }
-            println!("session grants live in each running editor: see :Zeke grants there");
+            println!(
+                "session grants live in each running editor or server: see :Zeke grants there"
+            );
             Ok(0)
         }
-        Some(crate::cli::GrantsAction::Revoke { root, job, all }) => {
+        Some(crate::cli::GrantsAction::Revoke {
+            root,
+            capability,
+            all,
+        }) => {
             if root.is_none() && !all {
                 anyhow::bail!("name a project root to revoke, or give --all");
             }
-            if let Some(j) = job.as_deref()
-                && !["fix", "test"].contains(&j)
-            {
-                anyhow::bail!("--job must be fix or test (got {j:?})");
-            }
+            let capability = capability
+                .as_deref()
+                .map(crate::core::policy::Capability::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--capability: {e}"))?;
             let root = root.map(|r| std::fs::canonicalize(&r).unwrap_or(r));
-            let n = store.revoke(job.as_deref(), root.as_deref());
+            let n = store.revoke(capability, root.as_deref());
             println!("revoked {n} project grant{}", if n == 1 { "" } else { "s" });
             Ok(if n > 0 { 0 } else { 1 })
         }

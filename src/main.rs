@@ -22,6 +22,7 @@ fn main() {
         } => zeke::cmd::ask(log, provider, max_tokens, prompt),
         Command::Config => zeke::cmd::config(log),
         Command::Grants { action } => zeke::cmd::grants(log, action),
+        Command::Tool { name, args, roots } => zeke::cmd::tool(log, name, args, roots),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,41 +1,42 @@
-//! The MCP surface: `zeke mcp`, a stdio MCP server (rmcp) with the reference filesystem and git
-//! tools, confined to its roots and gated by the policy.
+//! The MCP surface: `zeke mcp`, a stdio MCP server (rmcp) offering the tool layer
+//! ([`crate::app::tools`]: the reference filesystem and git tools) confined to its roots and gated
+//! by the one policy gate ([`crate::app::gate`]).
 //!
-//! One call goes: `tools/call` → [`tools::find`] → argument parsing → the tool's handler
-//! ([`fs_tools`], [`git_tools`]), which resolves paths through `workspace` (confinement), asks the
-//! [`gate`] (policy, elicitation) and does the work → [`output`] pages long text → one audit record.
+//! This module is protocol mapping only: `tools/list` from the catalog ([`tools`]), `tools/call` →
+//! the roots in force (client roots narrow the configured ones) → [`crate::app::tools::run`] with
+//! an [`asker::McpAsker`] (elicitation or an input-required result when the policy says prompt) →
+//! the result as content blocks and `structuredContent`, long text paged ([`output`]).
 //!
 //! Invariants: stdout carries only protocol (rmcp's stdio transport; logs go to stderr or a file);
-//! the server exits when stdin closes; every call is audited, including refusals and cancellations;
-//! a refusal is an `isError` result naming its rule, never a protocol error; client roots only
-//! narrow the configured roots. Requests run concurrently (rmcp spawns one task per request) and
-//! `notifications/cancelled` cancels the request's token, which handlers observe.
+//! the server exits when stdin closes; every call is audited (by the tool layer), including
+//! refusals and cancellations; a refusal is an `isError` result naming its rule, never a protocol
+//! error; client roots only narrow the configured roots. Requests run concurrently (rmcp spawns
+//! one task per request) and `notifications/cancelled` cancels the request's token.
 
-pub mod fs_tools;
-pub mod gate;
-pub mod git_tools;
+pub mod asker;
 pub mod output;
 pub mod questions;
 pub mod tools;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
 
+use base64::Engine;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ResourceContents, ServerCapabilities,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::app::audit::{self, Audit, Record};
+use crate::app::audit::{self, Audit};
+use crate::app::gate::Gate;
+use crate::app::grants::GrantStore;
+use crate::app::tools::Roots;
+use crate::app::tools::{Invocation, Output, Progress, ToolError};
 use crate::config::Config;
-use crate::core::policy::{Grants, Policy};
-use crate::workspace::Roots;
-
-pub use gate::{Call, Done, Fail};
 
 /// State shared by every request of one server.
 pub struct Shared {
@@ -43,16 +44,13 @@ pub struct Shared {
     /// The client's roots intersected with the configured ones, once fetched.
     narrowed: RwLock<Option<Roots>>,
     first_fetch: tokio::sync::OnceCell<()>,
-    pub policy: Policy,
-    pub grants: Mutex<Grants>,
-    pub audit: Audit,
+    /// The policy, the grant store shared with every Zeke process, and the audit log.
+    pub gate: Arc<Gate>,
     pub max_output_chars: usize,
     pub tools_page_size: usize,
     pub prompt_timeout: std::time::Duration,
     /// The policy questions asked through `InputRequiredResult`, and the states carrying answers.
     pub questions: questions::Questions,
-    /// The config file users should edit (for "how to allow" messages).
-    pub config_path: Option<PathBuf>,
 }
 
 /// The rmcp server handler.
@@ -63,11 +61,14 @@ pub struct Server {
 
 impl Server {
     /// A server for `roots` (command line) plus `[mcp] roots` from `config`, whose tools never
-    /// change the `protected` files ([`crate::app::protected::discover`]).
+    /// change the `protected` files ([`crate::app::protected::discover`]); grants come from (and
+    /// go to) `grants`, records to the audit log at `audit_log`.
     pub fn new(
         config: &Config,
         roots: &[PathBuf],
-        protected: crate::workspace::Protected,
+        protected: crate::app::tools::Protected,
+        grants: GrantStore,
+        audit_log: PathBuf,
     ) -> Result<Server, String> {
         let mut all = config.mcp.roots.clone();
         all.extend_from_slice(roots);
@@ -76,14 +77,16 @@ impl Server {
             configured,
             narrowed: RwLock::new(None),
             first_fetch: tokio::sync::OnceCell::new(),
-            policy: config.policy.clone(),
-            grants: Mutex::new(Grants::default()),
-            audit: Audit::new(audit::default_path(config.mcp.audit_log.as_deref())),
+            gate: Arc::new(Gate::new(
+                config.policy.clone(),
+                grants,
+                Audit::new(audit_log),
+                config.source.clone().or_else(crate::config::default_path),
+            )),
             max_output_chars: config.mcp.max_output_chars,
             tools_page_size: config.mcp.tools_page_size,
             prompt_timeout: config.mcp.prompt_timeout,
             questions: questions::Questions::new(config.mcp.prompt_timeout),
-            config_path: config.source.clone().or_else(crate::config::default_path),
         };
         Ok(Server {
             shared: Arc::new(shared),
@@ -161,21 +164,6 @@ impl Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let started = Instant::now();
-        let Some(spec) = tools::find(&request.name) else {
-            let message = format!("Unknown tool: {}", request.name);
-            let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
-            self.shared.audit.append(&Record {
-                tool: &request.name,
-                arguments: audit::redact(&Value::Object(request.arguments.unwrap_or_default())),
-                decisions: &[],
-                outcome: "error",
-                message: Some(&message),
-                duration_ms: started.elapsed().as_millis() as u64,
-                client: client.as_deref(),
-            });
-            return Err(ErrorData::invalid_params(message, None));
-        };
         let mut args = request.arguments.unwrap_or_default();
         let page = match args.remove("page") {
             None | Some(Value::Null) => Ok(1),
@@ -185,85 +173,112 @@ impl Server {
                 .map(|p| p as u32)
                 .ok_or_else(|| format!("page must be a positive integer (got {v})")),
         };
-        let redacted = audit::redact(&Value::Object(args.clone()));
         let roots = self.roots(&context.peer).await;
         let client = context.peer.peer_info().map(|i| i.client_info.name.clone());
         let answers = self
             .shared
             .questions
             .accept(request.request_state.as_deref(), request.input_responses);
-        let call = Call::new(
-            spec,
-            roots,
-            &context,
-            page.clone().unwrap_or(1),
-            self.shared.clone(),
-            answers.clone().unwrap_or_default(),
-        );
-        let result = match (page, answers) {
-            (_, Err(forged)) => Err(Fail::Denied(format!(
+        let refused = match (&page, &answers) {
+            (_, Err(forged)) => Some(ToolError::Denied(format!(
                 "refused (rule policy-forged): {forged}; answer only the questions Zeke asks, in \
                  the call it asked them for"
             ))),
-            (Err(e), _) => Err(Fail::Failed(e)),
-            (Ok(_), Ok(_)) => tokio::select! {
-                r = dispatch(&call, Value::Object(args)) => r,
-                _ = context.ct.cancelled(), if spec.writes.is_none() => Err(Fail::Cancelled),
-            },
+            (Err(e), _) => Some(ToolError::Failed(e.clone())),
+            _ => None,
         };
-        let (outcome, message) = match &result {
-            Ok(_) => ("ok", None),
-            Err(f) => (f.outcome(), Some(f.to_string())),
-        };
-        let decisions = call.decisions();
-        self.shared.audit.append(&Record {
-            tool: spec.name,
-            arguments: redacted,
-            decisions: &decisions,
-            outcome,
-            message: message.as_deref(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            client: client.as_deref(),
-        });
-        tracing::debug!(
-            tool = spec.name,
-            outcome,
-            ms = started.elapsed().as_millis() as u64,
-            "tool call"
+        let asker = asker::McpAsker::new(
+            &context,
+            answers.unwrap_or_default(),
+            &self.shared.questions,
+            self.shared.prompt_timeout,
         );
-        Ok(match result {
-            Ok(done) => CallToolResponse::from(done.into_result(spec.output.is_some())),
-            Err(Fail::NeedsInput { key, request }) => {
-                CallToolResponse::from(call.input_required(key, *request))
+        let result = crate::app::tools::run(
+            &self.shared.gate,
+            Invocation {
+                name: &request.name,
+                args,
+                roots,
+                ct: context.ct.clone(),
+                progress: progress(&context),
+                asker: &asker,
+                client: client.as_deref(),
+                refused,
+            },
+        )
+        .await;
+        match result {
+            Ok(out) => {
+                let spec = tools::find(&request.name);
+                let structured = spec.is_some_and(|s| s.output.is_some());
+                Ok(self.to_result(&request.name, out, structured, page.unwrap_or(1)))
             }
-            Err(f) => CallToolResponse::from(CallToolResult::error(vec![ContentBlock::text(
-                f.to_string(),
-            )])),
-        })
-    }
-}
-
-/// Parses `args` into the tool's argument struct and runs its handler.
-async fn dispatch(call: &Call, args: Value) -> Result<Done, Fail> {
-    let name = call.spec.name;
-    if name.starts_with("git_") {
-        git_tools::run(call, name, args).await
-    } else {
-        fs_tools::run(call, name, args).await
-    }
-}
-
-/// Deserializes tool arguments, with a message naming the tool and the bad field.
-pub fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: Value) -> Result<T, Fail> {
-    serde_path_to_error::deserialize(args).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            Fail::Failed(format!("invalid arguments for {tool}: {inner}"))
-        } else {
-            Fail::Failed(format!("invalid arguments for {tool}: {path}: {inner}"))
+            Err(e @ ToolError::Unknown(_)) => Err(ErrorData::invalid_params(e.to_string(), None)),
+            Err(ToolError::NeedsInput) => match asker.input_required() {
+                Some(r) => Ok(CallToolResponse::from(r)),
+                None => Ok(error_result("internal error: a question went missing")),
+            },
+            Err(e) => Ok(error_result(&e.to_string())),
         }
-    })
+    }
+
+    /// A tool's output as an MCP result: media as an image, audio or resource block; text paged
+    /// (page `page`), with `structuredContent` = `{content, …fields}` when the tool has an output
+    /// schema — the fields only when the whole text fits in one page, else `page` / `pages`.
+    fn to_result(&self, tool: &str, out: Output, structured: bool, page: u32) -> CallToolResponse {
+        if let Some(m) = out.media {
+            let data = base64::engine::general_purpose::STANDARD.encode(&m.bytes);
+            let block = if m.mime.starts_with("image/") {
+                ContentBlock::image(data, m.mime)
+            } else if m.mime.starts_with("audio/") {
+                ContentBlock::audio(data, m.mime)
+            } else {
+                ContentBlock::resource(ResourceContents::blob(data, m.uri).with_mime_type(m.mime))
+            };
+            return CallToolResponse::from(CallToolResult::success(vec![block]));
+        }
+        let p = match output::page(&out.text, tool, page, self.shared.max_output_chars) {
+            Ok(p) => p,
+            Err(e) => return error_result(&e),
+        };
+        let mut fields = Map::new();
+        fields.insert("content".into(), Value::String(p.text.clone()));
+        if p.pages > 1 {
+            fields.insert("page".into(), json!(p.page));
+            fields.insert("pages".into(), json!(p.pages));
+        } else {
+            fields.extend(out.structured);
+        }
+        let mut r = CallToolResult::success(vec![ContentBlock::text(p.text)]);
+        if structured {
+            r.structured_content = Some(Value::Object(fields));
+        }
+        CallToolResponse::from(r)
+    }
+}
+
+/// An `isError` result with `message`.
+fn error_result(message: &str) -> CallToolResponse {
+    CallToolResponse::from(CallToolResult::error(vec![ContentBlock::text(
+        message.to_string(),
+    )]))
+}
+
+/// Progress notifications for the request's progress token (none without one).
+fn progress(ctx: &RequestContext<RoleServer>) -> Option<Progress> {
+    let token = ctx.meta.get_progress_token()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, u64)>();
+    let peer = ctx.peer.clone();
+    tokio::spawn(async move {
+        while let Some((what, n)) = rx.recv().await {
+            let p = ProgressNotificationParam::new(token.clone(), n as f64)
+                .with_message(format!("{what}: {n} entries"));
+            let _ = peer.notify_progress(p).await;
+        }
+    });
+    Some(Arc::new(move |what, n| {
+        let _ = tx.send((what, n));
+    }))
 }
 
 impl ServerHandler for Server {
@@ -361,15 +376,23 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         config_path.as_deref(),
         &audit_path,
     ));
-    let server = Server::new(&config, &roots, protected).map_err(|e| anyhow::anyhow!(e))?;
+    let server = Server::new(
+        &config,
+        &roots,
+        protected,
+        GrantStore::open_default(),
+        audit_path,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(
         "zeke mcp: roots [{}], audit log {}",
         server.shared.configured.list(),
-        server.shared.audit.path().display()
+        server.shared.gate.audit().path().display()
     );
     for (p, kind) in server.shared.configured.protected().paths() {
         tracing::debug!(path = %p.display(), ?kind, "protected");
     }
+    let gate = server.shared.gate.clone();
     rt.block_on(async move {
         let running = server
             .serve(rmcp::transport::io::stdio())
@@ -380,10 +403,6 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         anyhow::Ok(())
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    gate.audit().flush();
     Ok(())
-}
-
-/// A JSON object from pairs, for structured results.
-pub fn obj(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

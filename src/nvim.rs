@@ -65,6 +65,9 @@ async fn run(config: Result<Config, crate::config::ConfigError>) -> anyhow::Resu
     let result = io.await;
     let cancelled = app.tasks.cancel_all();
     forwarder.abort();
+    // the last answers' records (the editor's `resolve`s) reach the disk before the process ends
+    let gate = app.gate.clone();
+    let _ = tokio::task::spawn_blocking(move || gate.audit().flush()).await;
     match result {
         Ok(()) => Ok(()),
         Err(e) if e.is_channel_closed() || e.is_reader_error() => {

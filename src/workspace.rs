@@ -26,6 +26,9 @@ pub enum FsError {
     Refused { rule: &'static str, message: String },
     #[error("{0}")]
     Failed(String),
+    /// The caller cancelled a long walk.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl FsError {
@@ -118,7 +121,7 @@ impl Roots {
             ));
         }
         if let Some((file, kind)) = self.protected.hit(real, below) {
-            let what = if file == real {
+            let what = if real.starts_with(file) {
                 format!("{requested} is {}", kind.describe())
             } else {
                 format!(
@@ -317,6 +320,10 @@ pub enum ProtectedKind {
     GrantStore,
     /// Zeke's audit log: emptying it would hide what was done.
     AuditLog,
+    /// Zeke's state directory and everything in it (the grant store, its temporary files, the
+    /// default audit log): a file planted there (a symlink where the grant store writes its
+    /// next copy) could forge grants.
+    ZekeState,
     /// A git config file outside any repository (global, XDG, system) or one it includes: it can
     /// name programs git runs (filters, fsmonitor, pagers, credential helpers).
     GitConfig,
@@ -328,6 +335,7 @@ impl ProtectedKind {
             ProtectedKind::ZekeConfig => "Zeke's config file, which holds the policy",
             ProtectedKind::GrantStore => "Zeke's store of \"Allow all\" grants",
             ProtectedKind::AuditLog => "Zeke's audit log",
+            ProtectedKind::ZekeState => "inside Zeke's state directory (grants, audit log)",
             ProtectedKind::GitConfig => "a git config file, which can name programs git runs",
         }
     }
@@ -361,11 +369,15 @@ impl Protected {
         self.entries.iter().map(|(p, k)| (p.as_path(), *k))
     }
 
-    /// The protected file that a change of canonical `real` would change: `real` itself, or —
-    /// with `below`, for moves, which carry what a directory holds — one inside `real`.
+    /// The protected file that a change of canonical `real` would change: `real` itself, a
+    /// protected directory holding it ([`ProtectedKind::ZekeState`]), or — with `below`, for
+    /// moves, which carry what a directory holds — one inside `real`.
     fn hit(&self, real: &Path, below: bool) -> Option<(&Path, ProtectedKind)> {
-        self.paths()
-            .find(|(p, _)| *p == real || (below && p.starts_with(real)))
+        self.paths().find(|(p, k)| {
+            *p == real
+                || (*k == ProtectedKind::ZekeState && real.starts_with(p))
+                || (below && p.starts_with(real))
+        })
     }
 }
 

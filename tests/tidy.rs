@@ -1,7 +1,15 @@
 //! Source-tree checks of the architecture rules (README, "Architecture"): the one-way layering,
-//! the pure core, the single process spawner, stdout only in the CLI, and file hygiene.
+//! the pure core, the single process spawner, stdout only in the CLI, honest tests and file
+//! hygiene.
+//!
+//! The Rust sources are parsed with `syn`: every `use` tree is flattened to full paths (`super::`
+//! and `self::` resolved against the file's module), every path in code and every macro body is
+//! seen, and every item under `#[cfg(test)]` is left out — so a rule cannot be dodged by a grouped
+//! import, a path written inline, or a line break, and test code is not held to surface rules.
 
 use std::path::{Path, PathBuf};
+
+use syn::visit::{self, Visit};
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -21,8 +29,197 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// (file relative to src/, text without `#[cfg(test)]` modules)
-fn sources() -> Vec<(String, String)> {
+/// What one file refers to, outside `#[cfg(test)]` items.
+#[derive(Default)]
+struct Refs {
+    /// Full paths from `use` trees and from code (`crate::workspace::Roots`, `rmcp::model`,
+    /// `std::process::Command`), `super::`/`self::` resolved.
+    paths: Vec<String>,
+    /// Macro names (`println`, `todo`).
+    macros: Vec<String>,
+    /// Macro bodies with spaces removed (paths inside `json!`, `tokio::select!`, …).
+    bodies: Vec<String>,
+    /// Test attributes that are not allowed (`#[ignore]` without a skip reason, `#[should_panic]`).
+    bad_attrs: Vec<String>,
+}
+
+struct Collector {
+    /// The file's module path, e.g. `["mcp", "asker"]`.
+    module: Vec<String>,
+    refs: Refs,
+}
+
+fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg") && {
+            let t = a
+                .meta
+                .require_list()
+                .map(|l| l.tokens.to_string())
+                .unwrap_or_default();
+            t == "test"
+        }
+    })
+}
+
+impl Collector {
+    fn resolve(&self, segments: &[String]) -> String {
+        let mut out: Vec<String> = Vec::new();
+        let mut rest = segments;
+        match segments.first().map(String::as_str) {
+            Some("super") => {
+                out.push("crate".into());
+                let mut module = self.module.clone();
+                while rest.first().is_some_and(|s| s == "super") {
+                    module.pop();
+                    rest = &rest[1..];
+                }
+                out.extend(module);
+            }
+            Some("self") => {
+                out.push("crate".into());
+                out.extend(self.module.clone());
+                rest = &rest[1..];
+            }
+            _ => {}
+        }
+        out.extend(rest.iter().cloned());
+        out.join("::")
+    }
+
+    fn flatten(&mut self, tree: &syn::UseTree, prefix: &mut Vec<String>) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                self.flatten(&p.tree, prefix);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => {
+                prefix.push(n.ident.to_string());
+                let full = self.resolve(prefix);
+                self.refs.paths.push(full);
+                prefix.pop();
+            }
+            syn::UseTree::Rename(r) => {
+                prefix.push(r.ident.to_string());
+                let full = self.resolve(prefix);
+                self.refs.paths.push(full);
+                prefix.pop();
+            }
+            syn::UseTree::Glob(_) => {
+                let full = self.resolve(prefix);
+                self.refs.paths.push(format!("{full}::*"));
+            }
+            syn::UseTree::Group(g) => {
+                for t in &g.items {
+                    self.flatten(t, prefix);
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Collector {
+    fn visit_item(&mut self, i: &'ast syn::Item) {
+        let attrs: &[syn::Attribute] = match i {
+            syn::Item::Mod(m) => &m.attrs,
+            syn::Item::Fn(f) => &f.attrs,
+            syn::Item::Impl(x) => &x.attrs,
+            syn::Item::Use(u) => &u.attrs,
+            syn::Item::Struct(x) => &x.attrs,
+            syn::Item::Enum(x) => &x.attrs,
+            syn::Item::Const(x) => &x.attrs,
+            syn::Item::Static(x) => &x.attrs,
+            syn::Item::Macro(x) => &x.attrs,
+            _ => &[],
+        };
+        if is_cfg_test(attrs) {
+            return;
+        }
+        visit::visit_item(self, i);
+    }
+
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        self.flatten(&u.tree, &mut Vec::new());
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        let segments: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+        if segments.len() > 1 {
+            let full = self.resolve(&segments);
+            self.refs.paths.push(full);
+        }
+        visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if let Some(last) = m.path.segments.last() {
+            self.refs.macros.push(last.ident.to_string());
+        }
+        self.refs.bodies.push(m.tokens.to_string().replace(' ', ""));
+        visit::visit_macro(self, m);
+    }
+
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        let tokens = match &a.meta {
+            syn::Meta::List(l) => l.tokens.to_string(),
+            syn::Meta::NameValue(nv) => {
+                let v = &nv.value;
+                let lit = match v {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => s.value(),
+                    _ => String::new(),
+                };
+                format!("= {lit:?}")
+            }
+            syn::Meta::Path(_) => String::new(),
+        };
+        let name = a
+            .path()
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        if name == "should_panic" || (name == "cfg_attr" && tokens.contains("should_panic")) {
+            self.refs
+                .bad_attrs
+                .push("#[should_panic]: assert the error instead".into());
+        }
+        let ignores = name == "ignore" || (name == "cfg_attr" && tokens.contains("ignore"));
+        if ignores && !tokens.contains("\"skipped: ") {
+            self.refs.bad_attrs.push(
+                "#[ignore] without a reason starting \"skipped: \" (a skipped test says why)"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// The module path of `rel` (relative to `src/`): `mcp/asker.rs` → `["mcp", "asker"]`.
+fn module_of(rel: &str) -> Vec<String> {
+    let stem = rel.trim_end_matches(".rs");
+    if stem == "lib" || stem == "main" {
+        return Vec::new();
+    }
+    stem.split('/').map(str::to_string).collect()
+}
+
+fn parse_refs(path: &Path, module: Vec<String>) -> Refs {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file = syn::parse_file(&text)
+        .unwrap_or_else(|e| panic!("{}: does not parse: {e}", path.display()));
+    let mut c = Collector {
+        module,
+        refs: Refs::default(),
+    };
+    c.visit_file(&file);
+    c.refs
+}
+
+/// (file relative to src/, what it refers to outside `#[cfg(test)]` items)
+fn sources() -> Vec<(String, Refs)> {
     rust_files(&src())
         .into_iter()
         .map(|p| {
@@ -31,30 +228,32 @@ fn sources() -> Vec<(String, String)> {
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
-            let text = std::fs::read_to_string(&p).unwrap();
-            let code = match text.find("#[cfg(test)]\nmod tests") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            };
-            (rel, code)
+            let refs = parse_refs(&p, module_of(&rel));
+            (rel, refs)
         })
         .collect()
 }
 
-fn violations(pred: impl Fn(&str, &str) -> Option<String>) -> Vec<String> {
-    let mut v = Vec::new();
-    for (file, code) in sources() {
-        for (n, line) in code.lines().enumerate() {
-            let t = line.trim_start();
-            if t.starts_with("//") {
-                continue;
-            }
-            if let Some(why) = pred(&file, t) {
-                v.push(format!("src/{file}:{}: {why}: {t}", n + 1));
-            }
+/// `prefix` names `path` or one of its parents (`crate::app` covers `crate::app::gate::Gate`, not
+/// `crate::apple`).
+fn under(path: &str, prefix: &str) -> bool {
+    path == prefix || path.starts_with(&format!("{prefix}::"))
+}
+
+/// Every reference of a file that falls under one of `banned` (paths, and macro bodies naming it).
+fn hits(refs: &Refs, banned: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &refs.paths {
+        if let Some(b) = banned.iter().find(|b| under(p, b)) {
+            out.push(format!("{b} ({p})"));
         }
     }
-    v
+    for body in &refs.bodies {
+        if let Some(b) = banned.iter().find(|b| body.contains(&format!("{b}::"))) {
+            out.push(format!("{b} (in a macro)"));
+        }
+    }
+    out
 }
 
 #[test]
@@ -66,120 +265,205 @@ fn core_does_no_io_and_knows_no_wire_format() {
         "std::net",
         "std::process",
         "serde",
+        "serde_json",
         "rmpv",
         "nvim_rs",
+        "rmcp",
         "crate::app",
         "crate::providers",
         "crate::nvim",
+        "crate::mcp",
         "crate::config",
         "crate::sys",
+        "crate::workspace",
+        "crate::git",
     ];
-    let v = violations(|file, line| {
-        if !file.starts_with("core") {
-            return None;
+    let mut v = Vec::new();
+    for (file, refs) in sources() {
+        if file.starts_with("core") {
+            v.extend(
+                hits(&refs, &banned)
+                    .into_iter()
+                    .map(|h| format!("src/{file}: core must not use {h}")),
+            );
         }
-        banned
-            .iter()
-            .find(|b| line.contains(*b))
-            .map(|b| format!("core must not use {b}"))
-    });
+    }
     assert!(v.is_empty(), "{}", v.join("\n"));
 }
 
 #[test]
 fn only_sys_starts_processes() {
-    let v = violations(|file, line| {
-        (line.contains("Command::new") && file != "sys.rs")
-            .then(|| "process started outside sys.rs".into())
-    });
+    let mut v = Vec::new();
+    for (file, refs) in sources() {
+        if file != "sys.rs" {
+            v.extend(
+                hits(&refs, &["std::process::Command", "tokio::process::Command"])
+                    .into_iter()
+                    .map(|h| format!("src/{file}: a process started outside sys.rs: {h}")),
+            );
+        }
+    }
     assert!(v.is_empty(), "{}", v.join("\n"));
 }
 
 #[test]
 fn stdout_only_in_the_cli() {
-    let v = violations(|file, line| {
-        let prints = ["print!(", "println!(", "dbg!(", "std::io::stdout()"]
-            .iter()
-            .any(|p| line.contains(p));
-        let allowed = matches!(file, "main.rs" | "cmd.rs" | "cli.rs")
-            || (file == "nvim.rs" && line.contains("tokio::io::stdout()"));
-        (prints && !allowed).then(|| "stdout is the protocol outside the CLI".into())
-    });
+    let mut v = Vec::new();
+    for (file, refs) in sources() {
+        let cli = matches!(file.as_str(), "main.rs" | "cmd.rs" | "cli.rs");
+        if cli {
+            continue;
+        }
+        for m in &refs.macros {
+            if matches!(m.as_str(), "print" | "println" | "dbg") {
+                v.push(format!("src/{file}: {m}! writes to stdout, the protocol"));
+            }
+        }
+        for p in &refs.paths {
+            let stdout = p.ends_with("io::stdout");
+            let allowed = file == "nvim.rs" && p == "tokio::io::stdout";
+            if stdout && !allowed {
+                v.push(format!(
+                    "src/{file}: {p}: stdout is the protocol outside the CLI"
+                ));
+            }
+        }
+    }
     assert!(v.is_empty(), "{}", v.join("\n"));
 }
 
 #[test]
 fn layers_point_one_way() {
-    // (module prefix, modules it must not import)
-    let rules: &[(&str, &[&str])] = &[
-        (
-            "providers",
-            &["crate::app", "crate::nvim", "crate::cmd", "crate::cli"],
-        ),
+    // (module prefix, modules it must not use)
+    let surfaces = ["crate::nvim", "crate::mcp", "crate::cmd", "crate::cli"];
+    let rules: &[(&str, Vec<&str>)] = &[
+        ("providers", [&surfaces[..], &["crate::app"]].concat()),
         (
             "config",
-            &[
-                "crate::app",
-                "crate::nvim",
-                "crate::providers",
-                "crate::cmd",
-            ],
+            [&surfaces[..], &["crate::app", "crate::providers"]].concat(),
         ),
         (
             "app",
-            &[
+            [&surfaces[..], &["rmpv", "nvim_rs", "rmcp"]].concat(),
+        ),
+        (
+            "nvim",
+            vec!["crate::cmd", "crate::cli", "crate::mcp", "rmcp"],
+        ),
+        // the MCP surface is protocol mapping over the tool layer: it never reaches past it to
+        // the filesystem, git or the policy itself
+        (
+            "mcp",
+            vec![
                 "crate::nvim",
                 "crate::cmd",
                 "crate::cli",
                 "rmpv",
                 "nvim_rs",
-                "crate::mcp",
-                "rmcp",
+                "crate::workspace",
+                "crate::git",
+                "crate::core::edit",
+                "crate::core::policy::Policy",
+                "crate::app::grants::GrantStore::grant",
             ],
-        ),
-        ("nvim", &["crate::cmd", "crate::cli", "crate::mcp"]),
-        (
-            "mcp",
-            &["crate::nvim", "crate::cmd", "crate::cli", "rmpv", "nvim_rs"],
         ),
         (
             "workspace",
-            &[
-                "crate::app",
-                "crate::nvim",
-                "crate::mcp",
-                "crate::cmd",
-                "crate::cli",
-                "crate::providers",
-                "rmcp",
-            ],
+            [&surfaces[..], &["crate::app", "crate::providers", "rmcp"]].concat(),
         ),
         (
             "git.rs",
-            &[
-                "crate::app",
-                "crate::nvim",
-                "crate::mcp",
-                "crate::cmd",
-                "crate::cli",
-                "crate::providers",
-                "rmcp",
-            ],
+            [&surfaces[..], &["crate::app", "crate::providers", "rmcp"]].concat(),
         ),
-        ("sys.rs", &["crate::"]),
     ];
-    let v = violations(|file, line| {
-        rules
-            .iter()
-            .filter(|(m, _)| file.starts_with(m))
-            .find_map(|(m, banned)| {
-                banned
-                    .iter()
-                    .find(|b| line.contains(*b))
-                    .map(|b| format!("{m} must not use {b}"))
-            })
-    });
+    let mut v = Vec::new();
+    for (file, refs) in sources() {
+        for (m, banned) in rules.iter().filter(|(m, _)| file.starts_with(m)) {
+            v.extend(
+                hits(&refs, banned)
+                    .into_iter()
+                    .map(|h| format!("src/{file}: {m} must not use {h}")),
+            );
+        }
+        if file == "sys.rs" {
+            for p in refs.paths.iter().filter(|p| under(p, "crate")) {
+                v.push(format!("src/{file}: sys uses nothing of Zeke's ({p})"));
+            }
+        }
+    }
     assert!(v.is_empty(), "{}", v.join("\n"));
+}
+
+/// The rules see what they should: a grouped import, a `super::` path and a path inside a macro
+/// are all found, and `#[cfg(test)]` items are left out.
+#[test]
+fn the_checker_sees_through_grouping_super_and_macros() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.rs");
+    std::fs::write(
+        &f,
+        "use crate::{app::{gate::Gate, tools}, workspace as w};\n\
+         use super::sibling::*;\n\
+         fn f() { let _ = serde_json::json!({\"a\": crate::git::open()}); }\n\
+         #[cfg(test)]\nmod tests { use crate::nvim::Hidden; }\n\
+         #[cfg_attr(not(x), ignore)]\nfn t() {}\n",
+    )
+    .unwrap();
+    let refs = parse_refs(&f, vec!["mcp".into(), "x".into()]);
+    for want in [
+        "crate::app::gate::Gate",
+        "crate::app::tools",
+        "crate::workspace",
+        "crate::mcp::sibling::*",
+        "serde_json::json",
+    ] {
+        assert!(
+            refs.paths.iter().any(|p| p == want),
+            "{want} in {:?}",
+            refs.paths
+        );
+    }
+    assert!(
+        !refs.paths.iter().any(|p| p.contains("nvim")),
+        "cfg(test) left out"
+    );
+    assert_eq!(hits(&refs, &["crate::git"]), ["crate::git (in a macro)"]);
+    assert_eq!(refs.bad_attrs.len(), 1, "{:?}", refs.bad_attrs);
+}
+
+/// Tests say why they skip and never pass by panicking: no `#[ignore]` without a `skipped: …`
+/// reason, no `#[should_panic]`, in `src/` and `tests/`.
+#[test]
+fn tests_are_honest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v = Vec::new();
+    for dir in ["src", "tests"] {
+        for p in rust_files(&root.join(dir)) {
+            // test code counts here: parse with no module (cfg(test) items are kept below)
+            let text = std::fs::read_to_string(&p).unwrap();
+            let file = syn::parse_file(&text)
+                .unwrap_or_else(|e| panic!("{}: does not parse: {e}", p.display()));
+            let mut c = AllAttrs::default();
+            c.visit_file(&file);
+            v.extend(c.0.into_iter().map(|w| format!("{}: {w}", p.display())));
+        }
+    }
+    assert!(v.is_empty(), "{}", v.join("\n"));
+}
+
+/// Visits everything, test modules included, for their attributes.
+#[derive(Default)]
+struct AllAttrs(Vec<String>);
+
+impl<'ast> Visit<'ast> for AllAttrs {
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        let mut c = Collector {
+            module: Vec::new(),
+            refs: Refs::default(),
+        };
+        c.visit_attribute(a);
+        self.0.extend(c.refs.bad_attrs);
+    }
 }
 
 #[test]
@@ -208,9 +492,14 @@ fn every_file_says_what_it_owns_and_stays_small() {
 
 #[test]
 fn no_unfinished_code() {
-    let v = violations(|_, line| {
-        (line.contains("todo!(") || line.contains("unimplemented!(")).then(|| "unfinished".into())
-    });
+    let mut v = Vec::new();
+    for (file, refs) in sources() {
+        for m in &refs.macros {
+            if matches!(m.as_str(), "todo" | "unimplemented") {
+                v.push(format!("src/{file}: {m}!: unfinished"));
+            }
+        }
+    }
     assert!(v.is_empty(), "{}", v.join("\n"));
 }
 

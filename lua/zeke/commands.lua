@@ -70,7 +70,8 @@ local function log()
   vim.cmd('normal! G')
 end
 
---- `:Zeke grants`: the "Allow all" grants the backend honours (session and project).
+--- `:Zeke grants`: the "Allow all" grants the backend honours (session ones of this editor, and
+--- project ones, which `zeke mcp` honours too), per capability.
 local function grants()
   local list, err = require('zeke.rpc').request('grants', vim.empty_dict())
   if not list then
@@ -83,21 +84,25 @@ local function grants()
   end
   local lines = {}
   for _, g in ipairs(list) do
-    lines[#lines + 1] = ('"Allow all" %s patches in %s (%s)'):format(tostring(g.kind), tostring(g.root), tostring(g.scope))
+    lines[#lines + 1] = ('"Allow all" %s in %s (%s)'):format(tostring(g.capability), tostring(g.root), tostring(g.scope))
   end
   vim.notify('zeke: ' .. table.concat(lines, '\nzeke: '))
 end
 
---- `:Zeke revoke [fix|test|all] [ROOT]`: forgets grants (all jobs / every root when left out).
+local CAPABILITIES = { 'fs.read', 'fs.write', 'git.read', 'git.write', 'cmd.exec', 'net.http' }
+
+--- `:Zeke revoke [CAPABILITY|all] [ROOT]`: forgets grants (every capability / every root when left
+--- out). `fix` and `test` name `fs.write`, the capability their patches need.
 local function revoke(o)
-  local job, root = o.fargs[2], o.fargs[3]
-  if job ~= nil and job ~= 'all' and job ~= 'fix' and job ~= 'test' then
-    vim.notify(('zeke: :Zeke revoke takes fix, test or all, then an optional project root (got %q)'):format(job),
-      vim.log.levels.ERROR)
+  local cap, root = o.fargs[2], o.fargs[3]
+  if cap == 'fix' or cap == 'test' then cap = 'fs.write' end
+  if cap ~= nil and cap ~= 'all' and not vim.tbl_contains(CAPABILITIES, cap) then
+    vim.notify(('zeke: :Zeke revoke takes a capability (%s) or all, then an optional project root (got %q)')
+      :format(table.concat(CAPABILITIES, ', '), cap), vim.log.levels.ERROR)
     return
   end
   local args = vim.empty_dict()
-  if job and job ~= 'all' then args.kind = job end
+  if cap and cap ~= 'all' then args.capability = cap end
   if root then args.root = vim.fn.fnamemodify(vim.fn.expand(root), ':p'):gsub('/$', '') end
   local n, err = require('zeke.rpc').request('revoke', args)
   if not n then
@@ -148,10 +153,10 @@ M.subcommands = {
   },
   grants = { desc = 'list the "Allow all" grants (session and project)', run = grants },
   revoke = {
-    desc = 'forget "Allow all" grants: `revoke [fix|test|all] [ROOT]`',
+    desc = 'forget "Allow all" grants: `revoke [CAPABILITY|all] [ROOT]`',
     run = revoke,
     args = function(args)
-      if #args <= 1 then return { 'all', 'fix', 'test' } end
+      if #args <= 1 then return vim.list_extend({ 'all' }, CAPABILITIES) end
       return {}
     end,
   },

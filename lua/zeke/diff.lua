@@ -630,12 +630,15 @@ local function do_allow_all(p, scope)
   end
   resolve(p, 'allow_all', { scope = scope, applied = indices(p.accepted) })
   forget(p)
-  applied_msg(p, ('later %s patches are applied without review for this %s'):format(p.job, scope))
+  applied_msg(p, ('later file changes (fs.write) in this project are applied without review for this %s%s')
+    :format(scope, scope == 'project' and ', by zeke mcp too' or ''))
   return true
 end
 
---- Allow all: applies the accepted hunks and auto-approves later proposals of the same kind in
---- `scope` ("session" or "project"). Without a scope, asks with vim.ui.select.
+--- Allow all: applies the accepted hunks and grants `fs.write` in the project for `scope`
+--- ("session": this editor until it exits; "project": saved, honoured by every Zeke process,
+--- `zeke mcp` included, until revoked), so later patches apply without review. Without a scope,
+--- asks with vim.ui.select.
 ---@param scope string|nil
 ---@return boolean|nil applied (nil when the choice is still being asked)
 function M.allow_all(scope)
@@ -656,10 +659,10 @@ function M.allow_all(scope)
   if scope then return do_allow_all(p, scope) end
   local root = M.root(p.buf)
   vim.ui.select(SCOPES, {
-    prompt = ('Allow all %s patches in:'):format(p.job),
+    prompt = 'Allow all file changes (fs.write) in this project for:',
     format_item = function(s)
       if s == 'session' then return 'this session (until Neovim exits)' end
-      return ('this project (%s), also after restarts'):format(short(root))
+      return ('this project (%s), saved: also after restarts and for zeke mcp'):format(short(root))
     end,
   }, function(choice)
     if choice and pending[p.buf] == p then do_allow_all(p, choice) end

@@ -69,7 +69,7 @@ local function policy()
     h().info('no "Allow all" grants')
   else
     for _, g in ipairs(grants) do
-      h().info(('"Allow all" %s patches in %s (%s)'):format(tostring(g.kind), tostring(g.root), tostring(g.scope)))
+      h().info(('"Allow all" %s in %s (%s)'):format(tostring(g.capability), tostring(g.root), tostring(g.scope)))
     end
   end
   local st = require('zeke.rpc').request('status', vim.empty_dict())

@@ -1,8 +1,12 @@
-//! The audit log: one JSON object per line, appended for every tool call or reviewed proposal.
+//! The audit log: one JSON object per line, appended for every tool call or reviewed proposal of
+//! every surface.
 //!
-//! Location: `$ZEKE_AUDIT_LOG`, else the config's path, else `$XDG_STATE_HOME/zeke/audit.jsonl`, else
-//! `~/.local/state/zeke/audit.jsonl`. Each record is written with one `write` on an `O_APPEND` file,
-//! so concurrent writers (several servers) do not interleave lines.
+//! Location: `$ZEKE_AUDIT_LOG`, else the config's `[mcp] audit_log`, else
+//! `$XDG_STATE_HOME/zeke/audit.jsonl`, else `~/.local/state/zeke/audit.jsonl` ([`default_path`]).
+//! The file is created `0600`. Records are written by one writer thread per log (never on an async
+//! worker), in the order they were appended, each with one `write` on an `O_APPEND` file so
+//! concurrent writers (several processes) do not interleave lines. [`Audit::append`] returns a
+//! [`Receipt`] an async caller awaits before it answers, so a reply is never seen before its record.
 //!
 //! Invariant: no file contents and no secrets: [`redact`] replaces `content`, `oldText`, `newText`
 //! (and any string over 4 KiB) with their length in bytes.
@@ -11,32 +15,81 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::mpsc;
 
 use serde_json::{Value, json};
+
+use crate::app::gate::Step;
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// It failed (bad arguments, I/O error, a patch that no longer applies).
+    Error,
+    /// A confinement rule refused it (a path outside the roots, a protected file).
+    Refused,
+    /// The policy or the user said no.
+    Denied,
+    Cancelled,
+    /// A Neovim patch shown for review; its outcome follows in a later record.
+    Proposed,
+    /// An MCP call answered with a question for the user; the call comes again with the answer.
+    InputRequired,
+}
+
+impl Outcome {
+    /// The spelling in the log: `ok`, `error`, `refused`, `denied`, `cancelled`, `proposed`,
+    /// `input-required`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Refused => "refused",
+            Outcome::Denied => "denied",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Proposed => "proposed",
+            Outcome::InputRequired => "input-required",
+        }
+    }
+}
 
 /// One audited action.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
-    /// The tool or action name, e.g. `write_file`.
+    /// The tool or action name, e.g. `write_file`, `fix`.
     pub tool: &'a str,
     /// Arguments, already passed through [`redact`].
     pub arguments: Value,
-    /// Policy decisions taken, e.g. `["fs.write allow ([capabilities])"]`.
-    pub decisions: &'a [String],
-    /// `ok`, `error`, `refused` (confinement), `denied` (policy or user), `cancelled`, or
-    /// `proposed` (a Neovim patch shown for review; its outcome follows in a later record).
-    pub outcome: &'a str,
+    /// Policy decisions taken, in order.
+    pub decisions: &'a [Step],
+    pub outcome: Outcome,
     /// The error or refusal message, if any (capped at 1000 characters).
     pub message: Option<&'a str>,
     pub duration_ms: u64,
-    /// The client's name from `initialize`, when known.
+    /// The client's name from `initialize` (`nvim` for the editor), when known.
     pub client: Option<&'a str>,
 }
+
+type Job = (Vec<u8>, Option<tokio::sync::oneshot::Sender<()>>);
 
 /// An append-only JSON-lines file; writing failures are logged, never fatal.
 pub struct Audit {
     path: PathBuf,
-    file: Mutex<Option<std::fs::File>>,
+    /// The writer thread's queue, started on first use.
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+/// Tells when a queued record is on disk; dropping it is fine for callers that need not wait.
+pub struct Receipt(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Receipt {
+    /// Resolves when the record is written (or its write failed and was logged).
+    pub async fn written(self) {
+        if let Some(rx) = self.0 {
+            let _ = rx.await;
+        }
+    }
 }
 
 impl Audit {
@@ -44,7 +97,7 @@ impl Audit {
     pub fn new(path: PathBuf) -> Audit {
         Audit {
             path,
-            file: Mutex::new(None),
+            queue: Mutex::new(None),
         }
     }
 
@@ -52,15 +105,17 @@ impl Audit {
         &self.path
     }
 
-    /// Appends one record with a UTC timestamp.
-    pub fn append(&self, r: &Record) {
+    /// Queues one record (with a UTC timestamp) for the writer thread. Await the receipt to know
+    /// it is written; dropping it is fine for callers that need not wait.
+    pub fn append(&self, r: &Record) -> Receipt {
         let message = r.message.map(|m| m.chars().take(1000).collect::<String>());
+        let decisions: Vec<String> = r.decisions.iter().map(Step::to_string).collect();
         let line = json!({
             "ts": crate::workspace::files::iso8601(std::time::SystemTime::now()),
             "tool": r.tool,
             "arguments": r.arguments,
-            "decisions": r.decisions,
-            "outcome": r.outcome,
+            "decisions": decisions,
+            "outcome": r.outcome.as_str(),
             "message": message,
             "duration_ms": r.duration_ms,
             "client": r.client,
@@ -68,30 +123,79 @@ impl Audit {
         });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            if let Some(dir) = self.path.parent() {
-                let _ = std::fs::create_dir_all(dir);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = queue.get_or_insert_with(|| writer(self.path.clone()));
+        match sender.send((bytes, Some(tx))) {
+            Ok(()) => Receipt(Some(rx)),
+            Err(_) => {
+                tracing::warn!("audit log {}: writer thread gone", self.path.display());
+                Receipt(None)
             }
-            // 0600: what was done where is nobody else's business
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&self.path)
-            {
-                Ok(f) => *guard = Some(f),
-                Err(e) => {
-                    tracing::warn!("audit log {}: {e}", self.path.display());
-                    return;
+        }
+    }
+
+    /// Blocks until every record appended so far is written (at shutdown).
+    pub fn flush(&self) {
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = queue.as_ref() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if sender.send((Vec::new(), Some(tx))).is_ok() {
+                let _ = rx.blocking_recv();
+            }
+        }
+    }
+}
+
+/// Starts the thread that owns the file and writes queued records in order.
+fn writer(path: PathBuf) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let shown = path.clone();
+    let spawned = std::thread::Builder::new()
+        .name("zeke-audit".into())
+        .spawn(move || {
+            let mut file: Option<std::fs::File> = None;
+            for (bytes, done) in rx {
+                if !bytes.is_empty() {
+                    write_one(&path, &mut file, &bytes);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            "audit log {}: cannot start its writer: {e}",
+            shown.display()
+        );
+    }
+    tx
+}
+
+fn write_one(path: &Path, file: &mut Option<std::fs::File>, bytes: &[u8]) {
+    if file.is_none() {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
         }
-        if let Some(f) = guard.as_mut()
-            && let Err(e) = f.write_all(&bytes)
+        // 0600: what was done where is nobody else's business
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
         {
-            tracing::warn!("audit log {}: {e}", self.path.display());
+            Ok(f) => *file = Some(f),
+            Err(e) => {
+                tracing::warn!("audit log {}: {e}", path.display());
+                return;
+            }
         }
+    }
+    if let Some(f) = file.as_mut()
+        && let Err(e) = f.write_all(bytes)
+    {
+        tracing::warn!("audit log {}: {e}", path.display());
     }
 }
 
@@ -159,12 +263,13 @@ mod tests {
                 tool,
                 arguments: json!({}),
                 decisions: &[],
-                outcome: "ok",
+                outcome: Outcome::Ok,
                 message: None,
                 duration_ms: 1,
                 client: None,
             });
         }
+        audit.flush();
         let text = std::fs::read_to_string(audit.path()).unwrap();
         let tools: Vec<String> = text
             .lines()

@@ -15,19 +15,70 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::app::audit::{Audit, Record};
+use crate::app::audit::{Outcome, Record};
 use crate::app::explain::{ExplainParams, pick_range};
-use crate::app::grants::{GrantStore, state_dir};
+use crate::app::gate::{Gate, How, Step};
+use crate::app::grants::GrantScope;
 use crate::app::{App, Job, Sink, UiEvent};
 use crate::core::llm::{ErrorKind, Event, ProviderError};
 use crate::core::patch::{self, Answer, Edit, Hunk, PatchError};
-use crate::core::policy::{Decision, Grants, Scope};
+use crate::core::policy::{Capability, Decision, Rule, Scope};
 use crate::core::prompt::{self, Diagnostic, PatchInput};
 use crate::core::testfile;
 use crate::core::text::BufferText;
 
 /// The capability a patch needs: it changes the user's files (through their buffers).
-pub const CAPABILITY: &str = "fs.write";
+pub const CAPABILITY: Capability = Capability::FsWrite;
+
+/// How the user answered a reviewed proposal (from the editor's `resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    AllowOnce,
+    /// Applied, and later proposals in the project auto-approved ([`GrantScope`]).
+    AllowAll(GrantScope),
+    /// Applied without review because a rule or grant allowed it.
+    AllowRule,
+    /// Not applied; the reason is kept for the next `:Zeke fix` of that buffer.
+    Deny(Option<String>),
+    /// Approved, but the editor could not apply it.
+    Failed(Option<String>),
+}
+
+impl Review {
+    /// Parses the editor's `outcome` (`allow_once`, `allow_all` with `scope` `session` or
+    /// `project`, `allow_rule`, `deny` with `reason`, `failed` with `error`).
+    pub fn parse(
+        outcome: &str,
+        scope: Option<&str>,
+        reason: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Review, String> {
+        let text = |s: Option<&str>| s.filter(|r| !r.trim().is_empty()).map(str::to_string);
+        Ok(match outcome {
+            "allow_once" => Review::AllowOnce,
+            "allow_all" => Review::AllowAll(GrantScope::parse(scope.unwrap_or("session"))?),
+            "allow_rule" => Review::AllowRule,
+            "deny" => Review::Deny(text(reason)),
+            "failed" => Review::Failed(text(error)),
+            other => {
+                return Err(format!(
+                    "unknown outcome {other:?} (allow_once, allow_all, allow_rule, deny, failed)"
+                ));
+            }
+        })
+    }
+
+    /// The editor's spelling, kept in the audit record's arguments.
+    fn word(&self) -> String {
+        match self {
+            Review::AllowOnce => "allow_once".into(),
+            Review::AllowAll(s) => format!("allow_all ({})", s.as_str()),
+            Review::AllowRule => "allow_rule".into(),
+            Review::Deny(_) => "deny".into(),
+            Review::Failed(_) => "failed".into(),
+        }
+    }
+}
 
 /// What the editor asked for.
 #[derive(Debug, Clone)]
@@ -82,6 +133,8 @@ struct Pending {
     path: String,
     tick: i64,
     scope: Scope,
+    /// How the policy decided when the patch was proposed (a rule or grant, or prompt).
+    verdict: (Decision, Rule),
     base: Vec<String>,
     hunks: Vec<Hunk>,
     provider: String,
@@ -96,34 +149,27 @@ pub struct Approved {
     pub edits: Vec<Edit>,
 }
 
-/// Pending proposals, remembered denial reasons and "Allow all" grants of this backend.
+/// Pending proposals and remembered denial reasons of this backend; decisions, grants and audit
+/// records go through the one [`Gate`].
 pub struct Patches {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     denials: Mutex<HashMap<i64, String>>,
     /// Proposals replaced by a newer one for the same buffer (already audited as superseded).
     superseded: Mutex<BTreeSet<u64>>,
-    grants: Mutex<GrantStore>,
-    audit: Audit,
+    gate: Arc<Gate>,
 }
 
 impl Patches {
-    /// Proposals audited to `audit_log` (the one path every surface uses:
-    /// [`crate::app::audit::default_path`]).
-    pub fn new(audit_log: std::path::PathBuf) -> Self {
+    /// Proposals decided, granted and audited by `gate`.
+    pub fn new(gate: Arc<Gate>) -> Self {
         Patches {
             next: AtomicU64::new(1),
             pending: Mutex::default(),
             denials: Mutex::default(),
             superseded: Mutex::default(),
-            grants: Mutex::new(GrantStore::load(state_dir().join("grants.json"))),
-            audit: Audit::new(audit_log),
+            gate,
         }
-    }
-
-    /// The audit log proposals go to.
-    pub fn audit_path(&self) -> &std::path::Path {
-        self.audit.path()
     }
 }
 
@@ -169,26 +215,10 @@ impl Patches {
         lock(&self.pending).get(&patch).map(|p| p.buf)
     }
 
-    /// Records how the user answered: `allow_once`, `allow_all` (with `scope` `session` or
-    /// `project`), `allow_rule`, `deny` (with an optional `reason`, kept for the next `fix` of that
-    /// buffer) or `failed`. Returns `Err` for an unknown patch or outcome.
-    pub fn resolve(
-        &self,
-        patch: u64,
-        outcome: &str,
-        scope: Option<&str>,
-        reason: Option<&str>,
-        applied: &[usize],
-        error: Option<&str>,
-    ) -> Result<(), String> {
-        if !matches!(
-            outcome,
-            "allow_once" | "allow_all" | "allow_rule" | "deny" | "failed"
-        ) {
-            return Err(format!(
-                "unknown outcome {outcome:?} (allow_once, allow_all, allow_rule, deny, failed)"
-            ));
-        }
+    /// Records how the user answered proposal `patch`; `applied` are the hunks applied (0-based).
+    /// "Allow all" grants `fs.write` in the proposal's project through the gate — the same grant
+    /// `zeke mcp` honours. `Err` for an unknown patch.
+    pub fn resolve(&self, patch: u64, review: Review, applied: &[usize]) -> Result<(), String> {
         let Some(p) = lock(&self.pending).remove(&patch) else {
             // The editor answering for a proposal that a newer one replaced: already recorded.
             if lock(&self.superseded).remove(&patch) {
@@ -196,54 +226,38 @@ impl Patches {
             }
             return Err(format!("no pending proposal {patch}"));
         };
-        if outcome == "allow_all" {
-            let mut g = lock(&self.grants);
-            g.refresh();
-            let key = (p.scope.root.clone(), p.job.as_str().to_string());
-            match scope.unwrap_or("session") {
-                "project" => {
-                    g.project.insert(key);
-                    g.save();
-                }
-                "session" => {
-                    g.session.insert(key);
-                }
-                other => return Err(format!("unknown scope {other:?} (session or project)")),
-            }
+        if let Review::AllowAll(how) = review {
+            self.gate.grant(CAPABILITY, &p.scope, how);
         }
-        if outcome == "deny"
-            && let Some(r) = reason.filter(|r| !r.trim().is_empty())
-        {
-            lock(&self.denials).insert(p.buf, r.to_string());
+        if let Review::Deny(Some(r)) = &review {
+            lock(&self.denials).insert(p.buf, r.clone());
         }
-        let outcome_word = match outcome {
-            "deny" => "denied",
-            "failed" => "error",
-            _ => "ok",
+        let how = match &review {
+            Review::AllowOnce => Some(How::AllowedOnce),
+            Review::AllowAll(s) => Some(How::AllowedAll(*s)),
+            Review::AllowRule => Some(How::Ruled(p.verdict.0, p.verdict.1.clone())),
+            Review::Deny(r) => Some(How::UserDenied(r.clone().unwrap_or_else(|| "deny".into()))),
+            Review::Failed(_) => None,
         };
-        let decision = format!(
-            "{outcome}{}",
-            scope.map(|s| format!(" ({s})")).unwrap_or_default()
-        );
-        self.record(
-            patch,
-            &p,
-            &decision,
-            outcome_word,
-            error.or(reason),
-            applied,
-        );
+        let (outcome, message) = match &review {
+            Review::Deny(r) => (Outcome::Denied, r.as_deref()),
+            Review::Failed(e) => (Outcome::Error, e.as_deref()),
+            _ => (Outcome::Ok, None),
+        };
+        self.record(patch, &p, &review.word(), how, outcome, message, applied);
         Ok(())
     }
 
     /// Appends one audit record for proposal `patch`: its line ranges (1-based first line, lines
     /// removed and added), never its text.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         patch: u64,
         p: &Pending,
-        decision: &str,
-        outcome: &str,
+        word: &str,
+        how: Option<How>,
+        outcome: Outcome,
         message: Option<&str>,
         applied: &[usize],
     ) {
@@ -252,38 +266,26 @@ impl Patches {
             .iter()
             .map(|h| json!({"line": h.start + 1, "removed": h.old.len(), "added": h.new.len()}))
             .collect();
-        self.audit.append(&Record {
+        let steps: Vec<Step> = how
+            .into_iter()
+            .map(|how| Step {
+                capability: CAPABILITY,
+                root: p.scope.root.clone(),
+                how,
+            })
+            .collect();
+        self.gate.audit().append(&Record {
             tool: p.job.as_str(),
             arguments: json!({
                 "surface": "nvim", "patch": patch, "path": p.path, "root": p.scope.root, "provider": p.provider,
-                "hunks": ranges, "applied": applied, "outcome": decision,
+                "hunks": ranges, "applied": applied, "outcome": word,
             }),
-            decisions: &[format!("{CAPABILITY} {decision}")],
+            decisions: &steps,
             outcome,
             message,
             duration_ms: p.created.elapsed().as_millis() as u64,
             client: Some("nvim"),
         });
-    }
-
-    /// Current grants as (job, root, scope).
-    pub fn grants(&self) -> Vec<(String, PathBuf, &'static str)> {
-        let mut g = lock(&self.grants);
-        g.refresh();
-        let project = g
-            .project
-            .iter()
-            .map(|(r, j)| (j.clone(), r.clone(), "project"));
-        let session = g
-            .session
-            .iter()
-            .map(|(r, j)| (j.clone(), r.clone(), "session"));
-        project.chain(session).collect()
-    }
-
-    /// Forgets grants matching `job` and `root` (either may be `None` = any). Returns how many.
-    pub fn revoke(&self, job: Option<&str>, root: Option<&Path>) -> usize {
-        lock(&self.grants).revoke(job, root)
     }
 
     fn take_denial(&self, buf: i64) -> Option<String> {
@@ -293,7 +295,19 @@ impl Patches {
     /// Keeps a new proposal pending (replacing an older one for the same buffer) and records it.
     fn propose(&self, pending: Pending) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.record(id, &pending, "proposed", "proposed", None, &[]);
+        let how = match pending.verdict {
+            (Decision::Prompt, _) => How::Proposed,
+            (d, ref rule) => How::Ruled(d, rule.clone()),
+        };
+        self.record(
+            id,
+            &pending,
+            "proposed",
+            Some(how),
+            Outcome::Proposed,
+            None,
+            &[],
+        );
         let old: Vec<u64> = {
             let mut map = lock(&self.pending);
             let old = map
@@ -307,7 +321,8 @@ impl Patches {
                         *k,
                         &p,
                         "deny",
-                        "denied",
+                        Some(How::UserDenied("superseded by a newer proposal".into())),
+                        Outcome::Denied,
                         Some("superseded by a newer proposal"),
                         &[],
                     );
@@ -320,13 +335,17 @@ impl Patches {
         id
     }
 
-    fn refuse(&self, job: Job, path: &str, scope: &Scope, rule: &str) {
-        self.audit.append(&Record {
+    fn refuse(&self, job: Job, path: &str, scope: &Scope, rule: Rule, message: &str) {
+        self.gate.audit().append(&Record {
             tool: job.as_str(),
             arguments: json!({"surface": "nvim", "path": path, "root": scope.root}),
-            decisions: &[format!("{CAPABILITY} deny ({rule})")],
-            outcome: "denied",
-            message: Some(rule),
+            decisions: &[Step {
+                capability: CAPABILITY,
+                root: scope.root.clone(),
+                how: How::Ruled(Decision::Deny, rule),
+            }],
+            outcome: Outcome::Denied,
+            message: Some(message),
             duration_ms: 0,
             client: Some("nvim"),
         });
@@ -399,19 +418,15 @@ async fn run(
     let setup = app.setup();
     let cfg = &setup.config.fix;
     let scope = scope_of(p);
-    let verdict = setup
-        .config
-        .policy
-        .decide(CAPABILITY, &scope, &Grants::default());
+    let (verdict, _) = app.gate.decide(CAPABILITY, &scope);
     if verdict.decision == Decision::Deny {
-        let rule = verdict.rule.to_string();
-        app.patches.refuse(p.job, &p.path, &scope, &rule);
-        return Err(ProviderError::new(
-            ErrorKind::Denied,
-            format!(
-                "changing files is denied by the policy ({CAPABILITY} = \"deny\" in {rule}); nothing was asked or changed"
-            ),
-        ));
+        let message = format!(
+            "changing files is denied by the policy ({CAPABILITY} = \"deny\" in {}); nothing was asked or changed",
+            verdict.rule
+        );
+        app.patches
+            .refuse(p.job, &p.path, &scope, verdict.rule.clone(), &message);
+        return Err(ProviderError::new(ErrorKind::Denied, message));
     }
     let lines = text.lines();
     let (start, end) = target_rows(&text, p).ok_or_else(|| {
@@ -506,22 +521,25 @@ async fn run(
     if hunks.is_empty() {
         return Err(invalid(PatchError::NoChange));
     }
-    let granted = lock(&app.patches.grants).contains(&scope.root, p.job);
-    let (decision, rule) = match (verdict.decision, granted) {
-        (Decision::Allow, _) => (
-            Decision::Allow,
-            Some(format!("{CAPABILITY} = \"allow\" in {}", verdict.rule)),
-        ),
-        (_, Some(kind)) => (
-            Decision::Allow,
-            Some(format!(
-                "Allow all for :Zeke {} in {} ({kind})",
-                p.job.as_str(),
-                scope.root.display()
-            )),
-        ),
-        _ => (Decision::Prompt, None),
+    // decided again now: a grant may have come (or gone) while the model was answering
+    let (verdict, grant) = app.gate.decide(CAPABILITY, &scope);
+    let rule = match (verdict.decision, grant) {
+        (Decision::Allow, Some(how)) => Some(format!(
+            "Allow all ({CAPABILITY}) in {} ({})",
+            scope.root.display(),
+            how.as_str()
+        )),
+        (Decision::Allow, None) => Some(format!("{CAPABILITY} = \"allow\" in {}", verdict.rule)),
+        _ => None,
     };
+    if verdict.decision == Decision::Deny {
+        let message = format!(
+            "changing files is denied by the policy ({CAPABILITY} = \"deny\" in {}); nothing was changed",
+            verdict.rule
+        );
+        return Err(ProviderError::new(ErrorKind::Denied, message));
+    }
+    let decision = verdict.decision;
     let note = capped.then(|| {
         format!(
             "the answer was cut at {} KiB (fix.max_answer_kb)",
@@ -534,6 +552,7 @@ async fn run(
         path: path.clone(),
         tick,
         scope,
+        verdict: (verdict.decision, verdict.rule),
         base,
         hunks: hunks.clone(),
         provider: name.clone(),

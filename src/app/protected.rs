@@ -17,9 +17,10 @@ pub async fn discover(config: Option<&Path>, audit: &Path) -> Protected {
         p.add(&c, ProtectedKind::ZekeConfig);
     }
     p.add(
-        &crate::app::grants::state_dir().join("grants.json"),
+        &crate::app::grants::default_file(),
         ProtectedKind::GrantStore,
     );
+    p.add(&crate::app::grants::state_dir(), ProtectedKind::ZekeState);
     p.add(audit, ProtectedKind::AuditLog);
     p.add(
         &crate::app::audit::default_path(None),

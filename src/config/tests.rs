@@ -97,7 +97,7 @@ fn toml_file_merged_under_editor_table() {
 
 #[test]
 fn mcp_and_policy_sections() {
-    use crate::core::policy::{Grants, Scope};
+    use crate::core::policy::{Capability, Scope};
     let c = Config::from_value(json!({
         "mcp": {"roots": ["/srv/app"], "max_output_chars": 5000},
         "capabilities": {"fs.write": "prompt", "cmd.exec": "deny"},
@@ -107,22 +107,25 @@ fn mcp_and_policy_sections() {
     assert_eq!(c.mcp.roots, vec![PathBuf::from("/srv/app")]);
     assert_eq!(c.mcp.max_output_chars, 5000);
     assert_eq!(c.mcp.tools_page_size, 100);
-    let g = Grants::default();
     assert_eq!(
         c.policy
-            .decide("fs.write", &Scope::new("/w/zeke"), &g)
+            .decide(Capability::FsWrite, &Scope::new("/w/zeke"), false)
             .decision,
         Decision::Allow
     );
     assert_eq!(
         c.policy
-            .decide("fs.write", &Scope::new("/w/other"), &g)
+            .decide(Capability::FsWrite, &Scope::new("/w/other"), false)
             .decision,
         Decision::Prompt
     );
     assert_eq!(
         c.policy
-            .decide("git.write", &Scope::new("/nonexistent-zeke/x"), &g)
+            .decide(
+                Capability::GitWrite,
+                &Scope::new("/nonexistent-zeke/x"),
+                false
+            )
             .decision,
         Decision::Deny
     );

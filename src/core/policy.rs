@@ -1,9 +1,8 @@
 //! The policy engine ("GhostWarden"): capabilities × scopes → allow / prompt / deny.
 //!
-//! Pure data and decisions, shared by every surface (MCP tools, Neovim patches). `config` parses
-//! the TOML into a [`Policy`]; surfaces build a [`Scope`] for each action and call
-//! [`Policy::decide`]; "Allow all" answers live in [`Grants`], which the caller owns (in memory for
-//! a session, persisted by the caller when it wants them to survive a restart).
+//! Pure data and decisions. `config` parses the TOML into a [`Policy`]; the one gate
+//! (`app::gate`) builds a [`Scope`] for each action, looks up its "Allow all" grants and calls
+//! [`Policy::decide`].
 //!
 //! TOML shape:
 //!
@@ -19,11 +18,11 @@
 //! Invariants: scopes match by exact equality of a whole path or a whole directory name, never by
 //! string prefix (`root:/srv/app` does not govern `/srv/app_evil` nor `/srv/app/sub` as a project
 //! root). Precedence, first match wins: a `root:` scope, a `repo:` scope, `[capabilities]`, the
-//! built-in default of the capability ([`default_decision`]); when that says `prompt`, a grant
+//! built-in default of the capability ([`Capability::default_decision`]); when that says `prompt`, a grant
 //! ("Allow all") turns it into allow — a grant never overrides a configured allow or deny. An
-//! unknown capability is denied.
+//! unknown capability name in the config is an error.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -60,43 +59,87 @@ impl Decision {
     }
 }
 
-/// Every capability the engine knows, with its built-in default:
-/// reading is allowed, changing files or git state asks, running commands is refused.
-pub const CAPABILITIES: &[(&str, Decision, &str)] = &[
-    (
-        "fs.read",
-        Decision::Allow,
-        "read files and list directories inside the roots",
-    ),
-    (
-        "fs.write",
-        Decision::Prompt,
-        "create, overwrite, edit or move files and directories",
-    ),
-    (
-        "git.read",
-        Decision::Allow,
-        "read git status, diffs, logs, branches and objects",
-    ),
-    (
-        "git.write",
-        Decision::Prompt,
-        "stage, unstage, commit, create branches, check out",
-    ),
-    ("cmd.exec", Decision::Deny, "run a shell command"),
-    (
-        "net.http",
-        Decision::Allow,
-        "send a request to a model provider",
-    ),
-];
+/// A kind of action the policy decides about. The TOML and audit spelling is [`Capability::as_str`]
+/// (`fs.write`); the built-in defaults: reading is allowed, changing files or git state asks,
+/// running programs is refused, fetching a URL for a model or client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// Read files and list directories inside the roots.
+    FsRead,
+    /// Create, overwrite, edit, move or delete files and directories.
+    FsWrite,
+    /// Read git status, diffs, logs, branches and objects.
+    GitRead,
+    /// Stage, unstage, commit, create branches, check out.
+    GitWrite,
+    /// Run a program chosen or influenced by a model or a client (language servers, the agent's
+    /// commands).
+    CmdExec,
+    /// Fetch a URL for a model or a client. Zeke's own requests to the configured providers are
+    /// not tool calls and are not gated by it.
+    NetHttp,
+}
 
-/// The built-in default for `capability`; `None` for an unknown capability.
-pub fn default_decision(capability: &str) -> Option<Decision> {
-    CAPABILITIES
-        .iter()
-        .find(|(c, _, _)| *c == capability)
-        .map(|(_, d, _)| *d)
+impl Capability {
+    /// Every capability, in the order docs and health list them.
+    pub const ALL: [Capability; 6] = [
+        Capability::FsRead,
+        Capability::FsWrite,
+        Capability::GitRead,
+        Capability::GitWrite,
+        Capability::CmdExec,
+        Capability::NetHttp,
+    ];
+
+    /// The config and audit spelling, e.g. `fs.write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::FsRead => "fs.read",
+            Capability::FsWrite => "fs.write",
+            Capability::GitRead => "git.read",
+            Capability::GitWrite => "git.write",
+            Capability::CmdExec => "cmd.exec",
+            Capability::NetHttp => "net.http",
+        }
+    }
+
+    /// Parses the config spelling; `Err` names the known ones.
+    pub fn parse(s: &str) -> Result<Capability, String> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Capability::ALL.iter().map(|c| c.as_str()).collect();
+                format!("unknown capability {s:?} (known: {})", known.join(", "))
+            })
+    }
+
+    /// The built-in default, used when no rule in the config names the capability.
+    pub fn default_decision(self) -> Decision {
+        match self {
+            Capability::FsRead | Capability::GitRead => Decision::Allow,
+            Capability::FsWrite | Capability::GitWrite | Capability::NetHttp => Decision::Prompt,
+            Capability::CmdExec => Decision::Deny,
+        }
+    }
+
+    /// One line for docs and health.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Capability::FsRead => "read files and list directories inside the roots",
+            Capability::FsWrite => "create, overwrite, edit or move files and directories",
+            Capability::GitRead => "read git status, diffs, logs, branches and objects",
+            Capability::GitWrite => "stage, unstage, commit, create branches, check out",
+            Capability::CmdExec => "run a program chosen or influenced by a model or client",
+            Capability::NetHttp => "fetch a URL for a model or client (not the provider calls)",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The key of a `[scopes."…"]` table.
@@ -188,8 +231,6 @@ pub enum Rule {
     Global,
     /// The built-in default.
     Default,
-    /// The capability is not one the engine knows.
-    Unknown,
 }
 
 impl fmt::Display for Rule {
@@ -199,7 +240,6 @@ impl fmt::Display for Rule {
             Rule::Scope(k) => write!(f, "[scopes.\"{k}\"]"),
             Rule::Global => f.write_str("[capabilities]"),
             Rule::Default => f.write_str("built-in default"),
-            Rule::Unknown => f.write_str("unknown capability"),
         }
     }
 }
@@ -211,62 +251,42 @@ pub struct Verdict {
     pub rule: Rule,
 }
 
-/// "Allow all" answers: (scope, capability) pairs the user allowed for the rest of the session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    set: BTreeSet<(Scope, String)>,
-}
-
-impl Grants {
-    pub fn grant(&mut self, scope: &Scope, capability: &str) {
-        self.set.insert((scope.clone(), capability.to_string()));
-    }
-
-    pub fn contains(&self, scope: &Scope, capability: &str) -> bool {
-        self.set.contains(&(scope.clone(), capability.to_string()))
-    }
-}
-
 /// The configured rules. Build with [`Policy::new`] (validates capability names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    global: BTreeMap<String, Decision>,
-    scopes: BTreeMap<ScopeKey, BTreeMap<String, Decision>>,
+    global: BTreeMap<Capability, Decision>,
+    scopes: BTreeMap<ScopeKey, BTreeMap<Capability, Decision>>,
 }
 
 impl Policy {
-    /// Rules from `[capabilities]` and `[scopes.*]`. Errors name the unknown capability and the
-    /// table it was found in, e.g. `scopes."repo:zeke": unknown capability "fs.wirte" (known: …)`.
+    /// Rules from `[capabilities]` and `[scopes.*]`, keyed by the config spelling. Errors name the
+    /// unknown capability and the table it was found in, e.g.
+    /// `scopes."repo:zeke": unknown capability "fs.wirte" (known: …)`.
     pub fn new(
         global: BTreeMap<String, Decision>,
         scopes: BTreeMap<ScopeKey, BTreeMap<String, Decision>>,
     ) -> Result<Policy, Vec<String>> {
         let mut problems = Vec::new();
-        let known = || {
-            CAPABILITIES
-                .iter()
-                .map(|(c, _, _)| *c)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let mut typed = |table: &str, rules: BTreeMap<String, Decision>| {
+            rules
+                .into_iter()
+                .filter_map(|(cap, d)| match Capability::parse(&cap) {
+                    Ok(c) => Some((c, d)),
+                    Err(e) => {
+                        problems.push(format!("{table}: {e}"));
+                        None
+                    }
+                })
+                .collect::<BTreeMap<_, _>>()
         };
-        for cap in global.keys() {
-            if default_decision(cap).is_none() {
-                problems.push(format!(
-                    "capabilities: unknown capability {cap:?} (known: {})",
-                    known()
-                ));
-            }
-        }
-        for (key, rules) in &scopes {
-            for cap in rules.keys() {
-                if default_decision(cap).is_none() {
-                    problems.push(format!(
-                        "scopes.\"{key}\": unknown capability {cap:?} (known: {})",
-                        known()
-                    ));
-                }
-            }
-        }
+        let global = typed("capabilities", global);
+        let scopes = scopes
+            .into_iter()
+            .map(|(k, rules)| {
+                let rules = typed(&format!("scopes.\"{k}\""), rules);
+                (k, rules)
+            })
+            .collect();
         if problems.is_empty() {
             Ok(Policy { global, scopes })
         } else {
@@ -274,21 +294,17 @@ impl Policy {
         }
     }
 
-    /// Decides `capability` in `scope`, first match wins (see the module docs).
-    pub fn decide(&self, capability: &str, scope: &Scope, grants: &Grants) -> Verdict {
-        let Some(default) = default_decision(capability) else {
-            return Verdict {
-                decision: Decision::Deny,
-                rule: Rule::Unknown,
-            };
-        };
+    /// Decides `capability` in `scope`, first match wins (see the module docs). `granted` says
+    /// whether an "Allow all" grant exists for this scope and capability; it only ever answers a
+    /// `prompt`.
+    pub fn decide(&self, capability: Capability, scope: &Scope, granted: bool) -> Verdict {
         let by_kind = |want_root: bool| {
             self.scopes
                 .iter()
                 .filter(|(k, _)| matches!(k, ScopeKey::Root(_)) == want_root)
                 .find_map(|(k, rules)| {
                     rules
-                        .get(capability)
+                        .get(&capability)
                         .filter(|_| k.matches(scope))
                         .map(|d| Verdict {
                             decision: *d,
@@ -297,17 +313,17 @@ impl Policy {
                 })
         };
         let configured = by_kind(true).or_else(|| by_kind(false)).or_else(|| {
-            self.global.get(capability).map(|d| Verdict {
+            self.global.get(&capability).map(|d| Verdict {
                 decision: *d,
                 rule: Rule::Global,
             })
         });
         let verdict = configured.unwrap_or(Verdict {
-            decision: default,
+            decision: capability.default_decision(),
             rule: Rule::Default,
         });
         // A grant ("Allow all") answers a prompt; it never overrides a rule that allows or denies.
-        if verdict.decision == Decision::Prompt && grants.contains(scope, capability) {
+        if verdict.decision == Decision::Prompt && granted {
             return Verdict {
                 decision: Decision::Allow,
                 rule: Rule::Grant,
@@ -317,7 +333,7 @@ impl Policy {
     }
 
     /// How a user allows `capability` in `scope` for good: the TOML lines to add to the config.
-    pub fn how_to_allow(capability: &str, scope: &Scope) -> String {
+    pub fn how_to_allow(capability: Capability, scope: &Scope) -> String {
         format!(
             "[scopes.\"{}\"]\n\"{capability}\" = \"allow\"",
             scope.config_key()
@@ -366,7 +382,6 @@ mod tests {
                 ("repo:app", &[("fs.write", "allow")]),
             ],
         );
-        let none = Grants::default();
         // (capability, scope root, expected decision, expected rule)
         let cases: &[(&str, &str, Decision, &str)] = &[
             (
@@ -433,11 +448,10 @@ mod tests {
             ),
             ("git.read", "/srv/app", Decision::Deny, "[capabilities]"),
             ("cmd.exec", "/srv/app", Decision::Deny, "[capabilities]"),
-            ("net.http", "/x", Decision::Allow, "built-in default"),
-            ("fs.delete", "/x", Decision::Deny, "unknown capability"),
+            ("net.http", "/srv/app", Decision::Prompt, "built-in default"),
         ];
         for (cap, root, want, rule) in cases {
-            let v = p.decide(cap, &Scope::new(root), &none);
+            let v = p.decide(Capability::parse(cap).unwrap(), &Scope::new(root), false);
             assert_eq!(
                 (v.decision, v.rule.to_string().as_str()),
                 (*want, *rule),
@@ -447,30 +461,14 @@ mod tests {
     }
 
     #[test]
-    fn grants_apply_to_their_scope_and_capability_only() {
+    fn a_grant_answers_a_prompt_only() {
         let p = policy(&[], &[("root:/a", &[("fs.write", "deny")])]);
-        let mut g = Grants::default();
-        g.grant(&Scope::new("/b"), "fs.write");
-        assert_eq!(
-            p.decide("fs.write", &Scope::new("/b"), &g).decision,
-            Decision::Allow
-        );
-        assert_eq!(
-            p.decide("fs.write", &Scope::new("/b"), &g).rule,
-            Rule::Grant
-        );
-        assert_eq!(
-            p.decide("git.write", &Scope::new("/b"), &g).decision,
-            Decision::Prompt
-        );
-        assert_eq!(
-            p.decide("fs.write", &Scope::new("/bb"), &g).decision,
-            Decision::Prompt
-        );
-        assert_eq!(
-            p.decide("fs.write", &Scope::new("/a"), &g).decision,
-            Decision::Deny
-        );
+        let v = p.decide(Capability::FsWrite, &Scope::new("/b"), true);
+        assert_eq!((v.decision, v.rule), (Decision::Allow, Rule::Grant));
+        let v = p.decide(Capability::FsWrite, &Scope::new("/a"), true);
+        assert_eq!(v.decision, Decision::Deny, "a grant never overrides a deny");
+        let v = p.decide(Capability::FsRead, &Scope::new("/b"), true);
+        assert_eq!(v.rule, Rule::Default, "an allow stays the rule's");
     }
 
     #[test]
@@ -510,7 +508,7 @@ mod tests {
     #[test]
     fn how_to_allow_names_the_exact_key() {
         assert_eq!(
-            Policy::how_to_allow("fs.write", &Scope::new("/srv/app")),
+            Policy::how_to_allow(Capability::FsWrite, &Scope::new("/srv/app")),
             "[scopes.\"root:/srv/app\"]\n\"fs.write\" = \"allow\""
         );
     }

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use rmcp::model::InputResponses;
 use serde_json::Value;
 
+use crate::core::policy::Capability;
+
 /// What a question asked: may `tool` use capability `cap` in the scope rooted at `at`?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
-    pub cap: &'static str,
+    pub cap: Capability,
     pub at: PathBuf,
     pub tool: &'static str,
 }
@@ -143,7 +145,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn q(cap: &'static str) -> Question {
+    fn q(cap: &str) -> Question {
+        let cap = Capability::parse(cap).unwrap();
         Question {
             cap,
             at: PathBuf::from("/r"),

@@ -338,7 +338,7 @@ impl NvimHandler {
             ("buffer_bytes", (self.buffers.bytes() as u64).into()),
             (
                 "audit_log",
-                self.app.patches.audit_path().display().to_string().into(),
+                self.app.gate.audit().path().display().to_string().into(),
             ),
             (
                 "mirror",

@@ -245,7 +245,7 @@ pub struct TestTarget {
 /// `revoke` params.
 #[derive(Deserialize)]
 pub struct Revoke {
-    pub kind: Option<String>,
+    pub capability: Option<String>,
     pub root: Option<String>,
 }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use rmpv::Value;
 
-use crate::app::patch::{TargetBuffer, propose};
+use crate::app::patch::{Review, TargetBuffer, propose};
 use crate::app::{Job, UiEvent};
 use crate::core::llm::{ErrorKind, ProviderError};
+use crate::core::policy::Capability;
 use crate::core::testfile::{TestTarget, test_target};
 use crate::nvim::Nvim;
 use crate::nvim::handler::NvimHandler;
@@ -131,16 +132,16 @@ impl NvimHandler {
     pub(super) fn resolve(&self, args: Vec<Value>) -> Result<Value, Value> {
         let p: proto::Resolve = params("resolve", args)?;
         let applied: Vec<usize> = p.applied.iter().map(|&i| i as usize).collect();
+        let review = Review::parse(
+            &p.outcome,
+            p.scope.as_deref(),
+            p.reason.as_deref(),
+            p.error.as_deref(),
+        )
+        .map_err(Value::from)?;
         self.app
             .patches
-            .resolve(
-                p.patch,
-                &p.outcome,
-                p.scope.as_deref(),
-                p.reason.as_deref(),
-                &applied,
-                p.error.as_deref(),
-            )
+            .resolve(p.patch, review, &applied)
             .map_err(Value::from)?;
         Ok(Value::Map(vec![]))
     }
@@ -154,30 +155,36 @@ impl NvimHandler {
         })
     }
 
-    /// `grants {}` → `[{kind, root, scope}]`.
+    /// `grants {}` → `[{capability, root, scope}]` (the same grants `zeke mcp` honours).
     pub(super) fn grants(&self) -> Value {
         Value::Array(
             self.app
-                .patches
+                .gate
                 .grants()
                 .into_iter()
-                .map(|(kind, root, scope)| {
+                .map(|g| {
                     map(vec![
-                        ("kind", kind.into()),
-                        ("root", root.display().to_string().into()),
-                        ("scope", scope.into()),
+                        ("capability", g.capability.as_str().into()),
+                        ("root", g.root.display().to_string().into()),
+                        ("scope", g.scope.as_str().into()),
                     ])
                 })
                 .collect(),
         )
     }
 
-    /// `revoke {kind?, root?}` → how many grants were forgotten.
+    /// `revoke {capability?, root?}` → how many grants were forgotten.
     pub(super) fn revoke(&self, args: Vec<Value>) -> Result<Value, Value> {
         let p: proto::Revoke = params("revoke", args)?;
+        let capability = p
+            .capability
+            .as_deref()
+            .map(Capability::parse)
+            .transpose()
+            .map_err(Value::from)?;
         let root = p
             .root
             .map(|r| std::fs::canonicalize(&r).unwrap_or_else(|_| r.into()));
-        Ok((self.app.patches.revoke(p.kind.as_deref(), root.as_deref()) as u64).into())
+        Ok((self.app.gate.revoke(capability, root.as_deref()) as u64).into())
     }
 }

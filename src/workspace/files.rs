@@ -436,7 +436,7 @@ pub fn walk(
     let mut seen = 0u64;
     for item in walker {
         if (ctl.cancelled)() {
-            return Err(FsError::failed("cancelled"));
+            return Err(FsError::Cancelled);
         }
         let Ok(entry) = item else { continue };
         if entry.depth() == 0 {

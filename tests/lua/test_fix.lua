@@ -274,7 +274,7 @@ return {
       c:cmd('Zeke allow all project')
       H.eq(FIXED, c:lines())
       c:cmd('Zeke grants')
-      local want = ('"Allow all" fix patches in %s (project)'):format(root)
+      local want = ('"Allow all" fs.write in %s (project)'):format(root)
       H.ok(has(infos(c), want, true), vim.inspect(infos(c)))
       local function cli(...)
         local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
@@ -284,7 +284,7 @@ return {
       end
       local code, out = cli('grants')
       H.eq(0, code, out)
-      H.ok(out:find(('allow all fix patches in %s (project)'):format(root), 1, true), out)
+      H.ok(out:find(('allow all fs.write in %s (project)'):format(root), 1, true), out)
       code, out = cli('grants', 'revoke', root)
       H.eq(0, code, out)
       H.ok(out:find('revoked 1 project grant', 1, true), out)
@@ -295,13 +295,90 @@ return {
       H.eq(CODE, buf_lines(c, buf), 'not applied without review after the CLI revoked the grant')
       c:cmd('Zeke allow all')
       c:cmd('Zeke grants')
-      H.ok(has(infos(c), ('"Allow all" fix patches in %s (session)'):format(root), true), vim.inspect(infos(c)))
+      H.ok(has(infos(c), ('"Allow all" fs.write in %s (session)'):format(root), true), vim.inspect(infos(c)))
       c:cmd('Zeke revoke fix')
       H.ok(has(infos(c), 'revoked 1 grant', true), vim.inspect(infos(c)))
       c:cmd('Zeke grants')
       H.ok(has(infos(c), 'no "Allow all" grants', true), vim.inspect(infos(c)))
       code, out = cli('grants', 'revoke')
       H.ok(code ~= 0 and out:find('name a project root to revoke, or give --all', 1, true), out)
+    end,
+  },
+  {
+    name = 'one grant store: Allow all for the project in Neovim lets zeke mcp write there, the CLI revokes it for both, an MCP project grant counts in Neovim, one audit log',
+    needs = { 'ZEKE_BIN', 'ZEKE_MCP_PY' },
+    run = function(H)
+      local c, dir, _, buf = start(H, REPLY)
+      local root = vim.uv.fs_realpath(dir)
+      --- one tool call by the real Python MCP SDK client against `zeke mcp --root <project>`, with
+      --- the editor's state directory (grants, audit log) and the default policy (fs.write prompt)
+      local function mcp(answer, tool, args)
+        local cmd = { vim.env.ZEKE_MCP_PY, H.root .. '/tests/mcp/call.py', '--root', root }
+        if answer then vim.list_extend(cmd, { '--answer', answer }) end
+        vim.list_extend(cmd, { tool, vim.json.encode(args) })
+        local r = vim.system(cmd, {
+          env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent', ZEKE_LOG = 'warn' },
+          text = true,
+        }):wait()
+        H.eq(0, r.code, r.stdout .. r.stderr)
+        return vim.json.decode(r.stdout)
+      end
+      local function cli(...)
+        local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
+          env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent' }, text = true,
+        }):wait()
+        return r.code, r.stdout .. r.stderr
+      end
+      -- before any grant, a client that cannot ask is refused: fs.write is "prompt"
+      local res = mcp(nil, 'write_file', { path = root .. '/one.txt', content = '1' })
+      H.ok(res.error and res.text:find('policy-prompt', 1, true), vim.inspect(res))
+      H.eq(0, vim.fn.filereadable(root .. '/one.txt'), 'nothing written')
+      -- Allow all for the project, given in the review
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke allow all project')
+      H.eq(FIXED, buf_lines(c, buf))
+      res = mcp(nil, 'write_file', { path = root .. '/one.txt', content = '1' })
+      H.eq(false, res.error, vim.inspect(res))
+      H.eq({ '1' }, vim.fn.readfile(root .. '/one.txt'), 'zeke mcp honoured the grant given in Neovim')
+      -- revoked from the CLI: neither surface honours it any more
+      local code, out = cli('grants', 'revoke', root)
+      H.eq(0, code, out)
+      res = mcp(nil, 'write_file', { path = root .. '/two.txt', content = '2' })
+      H.ok(res.error and res.text:find('policy-prompt', 1, true), vim.inspect(res))
+      H.eq(0, vim.fn.filereadable(root .. '/two.txt'), 'nothing written after the revoke')
+      set_lines(c, CODE)
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      H.eq(CODE, buf_lines(c, buf), 'Neovim asks again too')
+      c:cmd('Zeke deny')
+      -- the other way: "Allow all, saved for this project" answered to zeke mcp counts in Neovim
+      res = mcp('allow_project', 'write_file', { path = root .. '/three.txt', content = '3' })
+      H.eq(false, res.error, vim.inspect(res))
+      c:cmd('Zeke grants')
+      H.ok(has(infos(c), ('"Allow all" fs.write in %s (project)'):format(root), true), vim.inspect(infos(c)))
+      set_lines(c, CODE)
+      c:cmd('1,7Zeke fix')
+      wait_lines(H, c, FIXED, 'applied without review: the grant came from zeke mcp')
+      -- one audit log, records from both surfaces, one per decision
+      local from = {}
+      H.wait(function()
+        from = {}
+        for _, r in ipairs(c:audit()) do
+          from[r.client or '?'] = (from[r.client or '?'] or 0) + 1
+        end
+        return from.nvim and from.nvim >= 6
+      end, 5000, 'the editor records')
+      local mcp_records = {}
+      for _, r in ipairs(c:audit()) do
+        if r.client ~= 'nvim' and r.tool == 'write_file' then mcp_records[#mcp_records + 1] = r end
+      end
+      H.eq(4, #mcp_records, vim.inspect(from))
+      local decisions = vim.tbl_map(function(r) return r.decisions[1] end, mcp_records)
+      H.ok(decisions[1]:find('client cannot be asked', 1, true), vim.inspect(decisions))
+      H.ok(decisions[2]:find('allow-all grant', 1, true), vim.inspect(decisions))
+      H.ok(decisions[3]:find('client cannot be asked', 1, true), vim.inspect(decisions))
+      H.ok(decisions[4]:find('user allowed all (project)', 1, true), vim.inspect(decisions))
     end,
   },
   {

@@ -1,33 +1,32 @@
-//! Handlers of the git tools: argument struct → repository confinement (`git::open`) → policy gate
-//! (`git.read` / `git.write` in the repository's scope) → the git operation → text in the reference
-//! server's format (`Repository status:\n…`, `Commit history:\n…`).
+//! The git tools: argument struct → repository confinement (`git::open`) → the gate (`git.read` /
+//! `git.write` in the repository's scope) → the git operation → text in the reference server's
+//! format (`Repository status:\n…`, `Commit history:\n…`).
 
 use serde_json::Value;
 
-use super::gate::{Call, Done, Fail};
-use super::parse;
-use super::tools::{self, Cap};
+use super::catalog as tools;
+use super::{Call, Output, ToolError, parse};
 use crate::core::policy::Scope;
 use crate::git::{self, Repo};
 
-/// Opens `repo_path` and asks the gate for `cap` in the repository's scope.
-async fn admit(call: &Call, repo_path: &str, cap: Cap, what: &str) -> Result<Repo, Fail> {
+/// Opens `repo_path` and passes the gate for the tool's capability in the repository's scope.
+async fn admit(call: &Call<'_>, repo_path: &str, what: &str) -> Result<Repo, ToolError> {
     git::no_option("repo_path", repo_path)?;
     let repo = git::open(&call.roots, repo_path).await?;
-    call.allow(cap, &Scope::new(repo.top.clone()), what).await?;
+    call.allow(&Scope::new(repo.top.clone()), what).await?;
     Ok(repo)
 }
 
-pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
+pub async fn run(call: &Call<'_>, name: &str, args: Value) -> Result<Output, ToolError> {
     let text = match name {
         "git_status" => {
             let a: tools::RepoPath = parse(name, args)?;
-            let r = admit(call, &a.repo_path, Cap::GitRead, "read the git status").await?;
+            let r = admit(call, &a.repo_path, "read the git status").await?;
             format!("Repository status:\n{}", r.status().await?)
         }
         "git_diff_unstaged" => {
             let a: tools::GitDiffLocal = parse(name, args)?;
-            let r = admit(call, &a.repo_path, Cap::GitRead, "read the unstaged diff").await?;
+            let r = admit(call, &a.repo_path, "read the unstaged diff").await?;
             format!(
                 "Unstaged changes:\n{}",
                 r.diff_unstaged(a.context_lines).await?
@@ -35,19 +34,13 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
         }
         "git_diff_staged" => {
             let a: tools::GitDiffLocal = parse(name, args)?;
-            let r = admit(call, &a.repo_path, Cap::GitRead, "read the staged diff").await?;
+            let r = admit(call, &a.repo_path, "read the staged diff").await?;
             format!("Staged changes:\n{}", r.diff_staged(a.context_lines).await?)
         }
         "git_diff" => {
             let a: tools::GitDiff = parse(name, args)?;
             git::no_option("target", &a.target)?;
-            let r = admit(
-                call,
-                &a.repo_path,
-                Cap::GitRead,
-                &format!("diff against {}", a.target),
-            )
-            .await?;
+            let r = admit(call, &a.repo_path, &format!("diff against {}", a.target)).await?;
             format!(
                 "Diff with {}:\n{}",
                 a.target,
@@ -59,7 +52,6 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
             let r = admit(
                 call,
                 &a.repo_path,
-                Cap::GitWrite,
                 &format!("commit with the message {:?}", first_line(&a.message)),
             )
             .await?;
@@ -76,7 +68,6 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
                 r.check_inside(&call.roots, f)?;
             }
             call.allow(
-                Cap::GitWrite,
                 &Scope::new(r.top.clone()),
                 &format!("stage {}", a.files.join(", ")),
             )
@@ -85,13 +76,7 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
         }
         "git_reset" => {
             let a: tools::RepoPath = parse(name, args)?;
-            let r = admit(
-                call,
-                &a.repo_path,
-                Cap::GitWrite,
-                "unstage all staged changes",
-            )
-            .await?;
+            let r = admit(call, &a.repo_path, "unstage all staged changes").await?;
             r.reset().await?
         }
         "git_log" => {
@@ -99,7 +84,7 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
             for v in [&a.start_timestamp, &a.end_timestamp].into_iter().flatten() {
                 git::no_option("timestamp", v)?;
             }
-            let r = admit(call, &a.repo_path, Cap::GitRead, "read the commit log").await?;
+            let r = admit(call, &a.repo_path, "read the commit log").await?;
             let log = r
                 .log(
                     a.max_count,
@@ -118,7 +103,6 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
             let r = admit(
                 call,
                 &a.repo_path,
-                Cap::GitWrite,
                 &format!("create the branch {}", a.branch_name),
             )
             .await?;
@@ -128,25 +112,13 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
         "git_checkout" => {
             let a: tools::GitCheckout = parse(name, args)?;
             git::no_option("branch_name", &a.branch_name)?;
-            let r = admit(
-                call,
-                &a.repo_path,
-                Cap::GitWrite,
-                &format!("check out {}", a.branch_name),
-            )
-            .await?;
+            let r = admit(call, &a.repo_path, &format!("check out {}", a.branch_name)).await?;
             r.checkout(&a.branch_name).await?
         }
         "git_show" => {
             let a: tools::GitShow = parse(name, args)?;
             git::no_option("revision", &a.revision)?;
-            let r = admit(
-                call,
-                &a.repo_path,
-                Cap::GitRead,
-                &format!("show {}", a.revision),
-            )
-            .await?;
+            let r = admit(call, &a.repo_path, &format!("show {}", a.revision)).await?;
             r.show(&a.revision).await?
         }
         "git_branch" => {
@@ -154,7 +126,7 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
             for v in [&a.contains, &a.not_contains].into_iter().flatten() {
                 git::no_option("contains", v)?;
             }
-            let r = admit(call, &a.repo_path, Cap::GitRead, "list branches").await?;
+            let r = admit(call, &a.repo_path, "list branches").await?;
             r.branch(
                 &a.branch_type,
                 a.contains.as_deref(),
@@ -162,7 +134,7 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
             )
             .await?
         }
-        other => return Err(Fail::Failed(format!("no handler for {other}"))),
+        other => return Err(ToolError::Failed(format!("no handler for {other}"))),
     };
     call.text(text, Default::default())
 }

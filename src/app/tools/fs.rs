@@ -1,6 +1,5 @@
-//! Handlers of the filesystem tools: argument struct → confinement (`workspace`) → policy gate →
-//! the operation (on a blocking thread) → text and structured output in the reference server's
-//! formats.
+//! The filesystem tools: argument struct → confinement (`workspace`) → the gate → the operation
+//! (on a blocking thread) → text and structured output in the reference server's formats.
 //!
 //! Invariant: every path is resolved and checked before the gate is asked, and the gate is asked
 //! before anything is read or written; `edit_file` writes nothing unless every edit applies.
@@ -8,14 +7,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use rmcp::model::{ContentBlock, ResourceContents};
 use serde_json::{Value, json};
 
-use super::gate::{Call, Done, Fail};
-use super::tools::{self, Cap, SortBy};
-use super::{obj, parse};
+use super::catalog::{self as tools, SortBy};
+use super::{Call, Media, Output, ToolError, obj, parse};
 use crate::core::edit::{self, Edit};
+use crate::core::policy::Capability;
 use crate::workspace::files::{self, Kind, WalkControl};
 use crate::workspace::{FsError, Must, Roots};
 
@@ -23,25 +20,26 @@ use crate::workspace::{FsError, Must, Roots};
 async fn blocking<T: Send + 'static>(
     roots: &Roots,
     f: impl FnOnce(&Roots) -> Result<T, FsError> + Send + 'static,
-) -> Result<T, Fail> {
+) -> Result<T, ToolError> {
     let roots = roots.clone();
     tokio::task::spawn_blocking(move || f(&roots))
         .await
-        .map_err(|e| Fail::Failed(format!("internal error: {e}")))?
-        .map_err(Fail::from)
+        .map_err(|e| ToolError::Failed(format!("internal error: {e}")))?
+        .map_err(ToolError::from)
 }
 
-/// Resolves `path` and asks the gate for `cap` in its project scope.
-async fn admit(call: &Call, path: &str, must: Must, cap: Cap, what: &str) -> Result<PathBuf, Fail> {
+/// Resolves `path` and passes the gate for the tool's capability in its project scope; a path a
+/// writing tool names must not be protected.
+async fn admit(call: &Call<'_>, path: &str, must: Must, what: &str) -> Result<PathBuf, ToolError> {
     let real = call.roots.resolve(path, must)?;
-    if cap == Cap::FsWrite {
+    if call.spec.cap == Capability::FsWrite {
         call.roots.check_writable(&real, path)?;
     }
-    call.allow(cap, &call.scope_for(&real), what).await?;
+    call.allow(&call.scope_for(&real), what).await?;
     Ok(real)
 }
 
-pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
+pub async fn run(call: &Call<'_>, name: &str, args: Value) -> Result<Output, ToolError> {
     match name {
         "read_text_file" | "read_file" => read_text_file(call, parse(name, args)?).await,
         "read_media_file" => read_media_file(call, parse(name, args)?).await,
@@ -71,24 +69,17 @@ pub async fn run(call: &Call, name: &str, args: Value) -> Result<Done, Fail> {
                 obj(vec![("directories", json!(dirs))]),
             )
         }
-        other => Err(Fail::Failed(format!("no handler for {other}"))),
+        other => Err(ToolError::Failed(format!("no handler for {other}"))),
     }
 }
 
-async fn read_text_file(call: &Call, a: tools::ReadTextFile) -> Result<Done, Fail> {
+async fn read_text_file(call: &Call<'_>, a: tools::ReadTextFile) -> Result<Output, ToolError> {
     if a.head.is_some() && a.tail.is_some() {
-        return Err(Fail::Failed(
+        return Err(ToolError::Failed(
             "Cannot specify both head and tail parameters simultaneously".into(),
         ));
     }
-    admit(
-        call,
-        &a.path,
-        Must::Exist,
-        Cap::FsRead,
-        &format!("read {}", a.path),
-    )
-    .await?;
+    admit(call, &a.path, Must::Exist, &format!("read {}", a.path)).await?;
     let path = a.path.clone();
     let (_, text) = blocking(&call.roots, move |r| files::read_text(r, &path)).await?;
     let text = match (a.head, a.tail) {
@@ -102,39 +93,31 @@ async fn read_text_file(call: &Call, a: tools::ReadTextFile) -> Result<Done, Fai
     call.text(text, Default::default())
 }
 
-async fn read_media_file(call: &Call, a: tools::PathOnly) -> Result<Done, Fail> {
-    admit(
-        call,
-        &a.path,
-        Must::Exist,
-        Cap::FsRead,
-        &format!("read {}", a.path),
-    )
-    .await?;
+async fn read_media_file(call: &Call<'_>, a: tools::PathOnly) -> Result<Output, ToolError> {
+    admit(call, &a.path, Must::Exist, &format!("read {}", a.path)).await?;
     let path = a.path.clone();
     let (real, bytes) = blocking(&call.roots, move |r| files::read(r, &path)).await?;
-    let mime = files::mime_type(&real);
-    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    let block = if mime.starts_with("image/") {
-        ContentBlock::image(data, mime)
-    } else if mime.starts_with("audio/") {
-        ContentBlock::audio(data, mime)
-    } else {
-        let uri = url::Url::from_file_path(&real)
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| format!("file://{}", real.display()));
-        ContentBlock::resource(ResourceContents::blob(data, uri).with_mime_type(mime))
-    };
-    Ok(Done {
-        text: String::new(),
-        structured: Default::default(),
-        blocks: Some(vec![block]),
+    let uri = url::Url::from_file_path(&real)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("file://{}", real.display()));
+    Ok(Output {
+        media: Some(Media {
+            bytes,
+            mime: files::mime_type(&real).to_string(),
+            uri,
+        }),
+        ..Output::default()
     })
 }
 
-async fn read_multiple_files(call: &Call, a: tools::ReadMultipleFiles) -> Result<Done, Fail> {
+async fn read_multiple_files(
+    call: &Call<'_>,
+    a: tools::ReadMultipleFiles,
+) -> Result<Output, ToolError> {
     if a.paths.is_empty() {
-        return Err(Fail::Failed("paths must name at least one file".into()));
+        return Err(ToolError::Failed(
+            "paths must name at least one file".into(),
+        ));
     }
     let mut parts = Vec::new();
     let mut asked = BTreeSet::new();
@@ -143,31 +126,26 @@ async fn read_multiple_files(call: &Call, a: tools::ReadMultipleFiles) -> Result
             let real = call.roots.resolve(p, Must::Exist)?;
             let scope = call.scope_for(&real);
             if asked.insert(scope.clone()) {
-                call.allow(
-                    Cap::FsRead,
-                    &scope,
-                    &format!("read files in {}", scope.root.display()),
-                )
-                .await?;
+                call.allow(&scope, &format!("read files in {}", scope.root.display()))
+                    .await?;
             }
             let path = p.clone();
             blocking(&call.roots, move |r| files::read_text(r, &path)).await
         };
         match one.await {
             Ok((_, text)) => parts.push(format!("{p}:\n{text}\n")),
-            Err(Fail::Cancelled) => return Err(Fail::Cancelled),
+            Err(ToolError::Cancelled) => return Err(ToolError::Cancelled),
             Err(e) => parts.push(format!("{p}: Error - {e}")),
         }
     }
     call.text(parts.join("\n---\n"), Default::default())
 }
 
-async fn write_file(call: &Call, a: tools::WriteFile) -> Result<Done, Fail> {
+async fn write_file(call: &Call<'_>, a: tools::WriteFile) -> Result<Output, ToolError> {
     admit(
         call,
         &a.path,
         Must::BeCreatable,
-        Cap::FsWrite,
         &format!("write {} ({} bytes)", a.path, a.content.len()),
     )
     .await?;
@@ -182,13 +160,13 @@ async fn write_file(call: &Call, a: tools::WriteFile) -> Result<Done, Fail> {
     )
 }
 
-async fn edit_file(call: &Call, a: tools::EditFile) -> Result<Done, Fail> {
+async fn edit_file(call: &Call<'_>, a: tools::EditFile) -> Result<Output, ToolError> {
     let real = call.roots.resolve(&a.path, Must::Exist)?;
     if !a.dry_run {
         call.roots.check_writable(&real, &a.path)?;
     }
     let scope = call.scope_for(&real);
-    call.allow(Cap::FsRead, &scope, &format!("read {}", a.path))
+    call.allow_as(Capability::FsRead, &scope, &format!("read {}", a.path))
         .await?;
     let path = a.path.clone();
     let (_, original) = blocking(&call.roots, move |r| files::read_text(r, &path)).await?;
@@ -201,11 +179,10 @@ async fn edit_file(call: &Call, a: tools::EditFile) -> Result<Done, Fail> {
         })
         .collect();
     let edited = edit::apply(&original, &edits, &real.display().to_string())
-        .map_err(|e| Fail::Failed(format!("{}: {e}; nothing was written", a.path)))?;
+        .map_err(|e| ToolError::Failed(format!("{}: {e}; nothing was written", a.path)))?;
     let fenced = edit::fenced(&edited.diff);
     if !a.dry_run {
         call.allow(
-            Cap::FsWrite,
             &scope,
             &format!("edit {} ({} edit(s))", a.path, edits.len()),
         )
@@ -227,12 +204,11 @@ async fn edit_file(call: &Call, a: tools::EditFile) -> Result<Done, Fail> {
     call.text(fenced, obj(vec![("applied", json!(!a.dry_run))]))
 }
 
-async fn create_directory(call: &Call, a: tools::PathOnly) -> Result<Done, Fail> {
+async fn create_directory(call: &Call<'_>, a: tools::PathOnly) -> Result<Output, ToolError> {
     admit(
         call,
         &a.path,
         Must::BeCreatable,
-        Cap::FsWrite,
         &format!("create the directory {}", a.path),
     )
     .await?;
@@ -267,19 +243,12 @@ fn size_text(bytes: u64) -> String {
 }
 
 async fn list_directory(
-    call: &Call,
+    call: &Call<'_>,
     a: tools::PathOnly,
     sizes: bool,
     sort: SortBy,
-) -> Result<Done, Fail> {
-    admit(
-        call,
-        &a.path,
-        Must::Exist,
-        Cap::FsRead,
-        &format!("list {}", a.path),
-    )
-    .await?;
+) -> Result<Output, ToolError> {
+    admit(call, &a.path, Must::Exist, &format!("list {}", a.path)).await?;
     let path = a.path.clone();
     let (_, mut entries) = blocking(&call.roots, move |r| files::list(r, &path)).await?;
     if sort == SortBy::Size {
@@ -344,12 +313,11 @@ async fn list_directory(
     call.text(lines.join("\n"), extra)
 }
 
-async fn directory_tree(call: &Call, a: tools::DirectoryTree) -> Result<Done, Fail> {
+async fn directory_tree(call: &Call<'_>, a: tools::DirectoryTree) -> Result<Output, ToolError> {
     admit(
         call,
         &a.path,
         Must::Exist,
-        Cap::FsRead,
         &format!("list the tree under {}", a.path),
     )
     .await?;
@@ -401,16 +369,16 @@ fn build_tree(nodes: &[(usize, String, Kind)], i: &mut usize, depth: usize) -> V
     Value::Array(out)
 }
 
-async fn move_file(call: &Call, a: tools::MoveFile) -> Result<Done, Fail> {
+async fn move_file(call: &Call<'_>, a: tools::MoveFile) -> Result<Output, ToolError> {
     let src = call.roots.resolve(&a.source, Must::Exist)?;
     let dst = call.roots.resolve(&a.destination, Must::BeCreatable)?;
     call.roots.check_move(&src, &a.source)?;
     call.roots.check_move(&dst, &a.destination)?;
     let what = format!("move {} to {}", a.source, a.destination);
     let (s1, s2) = (call.scope_for(&src), call.scope_for(&dst));
-    call.allow(Cap::FsWrite, &s1, &what).await?;
+    call.allow(&s1, &what).await?;
     if s2 != s1 {
-        call.allow(Cap::FsWrite, &s2, &what).await?;
+        call.allow(&s2, &what).await?;
     }
     let (s, d) = (a.source.clone(), a.destination.clone());
     blocking(&call.roots, move |r| files::rename(r, &s, &d)).await?;
@@ -420,21 +388,14 @@ async fn move_file(call: &Call, a: tools::MoveFile) -> Result<Done, Fail> {
     )
 }
 
-async fn search_files(call: &Call, a: tools::SearchFiles) -> Result<Done, Fail> {
-    admit(
-        call,
-        &a.path,
-        Must::Exist,
-        Cap::FsRead,
-        &format!("search {}", a.path),
-    )
-    .await?;
+async fn search_files(call: &Call<'_>, a: tools::SearchFiles) -> Result<Output, ToolError> {
+    admit(call, &a.path, Must::Exist, &format!("search {}", a.path)).await?;
     let ex = files::excludes(&a.exclude_patterns)?;
     let by_name = !a.pattern.contains('/');
     let glob = globset::GlobBuilder::new(a.pattern.trim_start_matches("./"))
         .literal_separator(true)
         .build()
-        .map_err(|e| Fail::Failed(format!("pattern {:?}: {e}", a.pattern)))?
+        .map_err(|e| ToolError::Failed(format!("pattern {:?}: {e}", a.pattern)))?
         .compile_matcher();
     let ct = call.ct.clone();
     let progress = call.progress_fn("search_files");
@@ -471,12 +432,11 @@ async fn search_files(call: &Call, a: tools::SearchFiles) -> Result<Done, Fail> 
     call.text(text, obj(vec![("matches", json!(matches))]))
 }
 
-async fn get_file_info(call: &Call, a: tools::PathOnly) -> Result<Done, Fail> {
+async fn get_file_info(call: &Call<'_>, a: tools::PathOnly) -> Result<Output, ToolError> {
     admit(
         call,
         &a.path,
         Must::Exist,
-        Cap::FsRead,
         &format!("read the metadata of {}", a.path),
     )
     .await?;
