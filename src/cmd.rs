@@ -249,6 +249,7 @@ pub fn tool(
                 ct: tokio_util::sync::CancellationToken::new(),
                 progress: None,
                 asker: &asker,
+                settings: &tools::Settings::from_config(&config),
                 client: Some("cli"),
                 refused: None,
             },

@@ -146,6 +146,19 @@ pub struct McpConfig {
     pub prompt_timeout: Duration,
 }
 
+/// Settings of the `fetch` tool (`[fetch]`); whether it may run at all is the `net.http`
+/// capability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchConfig {
+    /// Whether URLs may reach loopback, private, link-local and other non-public addresses
+    /// (default false: a prompt-injected model must not read services on this machine or the LAN).
+    pub allow_private: bool,
+    /// Whole-request time limit (connect, redirects, body).
+    pub timeout: Duration,
+    /// Most bytes of a response body read; the rest is dropped.
+    pub max_bytes: usize,
+}
+
 /// The validated configuration. There is deliberately no `Default`: build it with [`Config::load`]
 /// or [`Config::from_value`] so that validation always runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +170,7 @@ pub struct Config {
     pub completion: CompletionConfig,
     pub explain: ExplainConfig,
     pub fix: FixConfig,
+    pub fetch: FetchConfig,
     /// Configured providers by name; empty means "find a local server".
     pub providers: BTreeMap<String, ProviderConfig>,
     pub mcp: McpConfig,
@@ -395,6 +409,20 @@ impl Config {
                 3_600_000,
             )),
         };
+        let f = parsed.fetch;
+        let fetch = FetchConfig {
+            allow_private: f.allow_private.unwrap_or(false),
+            timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "fetch.timeout_ms",
+                f.timeout_ms,
+                30_000,
+                100,
+                600_000,
+            )),
+            max_bytes: ranged(&mut problems, "fetch.max_kb", f.max_kb, 5_120, 1, 102_400) as usize
+                * 1024,
+        };
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
@@ -405,6 +433,7 @@ impl Config {
             completion,
             explain,
             fix,
+            fetch,
             providers,
             mcp,
             policy,

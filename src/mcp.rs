@@ -49,6 +49,8 @@ pub struct Shared {
     pub max_output_chars: usize,
     pub tools_page_size: usize,
     pub prompt_timeout: std::time::Duration,
+    /// Settings of the tools (`[fetch]`).
+    pub settings: crate::app::tools::Settings,
     /// The policy questions asked through `InputRequiredResult`, and the states carrying answers.
     pub questions: questions::Questions,
 }
@@ -87,6 +89,7 @@ impl Server {
             tools_page_size: config.mcp.tools_page_size,
             prompt_timeout: config.mcp.prompt_timeout,
             questions: questions::Questions::new(config.mcp.prompt_timeout),
+            settings: crate::app::tools::Settings::from_config(config),
         };
         Ok(Server {
             shared: Arc::new(shared),
@@ -202,6 +205,7 @@ impl Server {
                 ct: context.ct.clone(),
                 progress: progress(&context),
                 asker: &asker,
+                settings: &self.shared.settings,
                 client: client.as_deref(),
                 refused,
             },
@@ -286,7 +290,7 @@ impl ServerHandler for Server {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("zeke", env!("CARGO_PKG_VERSION")).with_title("Zeke MCP server"))
             .with_instructions(format!(
-                "Filesystem and git tools confined to these roots: {}. Paths may be absolute or relative to the first root. Long outputs are paged: call again with \"page\": N.",
+                "Filesystem, git and fetch tools; files confined to these roots: {}. Paths may be absolute or relative to the first root. Long outputs are paged: call again with \"page\": N.",
                 self.shared.configured.list()
             ))
     }

@@ -68,3 +68,196 @@ fn doctor_names_the_git_binary_it_runs() {
         "{line}"
     );
 }
+
+/// `zeke tool` in a fresh `$HOME` holding a git repository, with `config` as the Zeke config:
+/// (exit code, stdout, stderr).
+fn tool(home: &std::path::Path, config: &str, args: &[&str]) -> (i32, String, String) {
+    let cfg = home.join("zeke-config.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = Command::new(zeke_bin())
+        .arg("tool")
+        .args(args)
+        .arg("--root")
+        .arg(home)
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("ZEKE_CONFIG", &cfg)
+        .env_remove("ZEKE_AUDIT_LOG")
+        .env_remove("ZEKE_LOG")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI surface of the one gate: deny refuses naming the rule, prompt is refused with the
+/// config lines that would allow it (the command line cannot ask), allow runs — for `fs.write`
+/// and `git.write` — and every call lands in the one audit log as client `cli`.
+#[test]
+fn zeke_tool_goes_through_the_gate() {
+    let home = tempfile::tempdir().unwrap();
+    let home = std::fs::canonicalize(home.path()).unwrap();
+    let repo = home.join("proj");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let target = repo.join("a.txt");
+    let write = format!(r#"{{"path": "{}", "content": "hello"}}"#, target.display());
+    let stage = format!(
+        r#"{{"repo_path": "{}", "files": ["a.txt"]}}"#,
+        repo.display()
+    );
+
+    // prompt (the default): refused with the exact TOML that allows it
+    let (code, _, err) = tool(&home, "", &["write_file", &write]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused (rule policy-prompt)"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "[scopes.\"root:{}\"]\n\"fs.write\" = \"allow\"",
+            repo.display()
+        )),
+        "names the config lines: {err}"
+    );
+    assert!(!target.exists(), "nothing written");
+
+    // deny: refused naming the rule
+    let deny = "[capabilities]\n\"fs.write\" = \"deny\"\n\"git.write\" = \"deny\"\n";
+    let (code, _, err) = tool(&home, deny, &["write_file", &write]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refused (rule policy-deny): fs.write is denied"),
+        "{err}"
+    );
+    assert!(!target.exists());
+
+    // allow: runs
+    let allow = "[capabilities]\n\"fs.write\" = \"allow\"\n\"git.write\" = \"allow\"\n";
+    let (code, out, err) = tool(&home, allow, &["write_file", &write]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            format!("Successfully wrote to {}", target.display()).as_str()
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "hello");
+
+    // git.write the same way
+    let (code, _, err) = tool(&home, "", &["git_add", &stage]);
+    assert!(code == 1 && err.contains("git.write = \"prompt\""), "{err}");
+    let (code, _, err) = tool(&home, deny, &["git_add", &stage]);
+    assert!(code == 1 && err.contains("git.write is denied"), "{err}");
+    let (code, out, err) = tool(&home, allow, &["git_add", &stage]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = tool(
+        &home,
+        "",
+        &["git_status", &stage.replace(", \"files\": [\"a.txt\"]", "")],
+    );
+    assert!(code == 0 && out.contains("new file:   a.txt"), "{out}");
+
+    // a protected file stays refused even where writing is allowed
+    let gitconfig = format!(
+        r#"{{"path": "{}", "content": "[core]\n\tfsmonitor = touch /tmp/pwned\n"}}"#,
+        home.join(".gitconfig").display()
+    );
+    let (code, _, err) = tool(&home, allow, &["write_file", &gitconfig]);
+    assert!(
+        code == 1 && err.contains("refused (rule protected-path)"),
+        "{err}"
+    );
+    assert!(!home.join(".gitconfig").exists());
+
+    // an unknown tool is a usage error; the list names every tool with its capability
+    let (code, _, err) = tool(&home, "", &["no_such_tool"]);
+    assert!(
+        code == 2 && err.contains("Unknown tool: no_such_tool"),
+        "{err}"
+    );
+    let (_, out, _) = tool(&home, "", &[]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("write_file") && l.contains("fs.write")),
+        "{out}"
+    );
+
+    // one record per call in the one audit log, each with its decision
+    let log = std::fs::read_to_string(home.join(".local/state/zeke/audit.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "denied", "denied", "ok", "denied", "denied", "ok", "ok", "refused", "error"
+        ]
+    );
+    assert!(records.iter().all(|r| r["client"] == "cli"));
+    assert!(
+        records[2]["decisions"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("fs.write allow in"),
+        "{}",
+        records[2]
+    );
+}
+
+/// `net.http` on the CLI surface: deny and prompt refuse before any request, allow fetches.
+#[test]
+fn zeke_tool_fetch_is_gated_by_net_http() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let body = "<html><body><h2>Served</h2></body></html>";
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let home = tempfile::tempdir().unwrap();
+    let home = std::fs::canonicalize(home.path()).unwrap();
+    let args = format!(r#"{{"url": "{url}"}}"#);
+    let private = "[fetch]\nallow_private = true\n";
+    let (code, _, err) = tool(&home, private, &["fetch", &args]);
+    assert!(code == 1 && err.contains("net.http = \"prompt\""), "{err}");
+    let deny = format!("{private}[capabilities]\n\"net.http\" = \"deny\"\n");
+    let (code, _, err) = tool(&home, &deny, &["fetch", &args]);
+    assert!(code == 1 && err.contains("net.http is denied"), "{err}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no request before approval"
+    );
+    let allow = format!("{private}[capabilities]\n\"net.http\" = \"allow\"\n");
+    let (code, out, err) = tool(&home, &allow, &["fetch", &args]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("Contents of {url}:\n## Served\n"));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -110,6 +110,7 @@ local SCHEMA = {
     roots = 'strings', audit_log = 'string', max_output_chars = 'positive', tools_page_size = 'positive',
     prompt_timeout_ms = 'positive',
   },
+  fetch = { allow_private = 'boolean', timeout_ms = 'positive', max_kb = 'positive' },
   keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
   ui = { border = 'border', max_width = 'positive' },
   providers = 'providers',

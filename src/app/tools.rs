@@ -3,7 +3,7 @@
 //! `structuredContent`, paging); the chat agent calls the very same operations in-process.
 //!
 //! One call goes: [`run`] → [`catalog::find`] → argument parsing → the tool's operation ([`fs`],
-//! [`git`]), which resolves paths through `workspace` (confinement) and passes the gate
+//! [`git`], [`net`]), which resolves paths through `workspace` (confinement) and passes the gate
 //! ([`Call::allow`]: decide, ask through the surface's [`Asker`], remember) before it reads or
 //! writes → one audit record with every decision, written before [`run`] returns.
 //!
@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod fs;
 pub mod git;
+pub mod net;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,20 @@ impl Output {
     }
 }
 
+/// Per-process settings of the tools, from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub fetch: crate::config::FetchConfig,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        Settings {
+            fetch: config.fetch.clone(),
+        }
+    }
+}
+
 /// Reports how many entries a long walk has seen (MCP progress notifications).
 pub type Progress = Arc<dyn Fn(&'static str, u64) + Send + Sync>;
 
@@ -120,6 +135,7 @@ pub struct Invocation<'a> {
     pub progress: Option<Progress>,
     /// How this surface asks the user when the policy says prompt.
     pub asker: &'a dyn Asker,
+    pub settings: &'a Settings,
     /// The client's name (`initialize`), or `nvim`, for the audit log.
     pub client: Option<&'a str>,
     /// A refusal the surface made before the call could start (a bad `page`, a forged answer):
@@ -133,6 +149,7 @@ pub struct Call<'a> {
     pub roots: Roots,
     pub ct: CancellationToken,
     progress: Option<Progress>,
+    pub settings: &'a Settings,
     gate: &'a Gate,
     asker: &'a dyn Asker,
     steps: Mutex<Vec<Step>>,
@@ -204,6 +221,7 @@ pub async fn run(gate: &Gate, inv: Invocation<'_>) -> Result<Output, ToolError> 
         roots: inv.roots,
         ct: inv.ct.clone(),
         progress: inv.progress,
+        settings: inv.settings,
         gate,
         asker: inv.asker,
         steps: Mutex::new(Vec::new()),
@@ -250,6 +268,8 @@ async fn dispatch(call: &Call<'_>, args: Value) -> Result<Output, ToolError> {
     let name = call.spec.name;
     if name.starts_with("git_") {
         git::run(call, name, args).await
+    } else if name == "fetch" {
+        net::run(call, name, args).await
     } else {
         fs::run(call, name, args).await
     }

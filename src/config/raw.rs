@@ -31,9 +31,19 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) mcp: RawMcp,
     #[serde(default)]
+    pub(super) fetch: RawFetch,
+    #[serde(default)]
     pub(super) capabilities: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) scopes: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFetch {
+    pub(super) allow_private: Option<bool>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) max_kb: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]

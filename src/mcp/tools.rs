@@ -6,15 +6,17 @@ use std::sync::Arc;
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 
 pub use crate::app::tools::catalog::{Spec, TOOLS, find};
+use crate::core::policy::Capability;
 
-/// The MCP `Tool` for a spec.
+/// The MCP `Tool` for a spec; `openWorldHint` for the tools that reach the network.
 pub fn to_tool(s: &Spec) -> Tool {
+    let open_world = s.cap == Capability::NetHttp;
     let annotations = match s.writes {
         None => ToolAnnotations::with_title(s.title)
             .read_only(true)
             .destructive(false)
             .idempotent(true)
-            .open_world(false),
+            .open_world(open_world),
         Some((destructive, idempotent)) => ToolAnnotations::with_title(s.title)
             .read_only(false)
             .destructive(destructive)

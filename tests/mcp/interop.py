@@ -28,7 +28,7 @@ EXPECTED_TOOLS = {
     "create_directory", "list_directory", "list_directory_with_sizes", "directory_tree", "move_file",
     "search_files", "get_file_info", "list_allowed_directories", "git_status", "git_diff_unstaged",
     "git_diff_staged", "git_diff", "git_commit", "git_add", "git_reset", "git_log", "git_create_branch",
-    "git_checkout", "git_show", "git_branch",
+    "git_checkout", "git_show", "git_branch", "fetch",
 }
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Zeke Test", "GIT_AUTHOR_EMAIL": "test@zeke.invalid",
@@ -122,7 +122,8 @@ async def every_tool(base, root):
         res = await s.call_tool("read_text_file", {"path": "a.txt"})
         check(res.structured_content == {"content": "one\n"}, "structuredContent matches outputSchema", res.structured_content)
         called = {n for n, _, _ in calls}
-        check(called == EXPECTED_TOOLS, "every tool was called", EXPECTED_TOOLS - called)
+        # fetch needs net.http and a web server: fetch_gated_by_net_http
+        check(called == EXPECTED_TOOLS - {"fetch"}, "every file and git tool was called", EXPECTED_TOOLS - called)
         res = await s.call_tool("read_text_file", {"path": "/etc/passwd"})
         check(res.is_error and "(rule outside-roots)" in text(res), "a refusal is an isError result naming the rule", text(res))
 
@@ -303,6 +304,94 @@ async def protected_home(base):
     check((home / ".gitconfig").read_text() == "[user]\n\tname = x\n", "~/.gitconfig is unchanged")
 
 
+class Site:
+    """A web server on 127.0.0.1 counting its requests: `/` an HTML page, `/away` a redirect to a
+    file: URL."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        site = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.requests.append(self.path)
+                if self.path == "/away":
+                    self.send_response(302)
+                    self.send_header("Location", "file:///etc/passwd")
+                    self.end_headers()
+                    return
+                body = b"<!doctype html><html><head><script>steal()</script></head><body><h1>Title</h1><p>Some <b>bold</b> words.</p></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+async def fetch_gated_by_net_http(base, root):
+    """`fetch` on the MCP surface: net.http deny refuses, prompt asks (Deny: no request; Allow
+    once: the page as Markdown), allow runs; a private address is refused unless configured, and a
+    redirect off http(s) is refused."""
+    site = Site()
+    private = '[fetch]\nallow_private = true\n'
+
+    async def no_elicit(ctx, params):
+        raise AssertionError("must not be asked")
+
+    async with stdio_client(server(base, root, private + '[capabilities]\n"net.http" = "deny"\n')) as (r, w), \
+            ClientSession(r, w, elicitation_callback=no_elicit) as s:
+        await s.initialize()
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        check(tools["fetch"].annotations.open_world_hint is True and tools["fetch"].annotations.read_only_hint is True,
+              "fetch is read-only and open-world", tools["fetch"].annotations)
+        res = await s.call_tool("fetch", {"url": site.url + "/"})
+        check(res.is_error and "rule policy-deny" in text(res) and "net.http" in text(res) and not site.requests,
+              "net.http deny: fetch refused, no request made", (text(res), site.requests))
+
+    answers = ["deny", "allow_once"]
+    asked = []
+
+    async def on_elicit(ctx, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"decision": answers.pop(0)})
+
+    async with stdio_client(server(base, root, private)) as (r, w), ClientSession(r, w, elicitation_callback=on_elicit) as s:
+        await s.initialize()
+        res = await s.call_tool("fetch", {"url": site.url + "/"})
+        check(res.is_error and "denied by the user" in text(res) and not site.requests,
+              "net.http prompt (the default) + Deny: no request made", (text(res), site.requests))
+        res = await s.call_tool("fetch", {"url": site.url + "/"})
+        body = text(res)
+        check(not res.is_error and "# Title" in body and "**bold**" in body and "steal" not in body and site.requests == ["/"],
+              "net.http prompt + Allow once: the page as Markdown, scripts dropped", body)
+        check(len(asked) == 2 and "net.http" in asked[0] and site.url in asked[0], "the question names the capability and the URL", asked)
+
+    async with stdio_client(server(base, root, private + '[capabilities]\n"net.http" = "allow"\n')) as (r, w), \
+            ClientSession(r, w, elicitation_callback=no_elicit) as s:
+        await s.initialize()
+        res = await s.call_tool("fetch", {"url": site.url + "/", "max_length": 8})
+        check(not res.is_error and "start_index of 8" in text(res), "net.http allow: runs; long content comes in pieces", text(res))
+        res = await s.call_tool("fetch", {"url": site.url + "/away"})
+        check(res.is_error and "rule fetch-scheme" in text(res), "a redirect to file: is refused", text(res))
+    n = len(site.requests)
+    async with stdio_client(server(base, root, '[capabilities]\n"net.http" = "allow"\n')) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        for url in [site.url + "/", "http://[::1]:9/", "http://169.254.169.254/latest/meta-data/"]:
+            res = await s.call_tool("fetch", {"url": url})
+            check(res.is_error and "rule fetch-private-address" in text(res), f"{url}: a private address is refused by default", text(res))
+    check(len(site.requests) == n, "no request reached the private server", site.requests[n:])
+    site.httpd.shutdown()
+
+
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp).resolve()
@@ -317,6 +406,7 @@ async def main():
         await elicitation_and_cancellation(base, root)
         await roots_and_discover(base, root)
         await protected_home(base)
+        await fetch_gated_by_net_http(base, root)
     print(f"mcp-interop: {checks} passed, 0 failed, 0 skipped", flush=True)
 
 

@@ -583,6 +583,15 @@ pub static TOOLS: &[Spec] = &[
         None,
         "List Git branches"
     ),
+    spec!(
+        "fetch",
+        "Fetch",
+        NetHttp,
+        None,
+        super::net::Fetch,
+        None,
+        "Fetches a URL from the internet and optionally extracts its contents as markdown. HTML pages are simplified to Markdown unless raw is true; long pages come in pieces of max_length characters (call again with start_index). Needs the net.http capability; addresses on this machine or its private network are refused unless the config allows them."
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
