@@ -285,3 +285,81 @@ fn every_git_tool_runs() {
     assert!(call("git_branch", json!({"branch_type": "local"})).contains("* feature"));
     assert!(call("git_status", json!({})).contains("On branch feature"));
 }
+
+/// Every capability a tool here needs, on the MCP surface: `deny` refuses naming the rule,
+/// `prompt` asks (here: a client that cannot be asked is refused with the config line), `allow`
+/// runs — one representative tool per capability, one fresh server per (capability, decision).
+#[test]
+fn each_capability_deny_refuses_prompt_asks_allow_runs() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nserved",
+            );
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let root = repo(&t.path().join("proj"));
+    let rp = root.display().to_string();
+    // (capability, tool, arguments, text of a successful result)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("fs.read", "read_text_file", json!({"path": "a.txt"}), "one"),
+        (
+            "fs.write",
+            "create_directory",
+            json!({"path": "made"}),
+            "Successfully created",
+        ),
+        (
+            "git.read",
+            "git_status",
+            json!({"repo_path": rp}),
+            "Repository status",
+        ),
+        (
+            "git.write",
+            "git_create_branch",
+            json!({"repo_path": rp, "branch_name": "topic"}),
+            "Created branch",
+        ),
+        ("net.http", "fetch", json!({"url": url}), "served"),
+    ];
+    for (cap, tool, args, ok_text) in cases {
+        for decision in ["deny", "prompt", "allow"] {
+            let config = format!(
+                "[fetch]\nallow_private = true\n[capabilities]\n\"{cap}\" = \"{decision}\"\n"
+            );
+            let mut m = Mcp::start(
+                t.path(),
+                Opts {
+                    roots: vec![&root],
+                    config: &config,
+                    env: git_env(),
+                    ..Opts::default()
+                },
+            );
+            let (err, body, _) = m.call(tool, args.clone());
+            let what = format!("{cap} = {decision}: {tool}: {body}");
+            match decision {
+                "deny" => assert!(
+                    err && body.contains("(rule policy-deny)")
+                        && body.contains(&format!("{cap} is denied")),
+                    "{what}"
+                ),
+                "prompt" => assert!(
+                    err && body.contains("(rule policy-prompt)")
+                        && body.contains(&format!("\"{cap}\" = \"allow\"")),
+                    "{what}"
+                ),
+                _ => assert!(!err && body.contains(ok_text), "{what}"),
+            }
+        }
+    }
+    assert!(root.join("made").is_dir(), "the allowed write happened");
+}
