@@ -34,13 +34,19 @@ use serde_json::{Map, Value, json};
 use crate::app::audit::{self, Audit};
 use crate::app::gate::Gate;
 use crate::app::grants::GrantStore;
-use crate::app::tools::Roots;
 use crate::app::tools::{Invocation, Output, Progress, ToolError};
+use crate::app::tools::{Protected, Roots};
 use crate::config::Config;
 
 /// State shared by every request of one server.
 pub struct Shared {
     configured: Roots,
+    /// The files no tool may change, found while the handshake runs
+    /// ([`crate::app::protected::discover`]: it starts git to read config includes); every tool
+    /// call waits for it, so none runs unprotected.
+    protected: tokio::sync::OnceCell<Arc<Protected>>,
+    discovering: std::sync::Mutex<Option<tokio::task::JoinHandle<Protected>>>,
+    config_path: Option<PathBuf>,
     /// The client's roots intersected with the configured ones, once fetched.
     narrowed: RwLock<Option<Roots>>,
     first_fetch: tokio::sync::OnceCell<()>,
@@ -63,20 +69,25 @@ pub struct Server {
 
 impl Server {
     /// A server for `roots` (command line) plus `[mcp] roots` from `config`, whose tools never
-    /// change the `protected` files ([`crate::app::protected::discover`]); grants come from (and
-    /// go to) `grants`, records to the audit log at `audit_log`.
+    /// change the files `discovering` finds ([`crate::app::protected::discover`]; `None`: found on
+    /// the first tool call); grants come from (and go to) `grants`, records to the audit log at
+    /// `audit_log`.
     pub fn new(
         config: &Config,
         roots: &[PathBuf],
-        protected: crate::app::tools::Protected,
+        discovering: Option<tokio::task::JoinHandle<Protected>>,
         grants: GrantStore,
         audit_log: PathBuf,
     ) -> Result<Server, String> {
         let mut all = config.mcp.roots.clone();
         all.extend_from_slice(roots);
-        let configured = Roots::new(&all)?.with_protected(protected);
+        let configured = Roots::new(&all)?;
+        let config_path = config.source.clone().or_else(crate::config::default_path);
         let shared = Shared {
             configured,
+            protected: tokio::sync::OnceCell::new(),
+            discovering: std::sync::Mutex::new(discovering),
+            config_path,
             narrowed: RwLock::new(None),
             first_fetch: tokio::sync::OnceCell::new(),
             gate: Arc::new(Gate::new(
@@ -96,9 +107,46 @@ impl Server {
         })
     }
 
+    /// The protected files, once found. A discovery task that failed is run again here: never
+    /// fail open.
+    async fn protected(&self) -> Arc<Protected> {
+        self.shared
+            .protected
+            .get_or_init(|| async {
+                let task = self
+                    .shared
+                    .discovering
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                let found = match task {
+                    Some(t) => t.await.ok(),
+                    None => None,
+                };
+                let p = match found {
+                    Some(p) => p,
+                    None => {
+                        crate::app::protected::discover(
+                            self.shared.config_path.as_deref(),
+                            self.shared.gate.audit().path(),
+                        )
+                        .await
+                    }
+                };
+                for (path, kind) in p.paths() {
+                    tracing::debug!(path = %path.display(), ?kind, "protected");
+                }
+                Arc::new(p)
+            })
+            .await
+            .clone()
+    }
+
     /// The roots in force for a request: the configured ones, narrowed by the client's roots when
-    /// the client declared the roots capability (fetched once, before the first tool call).
+    /// the client declared the roots capability (fetched once, before the first tool call), with
+    /// the protected files.
     async fn roots(&self, peer: &rmcp::Peer<RoleServer>) -> Roots {
+        let protected = self.protected().await;
         let declared = peer
             .peer_info()
             .is_some_and(|i| i.capabilities.roots.is_some());
@@ -114,6 +162,7 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .unwrap_or_else(|| self.shared.configured.clone())
+            .with_shared_protected(protected)
     }
 
     /// Asks the client for its roots and narrows the configured roots to them. A failed request
@@ -376,14 +425,15 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
     }
     let config_path = config.source.clone().or_else(crate::config::default_path);
     let audit_path = audit::default_path(config.mcp.audit_log.as_deref());
-    let protected = rt.block_on(crate::app::protected::discover(
-        config_path.as_deref(),
-        &audit_path,
-    ));
+    // found while the handshake runs (it starts git); tool calls wait for it
+    let discovering = {
+        let (c, a) = (config_path.clone(), audit_path.clone());
+        rt.spawn(async move { crate::app::protected::discover(c.as_deref(), &a).await })
+    };
     let server = Server::new(
         &config,
         &roots,
-        protected,
+        Some(discovering),
         GrantStore::open_default(),
         audit_path,
     )
@@ -393,9 +443,6 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         server.shared.configured.list(),
         server.shared.gate.audit().path().display()
     );
-    for (p, kind) in server.shared.configured.protected().paths() {
-        tracing::debug!(path = %p.display(), ?kind, "protected");
-    }
     let gate = server.shared.gate.clone();
     rt.block_on(async move {
         let running = server

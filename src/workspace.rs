@@ -92,8 +92,13 @@ impl Roots {
     }
 
     /// These roots with `protected` files that no write may change.
-    pub fn with_protected(mut self, protected: Protected) -> Roots {
-        self.protected = std::sync::Arc::new(protected);
+    pub fn with_protected(self, protected: Protected) -> Roots {
+        self.with_shared_protected(std::sync::Arc::new(protected))
+    }
+
+    /// [`Roots::with_protected`] with a set shared by many calls.
+    pub fn with_shared_protected(mut self, protected: std::sync::Arc<Protected>) -> Roots {
+        self.protected = protected;
         self
     }
 
