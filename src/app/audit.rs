@@ -71,7 +71,13 @@ pub struct Record<'a> {
     pub client: Option<&'a str>,
 }
 
-type Job = (Vec<u8>, Option<tokio::sync::oneshot::Sender<()>>);
+/// Who waits for a record (or a flush barrier): an async caller or a blocked thread.
+enum Waiter {
+    Task(tokio::sync::oneshot::Sender<()>),
+    Thread(mpsc::Sender<()>),
+}
+
+type Job = (Vec<u8>, Waiter);
 
 /// An append-only JSON-lines file; writing failures are logged, never fatal.
 pub struct Audit {
@@ -126,7 +132,7 @@ impl Audit {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let sender = queue.get_or_insert_with(|| writer(self.path.clone()));
-        match sender.send((bytes, Some(tx))) {
+        match sender.send((bytes, Waiter::Task(tx))) {
             Ok(()) => Receipt(Some(rx)),
             Err(_) => {
                 tracing::warn!("audit log {}: writer thread gone", self.path.display());
@@ -135,13 +141,14 @@ impl Audit {
         }
     }
 
-    /// Blocks until every record appended so far is written (at shutdown).
+    /// Blocks until every record appended so far is written (at shutdown; from async code, on a
+    /// blocking thread).
     pub fn flush(&self) {
-        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sender) = queue.as_ref() {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if sender.send((Vec::new(), Some(tx))).is_ok() {
-                let _ = rx.blocking_recv();
+        let sender = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sender) = sender {
+            let (tx, rx) = mpsc::channel();
+            if sender.send((Vec::new(), Waiter::Thread(tx))).is_ok() {
+                let _ = rx.recv();
             }
         }
     }
@@ -159,8 +166,13 @@ fn writer(path: PathBuf) -> mpsc::Sender<Job> {
                 if !bytes.is_empty() {
                     write_one(&path, &mut file, &bytes);
                 }
-                if let Some(done) = done {
-                    let _ = done.send(());
+                match done {
+                    Waiter::Task(tx) => {
+                        let _ = tx.send(());
+                    }
+                    Waiter::Thread(tx) => {
+                        let _ = tx.send(());
+                    }
                 }
             }
         });
