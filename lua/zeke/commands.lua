@@ -53,9 +53,10 @@ local function status()
       tostring(c.completions_cancelled or 0), tostring(c.completions_failed or 0),
       tostring(c.explains_started or 0), tostring(c.explains_finished or 0)), 'Normal' }
   local buf = api.nvim_get_current_buf()
-  lines[#lines + 1] = { ('buffers mirrored: %s · rss %s kB · config %s · ghost text %s here'):format(
-    tostring(st.buffers or 0), tostring(st.rss_kb or '?'), tostring(info.config_path or 'none'),
-    require('zeke.inline').enabled(buf) and 'on' or 'off'), 'Normal' }
+  local m = st.mirror or {}
+  lines[#lines + 1] = { ('buffers mirrored: %s (%s resyncs) · rss %s kB · config %s · ghost text %s here'):format(
+    tostring(st.buffers or 0), tostring(m.resyncs or 0), tostring(st.rss_kb or '?'),
+    tostring(info.config_path or 'none'), require('zeke.inline').enabled(buf) and 'on' or 'off'), 'Normal' }
   echo(lines)
 end
 

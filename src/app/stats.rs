@@ -27,6 +27,8 @@ pub struct Stats {
     /// per keystroke in an attached buffer.
     pub mirror_events: AtomicU64,
     pub mirror_ns: AtomicU64,
+    /// Mirrors dropped and re-read because an event did not fit (`:Zeke status`).
+    pub mirror_resyncs: AtomicU64,
     last: Mutex<Option<Latency>>,
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Positions are 0-based (row, byte col) as in `nvim_buf_set_extmark`. Invariant: the rope holds
 //! each buffer line followed by `\n`, so a buffer of N lines has `len_lines() == N + 1` (the last rope
-//! line is empty) and line replacement is a single char-range edit. Clones are O(1) snapshots.
+//! line is empty) and line replacement is a single char-range edit. Lines end at `\n` only, as in
+//! Neovim: `ropey` is built without `unicode_lines` and `cr_lines`, so a form feed, vertical tab,
+//! lone CR, NEL, U+2028 or U+2029 inside a line is text, not a break. Clones are O(1) snapshots.
 
 use ropey::Rope;
 
@@ -16,6 +18,8 @@ pub enum TextError {
         last: usize,
         line_count: usize,
     },
+    /// The event's `changedtick` is older than the mirror's: an event was lost or reordered.
+    TickOrder { had: i64, got: i64 },
 }
 
 impl std::fmt::Display for TextError {
@@ -29,6 +33,12 @@ impl std::fmt::Display for TextError {
                 write!(
                     f,
                     "line range {first}..{last} outside a buffer of {line_count} lines"
+                )
+            }
+            TextError::TickOrder { had, got } => {
+                write!(
+                    f,
+                    "changedtick {got} after {had}: an event was lost or reordered"
                 )
             }
         }
@@ -183,6 +193,15 @@ mod tests {
     }
 
     #[test]
+    fn only_newline_ends_a_line() {
+        let lines = ["a\x0cb", "c\rd\x0b", "\u{85}e\u{2028}f\u{2029}", "g"];
+        let t = BufferText::from_lines(&lines);
+        assert_eq!(t.line_count(), 4);
+        assert_eq!(t.line(3).as_deref(), Some("g"));
+        assert_eq!(t.lines(), lines);
+    }
+
+    #[test]
     fn lines_text_clamps() {
         let t = BufferText::from_lines(&["fn a() {", "  1", "}"]);
         assert_eq!(t.lines_text(1, 9), "  1\n}");
@@ -197,9 +216,11 @@ mod tests {
     }
 
     proptest! {
-        // Applying random line edits to the mirror gives the same lines as applying them to a Vec.
+        // Applying random line edits to the mirror gives the same lines as applying them to a Vec —
+        // with the characters other editors take for line breaks (CR, VT, FF, NEL, U+2028,
+        // U+2029) inside lines, where Neovim keeps them as text.
         #[test]
-        fn mirror_matches_vec(ops in prop::collection::vec((0usize..6, 0usize..4, prop::collection::vec("[a-zé ]{0,4}", 0..3)), 0..30)) {
+        fn mirror_matches_vec(ops in prop::collection::vec((0usize..6, 0usize..4, prop::collection::vec("[a-zé€😀 \r\x0b\x0c\u{85}\u{2028}\u{2029}]{0,5}", 0..3)), 0..30)) {
             let mut model: Vec<String> = vec!["".into()];
             let mut t = BufferText::from_lines(&model);
             for (first, len, lines) in ops {
@@ -209,6 +230,11 @@ mod tests {
                 t.replace_lines(first, Some(last), &lines).unwrap();
                 prop_assert_eq!(t.line_count(), model.len());
                 prop_assert_eq!(t.text(), model.iter().map(|l| format!("{l}\n")).collect::<String>());
+                prop_assert_eq!(&t.lines(), &model);
+                for (row, want) in model.iter().enumerate() {
+                    let got = t.line(row);
+                    prop_assert_eq!(got.as_deref(), Some(want.as_str()));
+                }
             }
         }
     }

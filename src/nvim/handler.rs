@@ -150,6 +150,7 @@ impl NvimHandler {
         );
         if let Err(e) = applied {
             tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
+            Stats::bump(&self.app.stats.mirror_resyncs, 1);
             self.resync(buf, nvim);
         }
     }
@@ -344,6 +345,7 @@ impl NvimHandler {
                 "mirror",
                 map(vec![
                     ("events", Stats::get(&s.mirror_events).into()),
+                    ("resyncs", Stats::get(&s.mirror_resyncs).into()),
                     ("total_us", (Stats::get(&s.mirror_ns) / 1000).into()),
                 ]),
             ),

@@ -2,8 +2,12 @@
 //! buffer number and stamped with `changedtick`.
 //!
 //! Invariant: a DashMap guard is never held across an `.await`; readers take an O(1) snapshot.
-//! A mirror that fails to apply an event is dropped (the handler re-attaches to resynchronise), so
-//! a completion is never computed from text that differs from the buffer at its `changedtick`.
+//! A mirror is created only from the full-buffer event that follows an attach (`0, -1`); an event
+//! for a buffer not mirrored yet is ignored (its full event is on the way). An `inccommand`
+//! preview (`changedtick` null: screen lines, not buffer text) is ignored. A mirror that fails to
+//! apply an event — a range outside it, or a `changedtick` older than its own — is dropped (the
+//! handler re-attaches to resynchronise, and counts it), so a completion is never computed from
+//! text that differs from the buffer at its `changedtick`.
 
 use std::time::Duration;
 
@@ -17,6 +21,14 @@ struct Mirror {
     tick: i64,
 }
 
+/// What became of a lines event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    /// Not buffer text (an `inccommand` preview), or for a buffer whose full event has not come.
+    Ignored,
+}
+
 /// The mirrored buffers.
 #[derive(Default)]
 pub struct Buffers {
@@ -27,7 +39,8 @@ pub struct Buffers {
 
 impl Buffers {
     /// Applies `nvim_buf_lines_event(buf, tick, first, last, lines)`; `last == -1` means "to the
-    /// end" (the first event after attaching carries the whole buffer that way).
+    /// end" (the first event after attaching carries the whole buffer that way). `tick == None` is
+    /// an `inccommand` preview and is ignored.
     pub fn on_lines(
         &self,
         buf: i64,
@@ -35,23 +48,43 @@ impl Buffers {
         first: i64,
         last: i64,
         lines: &[String],
-    ) -> Result<(), TextError> {
+    ) -> Result<Applied, TextError> {
+        let Some(tick) = tick else {
+            return Ok(Applied::Ignored);
+        };
+        let whole = first == 0 && last == -1;
         let first = first.max(0) as usize;
         let last = (last >= 0).then_some(last as usize);
-        let mut entry = self.map.entry(buf).or_insert_with(|| Mirror {
-            text: BufferText::default(),
-            tick: -1,
-        });
-        let result = entry.text.replace_lines(first, last, lines);
-        if let Some(t) = tick {
-            entry.tick = t;
-        }
-        drop(entry);
+        let result = match self.map.entry(buf) {
+            dashmap::Entry::Vacant(v) => {
+                if !whole {
+                    return Ok(Applied::Ignored);
+                }
+                v.insert(Mirror {
+                    text: BufferText::from_lines(lines),
+                    tick,
+                });
+                Ok(())
+            }
+            dashmap::Entry::Occupied(mut o) => {
+                let m = o.get_mut();
+                if tick < m.tick {
+                    Err(TextError::TickOrder {
+                        had: m.tick,
+                        got: tick,
+                    })
+                } else {
+                    let r = m.text.replace_lines(first, last, lines);
+                    m.tick = tick;
+                    r
+                }
+            }
+        };
         if result.is_err() {
             self.map.remove(&buf);
         }
         self.changed.notify_waiters();
-        result
+        result.map(|()| Applied::Applied)
     }
 
     /// Applies `nvim_buf_changedtick_event`.
@@ -142,6 +175,31 @@ mod tests {
             !b.contains(1),
             "a mirror that cannot apply an event is dropped"
         );
+    }
+
+    #[test]
+    fn only_a_full_event_starts_a_mirror_previews_are_ignored_old_ticks_resync() {
+        let b = Buffers::default();
+        // a partial event for a buffer not mirrored (its full event is still coming): ignored
+        assert_eq!(
+            b.on_lines(1, Some(4), 1, 2, &["x".into()]),
+            Ok(Applied::Ignored)
+        );
+        assert!(!b.contains(1), "no partial mirror with a valid tick");
+        b.on_lines(1, Some(5), 0, -1, &["a".into(), "b".into()])
+            .unwrap();
+        // an inccommand preview: screen lines, not the buffer
+        assert_eq!(
+            b.on_lines(1, None, 0, 1, &["PREVIEW".into()]),
+            Ok(Applied::Ignored)
+        );
+        assert_eq!(b.snapshot(1).unwrap().0.text(), "a\nb\n");
+        // an event older than the mirror: out of step, dropped for a resync
+        assert_eq!(
+            b.on_lines(1, Some(3), 0, 1, &["old".into()]),
+            Err(TextError::TickOrder { had: 5, got: 3 })
+        );
+        assert!(!b.contains(1));
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! A deterministic provider for UI tests (`kind = "fake"`, only with `--features test-support`):
 //! streams its configured `reply` in 4-character chunks, `delay_ms` apart, for chat and FIM alike.
 //! The reply `"<fail:KIND>"` answers with that error kind instead (e.g. `<fail:unavailable>`).
+//! With `$ZEKE_FAKE_DUMP` set to a path, each FIM request's `prefix` and `suffix` are written
+//! there as JSON, so a test can check the exact text the model would have been given.
 
 use futures_util::StreamExt;
 
@@ -63,7 +65,13 @@ impl Provider for Fake {
     fn chat(&self, _req: ChatRequest) -> EventStream {
         self.stream()
     }
-    fn fim(&self, _req: FimRequest) -> EventStream {
+    fn fim(&self, req: FimRequest) -> EventStream {
+        if let Some(path) = std::env::var_os("ZEKE_FAKE_DUMP") {
+            let dump = serde_json::json!({"prefix": req.prefix, "suffix": req.suffix});
+            if let Err(e) = std::fs::write(&path, dump.to_string()) {
+                tracing::warn!(%e, "ZEKE_FAKE_DUMP");
+            }
+        }
         self.stream()
     }
     fn probe(&self) -> futures_util::stream::BoxStream<'static, Result<String, ProviderError>> {

@@ -21,6 +21,37 @@ local function counts(c) return c:status().counts end
 
 return {
   {
+    name = 'a buffer holding form feeds, CR, U+2028 and NEL: the completion request carries exactly the text before and after the cursor',
+    needs = NEEDS,
+    run = function(H)
+      local dump = vim.fn.tempname()
+      local c = H.child({ env = { ZEKE_FAKE_DUMP = dump } })
+      c:setup(H.fake('x'))
+      c:new_buffer('c')
+      local lines = { 'int a;\x0c', '\x0c', 'b\u{2028}c\rd\u{85}e\u{2029}', 'int f(void) {', '  return 1;', '}' }
+      c:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, ...)', lines)
+      -- type at the end of line 4, after the form feeds shifted nothing
+      c:lua('vim.api.nvim_win_set_cursor(0, { 4, 0 })')
+      c:input('A /* ')
+      H.eq('x', c:wait_full())
+      local got = vim.json.decode(table.concat(vim.fn.readfile(dump), '\n'))
+      local want = c:lua([[
+        local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+        local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+        local before = vim.list_slice(lines, 1, row - 1)
+        before[#before + 1] = lines[row]:sub(1, col)
+        local after = { lines[row]:sub(col + 1) }
+        vim.list_extend(after, vim.list_slice(lines, row + 1, #lines))
+        return { prefix = table.concat(before, '\n'), suffix = table.concat(after, '\n') }
+      ]])
+      H.eq(want.prefix, got.prefix, 'the prefix is the buffer before the cursor, byte for byte')
+      H.ok(vim.startswith(want.suffix, got.suffix) or vim.startswith(got.suffix, want.suffix),
+        'the suffix is the buffer after the cursor: ' .. vim.inspect({ got.suffix, want.suffix }))
+      H.eq(0, c:status().mirror.resyncs, 'the mirror never fell out of step')
+      H.eq({}, c:problems())
+    end,
+  },
+  {
     name = 'ghost text appears inline at the cursor; suggestion() returns it',
     needs = NEEDS,
     run = function(H)
