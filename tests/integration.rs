@@ -10,6 +10,7 @@ mod common;
 mod logging;
 mod mcp;
 mod mcp_policy;
+mod mcp_robust;
 mod mcp_security;
 mod nvim_rpc;
 mod providers;

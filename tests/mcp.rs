@@ -536,7 +536,7 @@ fn fs_tools_work_inside_the_roots() {
         json!({"path": "src/main.rs", "edits": [{"oldText": "nope", "newText": ""}]}),
     );
     assert!(
-        err && body.contains("edit 1: oldText was not found"),
+        err && body.contains("edit 1: oldText (1 line(s), 4 bytes) was not found"),
         "{body}"
     );
     assert_eq!(

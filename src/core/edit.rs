@@ -54,8 +54,14 @@ pub struct Edited {
 pub enum EditError {
     #[error("edit {}: oldText is empty; give the exact text to replace", .index + 1)]
     Empty { index: usize },
-    #[error("edit {}: oldText was not found in the file (it must match exactly, including whitespace):\n{old}", .index + 1)]
-    NotFound { index: usize, old: String },
+    /// The message does not repeat `oldText`: the caller sent it, and the message goes to the
+    /// audit log, which holds no file text.
+    #[error("edit {}: oldText ({} line(s), {} bytes) was not found in the file (it must match exactly, including whitespace)", .index + 1, .lines, .bytes)]
+    NotFound {
+        index: usize,
+        lines: usize,
+        bytes: usize,
+    },
     #[error("edit {}: oldText matches {count} times (at lines {}); add surrounding lines so it matches exactly once", .index + 1, lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))]
     Ambiguous {
         index: usize,
@@ -79,7 +85,8 @@ pub fn apply(original: &str, edits: &[Edit], path: &str) -> Result<Edited, EditE
             0 => {
                 return Err(EditError::NotFound {
                     index,
-                    old: e.old.clone(),
+                    lines: e.old.lines().count().max(1),
+                    bytes: e.old.len(),
                 });
             }
             1 => text.replace_range(starts[0]..starts[0] + old.len(), &new),
@@ -165,7 +172,7 @@ mod tests {
         let err = apply("abc", &[e("abd", "")], "f").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "edit 1: oldText was not found in the file (it must match exactly, including whitespace):\nabd"
+            "edit 1: oldText (1 line(s), 3 bytes) was not found in the file (it must match exactly, including whitespace)"
         );
         assert_eq!(
             apply("abc", &[e("", "x")], "f").unwrap_err(),

@@ -97,6 +97,20 @@ pub fn read_text(roots: &Roots, requested: &str) -> Result<(PathBuf, String), Fs
     Ok((real, text))
 }
 
+/// Reads `requested` as UTF-8 text, refusing a file that is not: for a tool that writes the text
+/// back (`edit_file`), where a lossy read would replace every invalid byte with U+FFFD.
+pub fn read_utf8(roots: &Roots, requested: &str) -> Result<(PathBuf, String), FsError> {
+    let (real, bytes) = read(roots, requested)?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok((real, s)),
+        Err(e) => Err(FsError::failed(format!(
+            "{requested} is not UTF-8 text (an invalid byte at offset {}); edit_file changes UTF-8 \
+             text only, so nothing was written (write_file replaces a file whole)",
+            e.utf8_error().valid_up_to()
+        ))),
+    }
+}
+
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `content` to `requested` atomically (temp file + rename in the same verified directory),

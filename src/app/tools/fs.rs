@@ -168,8 +168,6 @@ async fn edit_file(call: &Call<'_>, a: tools::EditFile) -> Result<Output, ToolEr
     let scope = call.scope_for(&real);
     call.allow_as(Capability::FsRead, &scope, &format!("read {}", a.path))
         .await?;
-    let path = a.path.clone();
-    let (_, original) = blocking(&call.roots, move |r| files::read_text(r, &path)).await?;
     let edits: Vec<Edit> = a
         .edits
         .into_iter()
@@ -178,20 +176,25 @@ async fn edit_file(call: &Call<'_>, a: tools::EditFile) -> Result<Output, ToolEr
             new: e.new_text,
         })
         .collect();
-    let edited = edit::apply(&original, &edits, &real.display().to_string())
-        .map_err(|e| ToolError::Failed(format!("{}: {e}; nothing was written", a.path)))?;
+    let count = edits.len();
+    // reading, matching and diffing are CPU work: on the blocking pool, never an async worker
+    let (path, shown) = (a.path.clone(), real.display().to_string());
+    let (original, edited) = blocking(&call.roots, move |r| {
+        let (_, original) = files::read_utf8(r, &path)?;
+        let edited = edit::apply(&original, &edits, &shown)
+            .map_err(|e| FsError::failed(format!("{path}: {e}; nothing was written")))?;
+        Ok((original, edited))
+    })
+    .await?;
     let fenced = edit::fenced(&edited.diff);
     if !a.dry_run {
-        call.allow(
-            &scope,
-            &format!("edit {} ({} edit(s))", a.path, edits.len()),
-        )
-        .await?;
+        call.allow(&scope, &format!("edit {} ({count} edit(s))", a.path))
+            .await?;
         let path = a.path.clone();
         let text = edited.text;
         blocking(&call.roots, move |r| {
             // the file must still hold what the edits were computed against
-            let (_, now) = files::read_text(r, &path)?;
+            let (_, now) = files::read_utf8(r, &path)?;
             if now != original {
                 return Err(FsError::failed(format!(
                     "{path} changed while it was being edited; nothing was written, try again"
