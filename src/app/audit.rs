@@ -227,8 +227,9 @@ pub fn default_path(configured: Option<&Path>) -> PathBuf {
     base.join("zeke").join("audit.jsonl")
 }
 
-/// `args` without file contents: `content`, `oldText`, `newText` and strings over 4 KiB become
-/// `{"bytes": N}`.
+/// `args` without file contents: `content`, `oldText`, `newText` become `{"bytes": N}`; any other
+/// string over 4 KiB (a path, say) is kept shortened around its end — its first 256 and last 1024
+/// characters around `…[N bytes]…` — so the record still says which file it was.
 pub fn redact(args: &Value) -> Value {
     match args {
         Value::Object(map) => Value::Object(
@@ -239,18 +240,24 @@ pub fn redact(args: &Value) -> Value {
                         "content" | "oldText" | "newText" | "old_text" | "new_text"
                     );
                     match v {
-                        Value::String(s) if hidden || s.len() > 4096 => {
-                            (k.clone(), json!({"bytes": s.len()}))
-                        }
+                        Value::String(s) if hidden => (k.clone(), json!({"bytes": s.len()})),
                         other => (k.clone(), redact(other)),
                     }
                 })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        Value::String(s) if s.len() > 4096 => json!({"bytes": s.len()}),
+        Value::String(s) if s.len() > 4096 => Value::String(shorten(s)),
         other => other.clone(),
     }
+}
+
+/// `s` as its first 256 and last 1024 characters around `…[N bytes]…`.
+fn shorten(s: &str) -> String {
+    let head: String = s.chars().take(256).collect();
+    let tail: Vec<char> = s.chars().rev().take(1024).collect();
+    let tail: String = tail.into_iter().rev().collect();
+    format!("{head}…[{} bytes]…{tail}", s.len())
 }
 
 #[cfg(test)]
@@ -264,6 +271,18 @@ mod tests {
             redact(&a),
             json!({"path": "/r/a.txt", "content": {"bytes": 6}, "edits": [{"oldText": {"bytes": 3}, "newText": {"bytes": 2}}], "dryRun": true})
         );
+    }
+
+    #[test]
+    fn a_long_path_is_shortened_around_its_end_never_dropped() {
+        let long = format!("/r/{}/secret-name.txt", "d/".repeat(3000));
+        let r = redact(&json!({"path": long, "content": "x".repeat(5000)}));
+        let path = r["path"].as_str().unwrap();
+        assert!(path.starts_with("/r/d/d/"), "{path}");
+        assert!(path.ends_with("/secret-name.txt"), "{path}");
+        assert!(path.contains(&format!("…[{} bytes]…", long.len())), "{path}");
+        assert!(path.len() < 1500);
+        assert_eq!(r["content"], json!({"bytes": 5000}));
     }
 
     #[test]
