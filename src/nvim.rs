@@ -3,8 +3,11 @@
 //! stdout carries only msgpack-RPC; logs go to the file given by `--log` (Lua passes one under
 //! `stdpath('log')`), else stderr. The process exits when Neovim closes stdin. Neovim hands a job's
 //! stdio as Unix sockets; those are used directly as non-blocking tokio sockets (lower latency than
-//! the blocking-pool stdin nvim-rs uses by default), with plain stdio as the fallback.
+//! the blocking-pool stdin nvim-rs uses by default), with plain stdio as the fallback. Incoming
+//! bytes pass [`frames::guard`] first, so a malformed frame is skipped with a log line instead of
+//! ending the backend.
 
+pub mod frames;
 pub mod handler;
 pub mod proto;
 pub mod review;
@@ -59,12 +62,20 @@ async fn run(config: Result<Config, crate::config::ConfigError>) -> anyhow::Resu
     let app = App::new(config);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let handler = handler::NvimHandler::new(app.clone(), tx);
-    let (reader, writer) = stdio()?;
+    let (raw, writer) = stdio()?;
+    // nvim-rs ends its loop on a frame it cannot decode: only well-formed messages reach it
+    let (guarded, reader) = tokio::io::duplex(256 * 1024);
+    let guard = tokio::spawn(async move {
+        if let Err(e) = frames::guard(raw, guarded).await {
+            tracing::info!(%e, "reading from the editor ended");
+        }
+    });
     let (nvim, io) = Neovim::new(reader.compat(), writer.compat_write(), handler);
     let forwarder = tokio::spawn(handler::forward(nvim.clone(), rx, app.clone()));
     let result = io.await;
     let cancelled = app.tasks.cancel_all();
     forwarder.abort();
+    guard.abort();
     // the last answers' records (the editor's `resolve`s) reach the disk before the process ends
     let gate = app.gate.clone();
     let _ = tokio::task::spawn_blocking(move || gate.audit().flush()).await;

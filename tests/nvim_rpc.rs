@@ -1,6 +1,6 @@
 //! The `zeke nvim` surface spoken to directly over msgpack-RPC, with this test playing Neovim on a
 //! Unix socket pair (as `jobstart(…, {rpc = true})` hands one): requests get replies, bad input
-//! gets error replies or `error` events and the backend keeps serving, the buffer mirror follows
+//! gets error replies or `error` events and the backend keeps serving (malformed frames included), the buffer mirror follows
 //! `nvim_buf_lines_event`s, stale requests are dropped, stdout carries nothing but msgpack, and the
 //! process exits when its stdin closes.
 
@@ -225,6 +225,22 @@ fn requests_errors_and_bad_input() {
         nvim.request("ping", 7.into()),
         Ok(7.into()),
         "still serving"
+    );
+    // frames that are not msgpack-RPC: bytes that are not msgpack, a map, an array of the wrong
+    // shape, a request whose method is not a string — each skipped, none ends the backend
+    let mut junk = vec![0xc1, 0xc1, 0xff];
+    for v in [
+        map(&[("a", 1.into())]),
+        Value::Array(vec![7.into(), 1.into()]),
+        Value::Array(vec![0.into(), 99.into(), 5.into(), Value::Array(vec![])]),
+    ] {
+        rmpv::encode::write_value(&mut junk, &v).unwrap();
+    }
+    nvim.sock.write_all(&junk).unwrap();
+    assert_eq!(
+        nvim.request("ping", 8.into()),
+        Ok(8.into()),
+        "a malformed frame is skipped, not fatal"
     );
     drop(nvim.sock.shutdown(std::net::Shutdown::Both));
     let t = Instant::now();

@@ -280,7 +280,10 @@ mod tests {
         let path = r["path"].as_str().unwrap();
         assert!(path.starts_with("/r/d/d/"), "{path}");
         assert!(path.ends_with("/secret-name.txt"), "{path}");
-        assert!(path.contains(&format!("…[{} bytes]…", long.len())), "{path}");
+        assert!(
+            path.contains(&format!("…[{} bytes]…", long.len())),
+            "{path}"
+        );
         assert!(path.len() < 1500);
         assert_eq!(r["content"], json!({"bytes": 5000}));
     }
