@@ -17,6 +17,7 @@ pub mod asker;
 pub mod output;
 pub mod questions;
 pub mod tools;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -445,12 +446,24 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
     );
     let gate = server.shared.gate.clone();
     rt.block_on(async move {
+        // the client's stdio → the wire guard (framing, text, order, ids, back-pressure) → rmcp
+        let (to_rmcp, rmcp_in) = tokio::io::duplex(1 << 20);
+        let (rmcp_out, from_rmcp) = tokio::io::duplex(1 << 20);
+        let wire = tokio::spawn(wire::guard(
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            to_rmcp,
+            from_rmcp,
+        ));
         let running = server
-            .serve(rmcp::transport::io::stdio())
+            .serve((rmcp_in, rmcp_out))
             .await
             .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
         let reason = running.waiting().await?;
         tracing::info!("zeke mcp: stopped ({reason:?})");
+        if let Ok(Err(e)) = wire.await {
+            tracing::info!(%e, "client stdio ended");
+        }
         anyhow::Ok(())
     })?;
     rt.shutdown_timeout(std::time::Duration::from_millis(200));

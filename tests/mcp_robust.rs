@@ -104,3 +104,245 @@ fn a_failed_edit_leaves_no_file_text_in_the_audit_log() {
     );
     assert!(log.contains("env.txt"), "the path is recorded: {log}");
 }
+
+/// `zeke mcp` spoken to byte by byte: raw lines in, parsed replies out.
+struct Raw {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    replies: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+fn next_reply(replies: &std::sync::mpsc::Receiver<serde_json::Value>) -> serde_json::Value {
+    replies
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a reply")
+}
+
+impl Raw {
+    fn start(root: &std::path::Path) -> Raw {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(crate::common::zeke_bin())
+            .args(["mcp", "--root"])
+            .arg(root)
+            .env("ZEKE_CONFIG", "/nonexistent")
+            .env("ZEKE_AUDIT_LOG", root.join("../audit.jsonl"))
+            .env("ZEKE_LOG", "error")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, replies) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout is not JSON-RPC ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Raw {
+            child,
+            stdin,
+            replies,
+        }
+    }
+
+    fn line(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stdin.write_all(bytes).unwrap();
+        self.stdin.write_all(b"\n").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn reply(&self) -> serde_json::Value {
+        next_reply(&self.replies)
+    }
+
+    fn initialize(&mut self) {
+        self.line(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#);
+        let r = self.reply();
+        assert_eq!(r["id"], "init", "{r}");
+        assert!(r["result"]["serverInfo"].is_object(), "{r}");
+        self.line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    }
+
+    fn alive(&mut self, id: u64) {
+        self.line(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).as_bytes());
+        let r = self.reply();
+        assert_eq!(
+            (r["id"].as_u64(), r["result"].is_object()),
+            (Some(id), true),
+            "{r}"
+        );
+    }
+}
+
+fn root() -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "one\n").unwrap();
+    (t, root)
+}
+
+#[test]
+fn messages_before_initialize_are_never_fatal() {
+    let (_t, root) = root();
+    let mut s = Raw::start(&root);
+    s.line(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#);
+    s.line(br#"{"jsonrpc":"2.0","id":99,"result":{}}"#);
+    s.alive(1); // ping before initialize is answered
+    s.initialize();
+    s.alive(2);
+    assert!(s.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+fn every_request_gets_one_reply_even_when_its_text_is_bad() {
+    let (_t, root) = root();
+    let mut s = Raw::start(&root);
+    s.initialize();
+    // a lone surrogate in a path: refused, never run with a "repaired" path
+    s.line(br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"a.txt\ud800"}}}"#);
+    let r = s.reply();
+    assert_eq!(r["id"], 10, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lone UTF-16 surrogate"),
+        "{r}"
+    );
+    // bytes that are not UTF-8
+    let mut bad = br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"a"#.to_vec();
+    bad.extend([0xff, 0xfe]);
+    bad.extend(br#""}}}"#);
+    s.line(&bad);
+    let r = s.reply();
+    assert_eq!(r["id"], 11, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not UTF-8"),
+        "{r}"
+    );
+    // not JSON, with an id that can be read
+    s.line(br#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"#);
+    let r = s.reply();
+    assert_eq!(
+        (r["id"].as_u64(), r["error"]["code"].as_i64()),
+        (Some(12), Some(-32700)),
+        "{r}"
+    );
+    // a line over 16 MiB: dropped as it streams, answered with its id
+    let mut big = br#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"big.txt","content":""#.to_vec();
+    big.resize(big.len() + 17 * 1024 * 1024, b'x');
+    big.extend(br#""}}}"#);
+    s.line(&big);
+    let r = s.reply();
+    assert_eq!(r["id"], 13, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large"),
+        "{r}"
+    );
+    assert!(!root.join("big.txt").exists());
+    s.alive(14);
+}
+
+#[test]
+fn a_duplicate_id_in_flight_is_refused_and_the_first_still_answered() {
+    let (_t, root) = root();
+    let mut s = Raw::start(&root);
+    s.line(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}"#);
+    assert_eq!(s.reply()["id"], "init");
+    s.line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    // a write that needs approval: the server asks (elicitation/create) and waits
+    let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"w.txt","content":"x"}}}"#;
+    s.line(call);
+    let ask = s.reply();
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    // the same id again while the first waits
+    s.line(call);
+    let dup = s.reply();
+    assert_eq!(dup["id"], 5, "{dup}");
+    assert!(
+        dup["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already in flight"),
+        "{dup}"
+    );
+    // answering the question completes the first call, once
+    let answer = serde_json::json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"decision": "allow_once"}}});
+    s.line(answer.to_string().as_bytes());
+    let done = s.reply();
+    assert_eq!(
+        (done["id"].as_u64(), done["result"]["isError"].as_bool()),
+        (Some(5), Some(false)),
+        "{done}"
+    );
+    assert_eq!(std::fs::read_to_string(root.join("w.txt")).unwrap(), "x");
+    s.alive(6);
+}
+
+/// The resident memory of `pid` in KiB, from `/proc`.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_client_that_writes_without_reading_cannot_grow_the_server() {
+    let (_t, root) = root();
+    let mut s = Raw::start(&root);
+    s.initialize();
+    s.alive(1);
+    let pid = s.child.id();
+    let before = rss_kb(pid);
+    // 20,000 requests whose replies nobody reads for now: without back-pressure the server queues
+    // them all (~2.4 KB each, ~48 MB); with it, reading stops at 64 in flight
+    let Raw {
+        child: _child,
+        mut stdin,
+        replies,
+    } = s;
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        for id in 100..20_100u64 {
+            let line = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"list_allowed_directories","arguments":{{}}}}}}"#
+            );
+            if writeln!(stdin, "{line}").is_err() {
+                break;
+            }
+        }
+        stdin
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let during = rss_kb(pid);
+    // now read: every request gets exactly one reply
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 20_000 {
+        let r = next_reply(&replies);
+        let id = r["id"].as_u64().unwrap();
+        assert!(seen.insert(id), "one reply per id ({id} twice)");
+    }
+    let _stdin = writer.join().unwrap();
+    assert!(
+        during < before + 16 * 1024,
+        "the server grew from {before} kB to {during} kB while its replies went unread"
+    );
+}
