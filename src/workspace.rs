@@ -200,9 +200,22 @@ impl Roots {
         if requested.contains('\0') {
             return Err(FsError::refused("bad-path", "path contains a NUL byte"));
         }
+        if requested.len() > MAX_PATH {
+            return Err(FsError::refused(
+                "bad-path",
+                format!(
+                    "the path is {} bytes long; at most {MAX_PATH} (PATH_MAX)",
+                    requested.len()
+                ),
+            ));
+        }
         let abs = self.absolute(requested);
         let (base, tail) = nearest_existing(&abs)?;
         if tail.iter().any(|c| c == "." || c == "..") {
+            // outside the roots, this must read like every other outside path (whether the
+            // missing directory exists out there is nobody's business); inside, say what is wrong
+            let guess = normalize(&tail.iter().fold(base.clone(), |p, c| p.join(c)));
+            self.check(requested, &abs, &guess)?;
             return Err(FsError::refused(
                 "tail-dotdot",
                 format!("{requested}: uses . or .. below a directory that does not exist"),
@@ -235,21 +248,16 @@ impl Roots {
             ));
         }
         let lexical = normalize(abs);
+        // the messages never name where outside the path leads: that would map what is out there
         let (rule, why) = if self.containing(&lexical).is_some() && !has_dotdot(abs) {
             (
                 "symlink-escape",
-                format!(
-                    "{requested} goes through a symlink to {}, outside the allowed roots",
-                    real.display()
-                ),
+                format!("{requested} goes through a symlink that leads outside the allowed roots"),
             )
         } else if has_dotdot(abs) {
             (
                 "dotdot-escape",
-                format!(
-                    "{requested} uses .. to reach {}, outside the allowed roots",
-                    real.display()
-                ),
+                format!("{requested} uses .. to leave the allowed roots"),
             )
         } else {
             (
@@ -386,6 +394,9 @@ impl Protected {
     }
 }
 
+/// The longest path a tool accepts, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+
 /// Whether a path must already exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Must {
@@ -408,24 +419,45 @@ fn expand_home(p: &str) -> PathBuf {
 /// The canonical form of the longest existing prefix of `abs`, and the remaining components.
 fn nearest_existing(abs: &Path) -> Result<(PathBuf, Vec<String>), FsError> {
     let comps: Vec<Component> = abs.components().collect();
-    for keep in (1..=comps.len()).rev() {
-        let prefix: PathBuf = comps[..keep].iter().collect();
-        match std::fs::canonicalize(&prefix) {
-            Ok(real) => {
-                let tail = comps[keep..]
-                    .iter()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                return Ok((real, tail));
+    let prefix = |keep: usize| -> PathBuf { comps[..keep].iter().collect() };
+    // Whether a prefix resolves is monotone (a longer path must pass through every shorter
+    // one), so the longest resolvable prefix is found by bisection: O(n log n) component
+    // lookups, not O(n²). Any error (missing, not a directory, no permission) counts as "does not
+    // resolve", so a path outside the roots answers the same whatever is there.
+    let resolves = |keep: usize| std::fs::canonicalize(prefix(keep)).ok();
+    let (mut good, mut bad) = (0usize, comps.len() + 1);
+    let mut best = None;
+    if let Some(real) = resolves(comps.len()) {
+        good = comps.len();
+        best = Some(real);
+    } else {
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            if mid == 0 {
+                break;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(FsError::io(&prefix, e)),
+            match resolves(mid) {
+                Some(real) => {
+                    good = mid;
+                    best = Some(real);
+                }
+                None => bad = mid,
+            }
         }
     }
-    Err(FsError::failed(format!(
-        "{}: cannot resolve",
-        abs.display()
-    )))
+    match best {
+        Some(real) => {
+            let tail = comps[good..]
+                .iter()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            Ok((real, tail))
+        }
+        None => Err(FsError::failed(format!(
+            "{}: cannot resolve",
+            abs.display()
+        ))),
+    }
 }
 
 /// Lexical normalization (`.` dropped, `..` pops) for messages and relative-path choice only;
@@ -604,7 +636,7 @@ mod tests {
     fn missing_tail_with_dotdot_is_refused() {
         let t = tmp();
         let roots = Roots::new(&[t.path().to_path_buf()]).unwrap();
-        let p = format!("{}/nope/../../x", t.path().display());
+        let p = format!("{}/nope/../x", t.path().display());
         let err = roots.resolve(&p, Must::BeCreatable).unwrap_err();
         assert!(
             matches!(
@@ -616,12 +648,46 @@ mod tests {
             ),
             "{err}"
         );
-        let ok = roots
-            .resolve("new/dir/file.txt", Must::BeCreatable)
-            .unwrap();
-        assert_eq!(
-            ok,
-            t.path().canonicalize().unwrap().join("new/dir/file.txt")
+    }
+
+    /// A path outside the roots gets the same answer whatever exists out there: no oracle for
+    /// the layout of the rest of the disk, and no outside path in the message.
+    #[test]
+    fn outside_paths_answer_alike_whatever_exists() {
+        let t = tmp();
+        let base = t.path().canonicalize().unwrap();
+        let root = base.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(base.join("exists")).unwrap();
+        std::fs::write(base.join("exists/file"), "x").unwrap();
+        let roots = Roots::new(std::slice::from_ref(&root)).unwrap();
+        let r = root.display();
+        let answer = |tail: &str| {
+            let p = format!("{r}/{tail}");
+            let e = roots.resolve(&p, Must::Exist).unwrap_err().to_string();
+            e.replace(&p, "P")
+        };
+        let first = answer("../exists/..");
+        for tail in [
+            "../missing/..",
+            "../exists/file/x/..",
+            "../missing/a/b/../..",
+            "../exists/file",
+        ] {
+            assert_eq!(answer(tail), first, "{tail}");
+        }
+        assert!(
+            !first.contains(&base.join("exists").display().to_string()),
+            "{first}"
+        );
+        let long = format!("{r}/{}", "a/".repeat(3000));
+        let e = roots
+            .resolve(&long, Must::BeCreatable)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rule bad-path") && e.contains("at most 4096"),
+            "{e}"
         );
     }
 }

@@ -148,10 +148,17 @@ fn paths_outside_the_roots_are_refused() {
         json!({"path": format!("{}/../outside/secret.txt", s(root))}),
         "dotdot-escape",
     );
+    // escaping through a missing directory reads like any other escape
     refused(
         &mut m,
         "create_directory",
         json!({"path": "nope/../../outside/made"}),
+        "dotdot-escape",
+    );
+    refused(
+        &mut m,
+        "create_directory",
+        json!({"path": "nope/../made"}),
         "tail-dotdot",
     );
     refused(
