@@ -111,6 +111,11 @@ impl Mcp {
         m
     }
 
+    /// The server's process id (for memory readings from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn send(&mut self, msg: &Value) {
         writeln!(self.stdin, "{msg}").unwrap();
         self.stdin.flush().unwrap();

@@ -346,3 +346,52 @@ fn a_client_that_writes_without_reading_cannot_grow_the_server() {
         "the server grew from {before} kB to {during} kB while its replies went unread"
     );
 }
+
+/// The peak resident memory of `pid` in KiB (`VmHWM`).
+fn peak_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn one_call_reads_at_most_its_budget_however_often_a_file_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ten.txt"), "0123456789\n".repeat(1024 * 1024)).unwrap(); // 11 MiB
+    let mut m = server(t.path(), &root);
+    let (err, page, _) = m.call("read_multiple_files", json!({"paths": vec!["ten.txt"; 40]}));
+    assert!(!err, "{}", &page[..200.min(page.len())]);
+    // the last page says which files were skipped
+    let pages: u32 = page
+        .rsplit("page 1 of ")
+        .next()
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a paged answer");
+    let (_, last, _) = m.call(
+        "read_multiple_files",
+        json!({"paths": vec!["ten.txt"; 40], "page": pages}),
+    );
+    let read = 5 * 11 * 1024 * 1024;
+    assert!(
+        last.contains(&format!(
+            "Error - skipped: this call has read {read} bytes and this file has"
+        )),
+        "5 × 11 MiB fit the 64 MiB budget, the rest are skipped: {}",
+        &last[last.len().saturating_sub(600)..]
+    );
+    assert!(
+        page.len() + last.len() < 200_000,
+        "pages stay small whatever was read"
+    );
+    let peak = peak_kb(m.pid());
+    assert!(
+        peak < 400 * 1024,
+        "peak memory {peak} kB for a 64 MiB budget (was ~1 GB unbounded)"
+    );
+}

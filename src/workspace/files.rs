@@ -81,9 +81,16 @@ pub fn read(roots: &Roots, requested: &str) -> Result<(PathBuf, Vec<u8>), FsErro
         )));
     }
     let mut bytes = Vec::with_capacity(st.st_size as usize);
+    // a file growing while it is read stops at the limit too
     File::from(fd)
+        .take(MAX_READ_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| FsError::io(&real, e))?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(FsError::failed(format!(
+            "{requested} grew past the {MAX_READ_BYTES}-byte read limit while it was read"
+        )));
+    }
     Ok((real, bytes))
 }
 

@@ -121,6 +121,9 @@ async fn read_multiple_files(
     }
     let mut parts = Vec::new();
     let mut asked = BTreeSet::new();
+    // one budget for the whole call: the same file named many times counts each time
+    let budget = files::MAX_READ_BYTES;
+    let mut used = 0u64;
     for p in &a.paths {
         let one = async {
             let real = call.roots.resolve(p, Must::Exist)?;
@@ -130,10 +133,23 @@ async fn read_multiple_files(
                     .await?;
             }
             let path = p.clone();
+            let size = blocking(&call.roots, move |r| files::info(r, &path))
+                .await?
+                .size;
+            if used + size > budget {
+                return Err(ToolError::Failed(format!(
+                    "skipped: this call has read {used} bytes and this file has {size}, over the \
+                     {budget}-byte budget of one call; read it in another call"
+                )));
+            }
+            let path = p.clone();
             blocking(&call.roots, move |r| files::read_text(r, &path)).await
         };
         match one.await {
-            Ok((_, text)) => parts.push(format!("{p}:\n{text}\n")),
+            Ok((_, text)) => {
+                used += text.len() as u64;
+                parts.push(format!("{p}:\n{text}\n"))
+            }
             Err(ToolError::Cancelled) => return Err(ToolError::Cancelled),
             Err(e) => parts.push(format!("{p}: Error - {e}")),
         }
