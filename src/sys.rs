@@ -1,8 +1,10 @@
 //! The only place Zeke starts a process (checked by `tests/tidy.rs`).
 //!
 //! Every command runs with an explicit program and arguments (no shell unless the caller asks for
-//! `sh -c`, as `*_cmd` config keys do), a working directory, a time limit, stdin closed, and is
-//! killed when its future is dropped.
+//! `sh -c`, as `*_cmd` config keys do), a working directory, a time limit, stdin closed. When the
+//! limit passes or its future is dropped (a cancelled call, a client gone), it is ended
+//! gracefully: SIGTERM, up to [`GRACE`] to exit (git removes its `index.lock` then), then
+//! SIGKILL — so a killed `git add` does not leave a lock that blocks every later git write.
 //!
 //! Programs are started by absolute path ([`resolve`]): a bare name is looked up once per process
 //! in the absolute entries of `$PATH` only. An empty, `.` or other relative entry is skipped, since
@@ -89,8 +91,9 @@ fn find_in(name: &str, path_var: &std::ffi::OsStr) -> Option<PathBuf> {
         })
 }
 
-/// Runs `program args…` in `cwd`, waits at most `timeout`, and returns its output. The child is
-/// killed on time-out or when the returned future is dropped.
+/// Runs `program args…` in `cwd`, waits at most `timeout`, and returns its output. On time-out,
+/// or when the returned future is dropped, the child is ended gracefully (SIGTERM, then SIGKILL
+/// after [`GRACE`]).
 pub async fn run(
     program: &str,
     args: &[&str],
@@ -120,8 +123,7 @@ pub async fn run_env(
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
@@ -131,24 +133,88 @@ pub async fn run_env(
     for (k, v) in env.set {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().map_err(|source| SysError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| SysError::Spawn {
         program: program.to_string(),
         source,
     })?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let mut running = Running(Some(child));
+    let collect = async {
+        use tokio::io::AsyncReadExt;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            if let Some(mut s) = stdout {
+                let _ = s.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(mut s) = stderr {
+                let _ = s.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let status = match running.0.as_mut() {
+            Some(c) => c.wait().await,
+            None => Err(std::io::Error::other("no child")),
+        };
+        (status, out, err)
+    };
+    let result = tokio::time::timeout(timeout, collect).await;
+    match result {
         Err(_) => Err(SysError::Timeout {
             program: program.to_string(),
             secs: timeout.as_secs(),
         }),
-        Ok(Err(source)) => Err(SysError::Spawn {
+        Ok((Err(source), _, _)) => Err(SysError::Spawn {
             program: program.to_string(),
             source,
         }),
-        Ok(Ok(out)) => Ok(Output {
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }),
+        Ok((Ok(status), out, err)) => {
+            running.0 = None; // exited and reaped
+            Ok(Output {
+                status: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        }
+    }
+}
+
+/// How long a program asked to stop (SIGTERM) may take before it is killed.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// A child still running; dropping it ends the child gracefully (see the module docs).
+struct Running(Option<tokio::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if !matches!(child.try_wait(), Ok(None)) {
+            return; // already exited
+        }
+        if let Some(pid) = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        // wait for it off the async workers; the process may exit first, the signal is sent
+        let _ = std::thread::Builder::new()
+            .name("zeke-reap".into())
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + GRACE;
+                while std::time::Instant::now() < deadline {
+                    if !matches!(child.try_wait(), Ok(None)) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                tracing::warn!("a program did not stop within {GRACE:?} of SIGTERM; killing it");
+                let _ = child.start_kill();
+                let _ = child.try_wait();
+            });
     }
 }
 
@@ -202,5 +268,53 @@ mod tests {
             assert!(matches!(resolve(p), Err(SysError::NotFound { .. })), "{p}");
         }
         assert_eq!(resolve("/bin/sh").unwrap(), PathBuf::from("/bin/sh"));
+    }
+
+    /// A program that records SIGTERM in `marker` and then exits; SIGKILL would leave no marker.
+    fn trapping(marker: &Path) -> String {
+        format!(
+            "trap 'echo term > {}; exit 0' TERM; sleep 30 & wait",
+            marker.display()
+        )
+    }
+
+    fn wait_for(marker: &Path) -> bool {
+        for _ in 0..200 {
+            if marker.exists() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_time_out_asks_the_program_to_stop_before_killing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("termed");
+        let line = trapping(&marker);
+        let r = run("sh", &["-c", &line], None, Duration::from_millis(300)).await;
+        assert!(matches!(r, Err(SysError::Timeout { .. })), "{r:?}");
+        assert!(
+            wait_for(&marker),
+            "the program got SIGTERM (git removes its lock then)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_asks_the_program_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("termed");
+        let line = trapping(&marker);
+        let task = tokio::spawn(async move {
+            let _ = run("sh", &["-c", &line], None, Duration::from_secs(60)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        task.abort();
+        let _ = task.await;
+        assert!(
+            wait_for(&marker),
+            "a cancelled call ends its program gracefully"
+        );
     }
 }

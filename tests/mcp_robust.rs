@@ -395,3 +395,58 @@ fn one_call_reads_at_most_its_budget_however_often_a_file_is_named() {
         "peak memory {peak} kB for a 64 MiB budget (was ~1 GB unbounded)"
     );
 }
+
+#[test]
+fn a_client_gone_during_git_add_leaves_no_index_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let root = crate::mcp::repo(&t.path().join("proj"));
+    // 96 MiB that do not compress: git add takes a while on it
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut big = vec![0u8; 96 * 1024 * 1024];
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    drop(big);
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            env: crate::mcp::git_env(),
+            ..Opts::default()
+        },
+    );
+    let lock = root.join(".git/index.lock");
+    m.start_request(
+        "tools/call",
+        json!({"name": "git_add", "arguments": {"repo_path": root.display().to_string(), "files": ["big.bin"]}}),
+    );
+    // wait until git holds the lock, then the client goes away
+    let mut held = false;
+    for _ in 0..400 {
+        if lock.exists() {
+            held = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(held, "git add took the index lock");
+    m.close();
+    // git was asked to stop (SIGTERM) and removed its lock; a SIGKILL would leave it for good
+    let mut gone = false;
+    for _ in 0..200 {
+        if !lock.exists() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        gone,
+        "{} is still there after the server went",
+        lock.display()
+    );
+}
