@@ -9,7 +9,8 @@
 //! - `git_add` paths must resolve inside the repository (rule `outside-repo`); symlinks are staged
 //!   as links (only their parent directory is resolved).
 //! - git runs with hooks, fsmonitor and commit signing disabled (each could run a program named in
-//!   the repository's config), no external diff or textconv, no pager or prompt, `LC_ALL=C`, and
+//!   the repository's config), with `safe.bareRepository=explicit` (a directory a client filled
+//!   with `HEAD`, `objects/`, `refs/` and a `config` is not a repository), no external diff or textconv, no pager or prompt, `LC_ALL=C`, and
 //!   without inherited `GIT_DIR`-style location variables. The file tools refuse writes inside
 //!   `.git`, so a client cannot plant such config (`workspace::Roots::check_writable`).
 
@@ -37,6 +38,11 @@ const SAFE: &[&str] = &[
     "commit.gpgSign=false",
     "-c",
     "tag.gpgSign=false",
+    // a directory that merely looks like a repository (HEAD, objects/, refs/, config — files any
+    // client may write) is never taken for one: only real `.git` directories count, so a client
+    // cannot make a repository whose config names programs or borrows another's objects
+    "-c",
+    "safe.bareRepository=explicit",
 ];
 
 const ENV: sys::Env<'static> = sys::Env {

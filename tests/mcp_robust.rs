@@ -450,3 +450,65 @@ fn a_client_gone_during_git_add_leaves_no_index_lock() {
         lock.display()
     );
 }
+
+/// A client with fs.write and git.write fills a directory with what git takes for a repository
+/// (HEAD, objects/, refs/, a config naming a filter program and a work tree): no git tool may
+/// treat it as one, so the program never runs.
+#[test]
+fn a_repository_made_of_ordinary_files_is_never_used() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().canonicalize().unwrap();
+    let root = crate::mcp::repo(&base.join("root"));
+    let marker = base.join("marker");
+    let mut m = Mcp::start(
+        &base,
+        Opts {
+            roots: vec![&root],
+            env: crate::mcp::git_env(),
+            ..Opts::default()
+        },
+    );
+    let r = root.display().to_string();
+    let config = format!(
+        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = {r}/w\n\
+         [filter \"x\"]\n\tclean = touch {}\n\tsmudge = cat\n",
+        marker.display()
+    );
+    for (path, content) in [
+        ("evil/HEAD", "ref: refs/heads/main\n"),
+        ("evil/config", config.as_str()),
+        ("evil/objects/.keep", ""),
+        ("evil/refs/heads/.keep", ""),
+        ("w/.gitattributes", "* filter=x\n"),
+        ("w/a.txt", "data\n"),
+    ] {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            m.call(
+                "create_directory",
+                json!({"path": dir.display().to_string()}),
+            );
+        }
+        let (err, body, _) = m.call("write_file", json!({"path": path, "content": content}));
+        assert!(!err, "{path}: {body}");
+    }
+    for (tool, args) in [
+        (
+            "git_add",
+            json!({"repo_path": format!("{r}/evil"), "files": ["a.txt"]}),
+        ),
+        ("git_status", json!({"repo_path": format!("{r}/evil")})),
+        (
+            "git_diff_unstaged",
+            json!({"repo_path": format!("{r}/evil")}),
+        ),
+        ("git_log", json!({"repo_path": format!("{r}/evil")})),
+    ] {
+        let (err, body, _) = m.call(tool, args);
+        assert!(err, "{tool} used the made-up repository: {body}");
+        assert!(!marker.exists(), "{tool} ran the filter program");
+    }
+    // the real repository around it still works
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(!err && body.contains("Repository status"), "{body}");
+    assert!(!marker.exists());
+}
