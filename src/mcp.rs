@@ -445,6 +445,7 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
         server.shared.gate.audit().path().display()
     );
     let gate = server.shared.gate.clone();
+    let wire_gate = gate.clone();
     rt.block_on(async move {
         // the client's stdio → the wire guard (framing, text, order, ids, back-pressure) → rmcp
         let (to_rmcp, rmcp_in) = tokio::io::duplex(1 << 20);
@@ -454,6 +455,7 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
             tokio::io::stdout(),
             to_rmcp,
             from_rmcp,
+            Some(wire_gate),
         ));
         let running = server
             .serve((rmcp_in, rmcp_out))

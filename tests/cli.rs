@@ -205,17 +205,18 @@ fn zeke_tool_goes_through_the_gate() {
     assert_eq!(
         outcomes,
         [
-            "denied", "denied", "ok", "denied", "denied", "ok", "ok", "refused", "error"
+            "denied", "denied", "started", "ok", "denied", "denied", "started", "ok", "ok",
+            "refused", "error"
         ]
     );
     assert!(records.iter().all(|r| r["client"] == "cli"));
     assert!(
-        records[2]["decisions"][0]
+        records[3]["decisions"][0]
             .as_str()
             .unwrap()
             .starts_with("fs.write allow in"),
         "{}",
-        records[2]
+        records[3]
     );
 }
 

@@ -148,25 +148,33 @@ fn prompt_with_elicitation_applies_on_allow_only() {
             )
         })
         .collect();
+    // a write that passed the gate leaves a `started` record before it writes, then its outcome
     assert_eq!(
         outcomes,
         [
+            ("write_file", "started"),
             ("write_file", "ok"),
             ("write_file", "denied"),
             ("edit_file", "denied"),
+            ("create_directory", "started"),
             ("create_directory", "ok"),
+            ("write_file", "started"),
             ("write_file", "ok"),
             ("edit_file", "ok")
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
+    assert_eq!(
+        records[6]["decisions"], records[7]["decisions"],
+        "the started record carries the decisions taken"
+    );
     assert!(
-        records[4]["decisions"][0]
+        records[7]["decisions"][0]
             .as_str()
             .unwrap()
             .contains("allow-all grant"),
         "{}",
-        records[4]
+        records[7]
     );
     assert_eq!(
         records[0]["arguments"]["content"],
@@ -223,8 +231,12 @@ fn scopes_match_whole_repository_names() {
         err && body.contains("git commit failed"),
         "no empty commits: {body}"
     );
-    let n = m.audit_records().len();
-    assert_eq!(n, 6, "one audit record per call");
+    let ended = m
+        .audit_records()
+        .iter()
+        .filter(|r| r["outcome"] != "started")
+        .count();
+    assert_eq!(ended, 6, "one closing audit record per call");
 }
 
 #[test]

@@ -256,6 +256,22 @@ fn every_request_gets_one_reply_even_when_its_text_is_bad() {
     );
     assert!(!root.join("big.txt").exists());
     s.alive(14);
+    // each is in the audit log as a protocol error: its size and why, never its text
+    let log = std::fs::read_to_string(root.join("../audit.jsonl")).unwrap();
+    let protocol: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["tool"] == "(protocol)")
+        .collect();
+    assert_eq!(protocol.len(), 4, "{log}");
+    assert!(
+        protocol.iter().all(|r| r["arguments"]["bytes"].is_u64()),
+        "{log}"
+    );
+    assert!(
+        !log.contains("big.txt") && !log.contains("xxxx"),
+        "no request text in the log"
+    );
 }
 
 #[test]

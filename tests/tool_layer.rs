@@ -165,5 +165,8 @@ async fn in_process_calls_pass_the_same_gate_and_ask_through_the_surface() {
                 .to_string()
         })
         .collect();
-    assert_eq!(outcomes, ["denied", "ok", "ok", "ok", "refused"]);
+    assert_eq!(
+        outcomes,
+        ["denied", "started", "ok", "started", "ok", "ok", "refused"]
+    );
 }

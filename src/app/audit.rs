@@ -36,6 +36,9 @@ pub enum Outcome {
     Proposed,
     /// An MCP call answered with a question for the user; the call comes again with the answer.
     InputRequired,
+    /// A writing call passed the gate and is about to change something; its outcome follows in
+    /// a later record (a call killed mid-write still leaves this one).
+    Started,
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Proposed => "proposed",
             Outcome::InputRequired => "input-required",
+            Outcome::Started => "started",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! One call goes: [`run`] → [`catalog::find`] → argument parsing → the tool's operation ([`fs`],
 //! [`git`], [`net`]), which resolves paths through `workspace` (confinement) and passes the gate
 //! ([`Call::allow`]: decide, ask through the surface's [`Asker`], remember) before it reads or
-//! writes → one audit record with every decision, written before [`run`] returns.
+//! writes → one audit record with every decision, written before [`run`] returns (a writing
+//! call also leaves a `started` record just before it changes anything: [`Call::begin`]).
 //!
 //! Invariants: every path is resolved and checked before the gate is asked, and the gate is asked
 //! before anything is read or written; a refusal is an `Err` naming its rule, never a panic; a
@@ -153,6 +154,9 @@ pub struct Call<'a> {
     gate: &'a Gate,
     asker: &'a dyn Asker,
     steps: Mutex<Vec<Step>>,
+    /// The arguments as the audit log shows them, and who called (for [`Call::begin`]).
+    redacted: Value,
+    client: Option<&'a str>,
 }
 
 impl Call<'_> {
@@ -194,6 +198,26 @@ impl Call<'_> {
         })
     }
 
+    /// Records that a writing call passed the gate and is about to change something (outcome
+    /// `started`, with its decisions so far), written before this returns; the call's own record
+    /// follows when it ends. A call killed mid-write so still leaves a record.
+    pub async fn begin(&self) {
+        let steps = self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.gate
+            .audit()
+            .append(&Record {
+                tool: self.spec.name,
+                arguments: self.redacted.clone(),
+                decisions: &steps,
+                outcome: Outcome::Started,
+                message: None,
+                duration_ms: 0,
+                client: self.client,
+            })
+            .written()
+            .await;
+    }
+
     /// A progress reporter usable from a blocking thread (no-op when the surface wants none).
     pub fn progress_fn(&self, what: &'static str) -> impl Fn(u64) + Send + Sync + 'static {
         let p = self.progress.clone();
@@ -225,6 +249,8 @@ pub async fn run(gate: &Gate, inv: Invocation<'_>) -> Result<Output, ToolError> 
         gate,
         asker: inv.asker,
         steps: Mutex::new(Vec::new()),
+        redacted: redacted.clone(),
+        client: inv.client,
     });
     let result = match (&call, inv.refused) {
         (None, _) => Err(ToolError::Unknown(inv.name.to_string())),

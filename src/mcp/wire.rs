@@ -17,6 +17,8 @@
 //!   been written — a client that writes but does not read cannot grow the server.
 //!
 //! Everything else passes to rmcp byte for byte, and every line rmcp writes reaches the client.
+//! Each line answered or dropped here is recorded in the audit log as tool `(protocol)` with its
+//! size and reason (never its text).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::app::audit::{Audit, Outcome, Record};
+use crate::app::gate::Gate;
 
 /// The longest line passed on: rmcp's own limit (`DEFAULT_MAX_LINE_LENGTH`, 16 MiB).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -286,6 +291,24 @@ impl<R: AsyncRead + Unpin> Lines<R> {
 
 /// The client's side: judge each line, answer or drop it, or pass it to rmcp (a request only once
 /// a slot is free).
+/// Records a line this guard answered or dropped: its size and why, never its text.
+async fn audit_line(audit: Option<&Audit>, bytes: usize, why: &str) {
+    if let Some(a) = audit {
+        a.append(&Record {
+            tool: "(protocol)",
+            arguments: json!({"bytes": bytes}),
+            decisions: &[],
+            outcome: Outcome::Error,
+            message: Some(why),
+            duration_ms: 0,
+            client: None,
+        })
+        .written()
+        .await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn read_client<I: AsyncRead + Unpin>(
     input: I,
     to_rmcp: &mut tokio::io::DuplexStream,
@@ -293,6 +316,7 @@ async fn read_client<I: AsyncRead + Unpin>(
     permits: &Arc<Semaphore>,
     ours: &mpsc::UnboundedSender<String>,
     started: &AtomicBool,
+    audit: Option<&Audit>,
 ) -> std::io::Result<()> {
     let mut lines = Lines::new(input);
     while let Some(line) = lines.next().await? {
@@ -300,6 +324,7 @@ async fn read_client<I: AsyncRead + Unpin>(
             Line::Whole(l) => l,
             Line::TooLong(head) => {
                 tracing::warn!("a line over {MAX_LINE} bytes was dropped");
+                audit_line(audit, MAX_LINE + 1, "a line over 16 MiB, dropped").await;
                 let id = sniff_id(&head);
                 if !id.is_null() {
                     let _ = ours.send(error_reply(
@@ -313,9 +338,17 @@ async fn read_client<I: AsyncRead + Unpin>(
         };
         match judge(&line, started.load(Ordering::SeqCst), in_flight) {
             Verdict::Reply(r) => {
+                let why = serde_json::from_str::<Value>(&r)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                audit_line(audit, line.len(), &why).await;
                 let _ = ours.send(r);
             }
-            Verdict::Drop(why) => tracing::warn!("dropped {why}"),
+            Verdict::Drop(why) => {
+                tracing::warn!("dropped {why}");
+                audit_line(audit, line.len(), &format!("dropped {why}")).await;
+            }
             Verdict::Pass(id, starts) => {
                 if let Some(id) = id {
                     // back-pressure: wait for a free slot before reading on
@@ -350,6 +383,7 @@ pub async fn guard<I, O>(
     mut output: O,
     to_rmcp: tokio::io::DuplexStream,
     from_rmcp: tokio::io::DuplexStream,
+    gate: Option<Arc<Gate>>,
 ) -> std::io::Result<()>
 where
     I: AsyncRead + Unpin + Send + 'static,
@@ -363,6 +397,7 @@ where
         let (in_flight, permits, started) = (in_flight.clone(), permits.clone(), started.clone());
         let mut to_rmcp = to_rmcp;
         tokio::spawn(async move {
+            let audit = gate.as_ref().map(|g| g.audit());
             let r = read_client(
                 input,
                 &mut to_rmcp,
@@ -370,6 +405,7 @@ where
                 &permits,
                 &ours_tx,
                 &started,
+                audit,
             )
             .await;
             let _ = to_rmcp.shutdown().await;

@@ -371,7 +371,7 @@ return {
       end, 5000, 'the editor records')
       local mcp_records = {}
       for _, r in ipairs(c:audit()) do
-        if r.client ~= 'nvim' and r.tool == 'write_file' then mcp_records[#mcp_records + 1] = r end
+        if r.client ~= 'nvim' and r.tool == 'write_file' and r.outcome ~= 'started' then mcp_records[#mcp_records + 1] = r end
       end
       H.eq(4, #mcp_records, vim.inspect(from))
       local decisions = vim.tbl_map(function(r) return r.decisions[1] end, mcp_records)

@@ -143,7 +143,13 @@ async def every_tool(base, root):
         check(not res.is_error and text(res).count("f99.txt") == 30, "search_files over 3000 files", text(res)[:200])
         check(len(seen) >= 1, "progress notifications during a long walk", seen)
     records = audit(base)
-    check(len(records) == len(calls) + 3, "audit log has one record per call", len(records))
+    ended = [r for r in records if r["outcome"] != "started"]
+    check(len(ended) == len(calls) + 3, "audit log has one closing record per call", len(ended))
+    writes = {"write_file", "edit_file", "create_directory", "move_file", "git_add", "git_reset", "git_commit",
+              "git_create_branch", "git_checkout"}
+    started = [r["tool"] for r in records if r["outcome"] == "started"]
+    check(sorted(started) == sorted(n for n, _, _ in calls if n in writes),
+          "each write left a started record before it wrote", started)
 
 
 async def elicitation_and_cancellation(base, root):

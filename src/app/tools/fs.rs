@@ -166,6 +166,7 @@ async fn write_file(call: &Call<'_>, a: tools::WriteFile) -> Result<Output, Tool
     )
     .await?;
     let (path, content) = (a.path.clone(), a.content);
+    call.begin().await;
     blocking(&call.roots, move |r| {
         files::write(r, &path, content.as_bytes())
     })
@@ -208,6 +209,7 @@ async fn edit_file(call: &Call<'_>, a: tools::EditFile) -> Result<Output, ToolEr
             .await?;
         let path = a.path.clone();
         let text = edited.text;
+        call.begin().await;
         blocking(&call.roots, move |r| {
             // the file must still hold what the edits were computed against
             let (_, now) = files::read_utf8(r, &path)?;
@@ -232,6 +234,7 @@ async fn create_directory(call: &Call<'_>, a: tools::PathOnly) -> Result<Output,
     )
     .await?;
     let path = a.path.clone();
+    call.begin().await;
     blocking(&call.roots, move |r| files::create_dir(r, &path)).await?;
     call.text(
         format!("Successfully created directory {}", a.path),
@@ -400,6 +403,7 @@ async fn move_file(call: &Call<'_>, a: tools::MoveFile) -> Result<Output, ToolEr
         call.allow(&s2, &what).await?;
     }
     let (s, d) = (a.source.clone(), a.destination.clone());
+    call.begin().await;
     blocking(&call.roots, move |r| files::rename(r, &s, &d)).await?;
     call.text(
         format!("Successfully moved {} to {}", a.source, a.destination),

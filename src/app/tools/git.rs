@@ -14,6 +14,9 @@ async fn admit(call: &Call<'_>, repo_path: &str, what: &str) -> Result<Repo, Too
     git::no_option("repo_path", repo_path)?;
     let repo = git::open(&call.roots, repo_path).await?;
     call.allow(&Scope::new(repo.top.clone()), what).await?;
+    if call.spec.writes.is_some() {
+        call.begin().await;
+    }
     Ok(repo)
 }
 
@@ -72,6 +75,7 @@ pub async fn run(call: &Call<'_>, name: &str, args: Value) -> Result<Output, Too
                 &format!("stage {}", a.files.join(", ")),
             )
             .await?;
+            call.begin().await;
             r.add(&call.roots, &a.files).await?
         }
         "git_reset" => {
