@@ -528,3 +528,49 @@ fn a_repository_made_of_ordinary_files_is_never_used() {
     assert!(!err && body.contains("Repository status"), "{body}");
     assert!(!marker.exists());
 }
+
+#[test]
+fn temp_files_of_a_killed_write_are_swept_by_the_next_write_there() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    // a pid that does not run (beyond pid_max), and one that does (this test)
+    let dead = root.join(".notes.txt.zeke-99999999-3.tmp");
+    let live = root.join(format!(".notes.txt.zeke-{}-1.tmp", std::process::id()));
+    let unrelated = root.join(".notes.txt.zeke-backup.tmp");
+    for f in [&dead, &live, &unrelated] {
+        std::fs::write(f, "half").unwrap();
+    }
+    let mut m = server(t.path(), &root);
+    let (err, body, _) = m.call(
+        "write_file",
+        json!({"path": "notes.txt", "content": "whole"}),
+    );
+    assert!(!err, "{body}");
+    assert!(!dead.exists(), "the dead writer's temp file is gone");
+    assert!(live.exists(), "a running process's temp file is left alone");
+    assert!(
+        unrelated.exists(),
+        "a file that is not a Zeke temp file is left alone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+        "whole"
+    );
+}
+
+#[test]
+fn a_media_file_too_large_for_one_reply_is_refused_with_the_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.resize(9 * 1024 * 1024, 0);
+    std::fs::write(root.join("huge.png"), &png).unwrap();
+    let mut m = server(t.path(), &root);
+    let (err, body, _) = m.call("read_media_file", json!({"path": "huge.png"}));
+    assert!(
+        err && body.contains("returns at most 8388608 bytes"),
+        "{body}"
+    );
+}

@@ -150,6 +150,7 @@ pub fn write(roots: &Roots, requested: &str, content: &[u8]) -> Result<PathBuf, 
         Err(rustix::io::Errno::NOENT) => Mode::from_raw_mode(0o644),
         Err(e) => return Err(FsError::io(&real, std::io::Error::from(e))),
     };
+    sweep_stale_temps(&dirfd, parent);
     let tmp = format!(
         ".{}.zeke-{}-{}.tmp",
         name.to_string_lossy(),
@@ -171,6 +172,55 @@ pub fn write(roots: &Roots, requested: &str, content: &[u8]) -> Result<PathBuf, 
         return Err(FsError::io(&real, e));
     }
     Ok(real)
+}
+
+/// Directories already swept by this process.
+static SWEPT: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+    std::sync::Mutex::new(None);
+
+/// Removes, once per directory and process, the temp files (`.NAME.zeke-PID-N.tmp`) that a write
+/// interrupted by a kill left behind: those whose process no longer runs.
+fn sweep_stale_temps(dirfd: &OwnedFd, dir: &Path) {
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if !swept
+            .get_or_insert_with(Default::default)
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+    }
+    let Ok(fd) = rustix::fs::openat(
+        dirfd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_pid(&name) else {
+            continue;
+        };
+        let alive = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+        if !alive && pid != std::process::id() as i32 {
+            let _ = rustix::fs::unlinkat(dirfd, name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// The process id in a temp file name `.NAME.zeke-PID-N.tmp`.
+fn temp_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = rest.rsplit_once(".zeke-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
 }
 
 /// Parent directory and file name of a canonical path.

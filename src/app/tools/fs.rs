@@ -93,10 +93,31 @@ async fn read_text_file(call: &Call<'_>, a: tools::ReadTextFile) -> Result<Outpu
     call.text(text, Default::default())
 }
 
+/// The largest file `read_media_file` returns: base64 makes it a third larger, and one reply must
+/// stay under the 16 MiB line the MCP stdio transports accept.
+pub const MAX_MEDIA_BYTES: u64 = 8 * 1024 * 1024;
+
 async fn read_media_file(call: &Call<'_>, a: tools::PathOnly) -> Result<Output, ToolError> {
     admit(call, &a.path, Must::Exist, &format!("read {}", a.path)).await?;
     let path = a.path.clone();
+    let size = blocking(&call.roots, move |r| files::info(r, &path))
+        .await?
+        .size;
+    if size > MAX_MEDIA_BYTES {
+        return Err(ToolError::Failed(format!(
+            "{} is {size} bytes; read_media_file returns at most {MAX_MEDIA_BYTES} bytes \
+             (one reply must fit the transport)",
+            a.path
+        )));
+    }
+    let path = a.path.clone();
     let (real, bytes) = blocking(&call.roots, move |r| files::read(r, &path)).await?;
+    if bytes.len() as u64 > MAX_MEDIA_BYTES {
+        return Err(ToolError::Failed(format!(
+            "{} grew past {MAX_MEDIA_BYTES} bytes while it was read",
+            a.path
+        )));
+    }
     let uri = url::Url::from_file_path(&real)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("file://{}", real.display()));
