@@ -574,3 +574,139 @@ fn a_media_file_too_large_for_one_reply_is_refused_with_the_limit() {
         "{body}"
     );
 }
+
+/// Every way a repository's own config can name a program (or borrow another repository's
+/// objects), planted in a repository made of ordinary files through the tools, tried through
+/// every git tool that could reach it: no marker file ever appears, and no content of the outside
+/// repository comes back.
+#[test]
+fn no_config_a_client_writes_makes_git_run_a_program_or_read_outside() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().canonicalize().unwrap();
+    let root = crate::mcp::repo(&base.join("root"));
+    let outside = crate::mcp::repo(&base.join("outside"));
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE SECRET\n").unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .envs(crate::mcp::git_env())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&outside, &["add", "secret.txt"]);
+    git(&outside, &["commit", "-q", "-m", "secret"]);
+    let secret_commit = git(&outside, &["rev-parse", "HEAD"]);
+    let marker = base.join("marker");
+    let run = format!("touch {}", marker.display());
+    let r = root.display().to_string();
+    // (what, config lines for the made-up repository)
+    let cases: Vec<(&str, String)> = vec![
+        ("filter clean", format!("[filter \"x\"]\n\tclean = {run}\n")),
+        (
+            "filter process",
+            format!("[filter \"x\"]\n\tprocess = {run}\n"),
+        ),
+        ("fsmonitor", format!("[core]\n\tfsmonitor = {run}\n")),
+        ("hooks path", format!("[core]\n\thooksPath = {r}/hooks\n")),
+        ("pager", format!("[core]\n\tpager = {run}\n")),
+        ("editor", format!("[core]\n\teditor = {run}\n")),
+        ("external diff", format!("[diff]\n\texternal = {run}\n")),
+        ("diff driver", format!("[diff \"x\"]\n\tcommand = {run}\n")),
+        ("textconv", format!("[diff \"x\"]\n\ttextconv = {run}\n")),
+        (
+            "gpg program",
+            format!("[gpg]\n\tprogram = {run}\n[commit]\n\tgpgSign = true\n"),
+        ),
+        ("ssh command", format!("[core]\n\tsshCommand = {run}\n")),
+        (
+            "credential helper",
+            format!("[credential]\n\thelper = !{run}\n"),
+        ),
+        ("askpass", format!("[core]\n\taskPass = {run}\n")),
+        (
+            "include of a planted file",
+            format!("[include]\n\tpath = {r}/planted.cfg\n"),
+        ),
+        ("alternates", String::new()),
+    ];
+    let mut m = Mcp::start(
+        &base,
+        Opts {
+            roots: vec![&root],
+            env: crate::mcp::git_env(),
+            ..Opts::default()
+        },
+    );
+    let mut write = |m: &mut Mcp, path: &str, content: &str| {
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            m.call(
+                "create_directory",
+                json!({"path": dir.display().to_string()}),
+            );
+        }
+        let (err, body, _) = m.call("write_file", json!({"path": path, "content": content}));
+        assert!(!err, "{path}: {body}");
+    };
+    write(
+        &mut m,
+        "planted.cfg",
+        &format!("[core]\n\tfsmonitor = {run}\n"),
+    );
+    write(&mut m, "hooks/pre-commit", &format!("#!/bin/sh\n{run}\n"));
+    write(&mut m, "w/.gitattributes", "* filter=x diff=x\n");
+    write(&mut m, "w/a.txt", "data\n");
+    for (i, (what, config)) in cases.iter().enumerate() {
+        let repo = format!("fake{i}");
+        let header =
+            format!("[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = {r}/w\n");
+        write(&mut m, &format!("{repo}/HEAD"), "ref: refs/heads/main\n");
+        write(
+            &mut m,
+            &format!("{repo}/config"),
+            &format!("{header}{config}"),
+        );
+        write(&mut m, &format!("{repo}/refs/heads/.keep"), "");
+        let alternates = format!("{}\n", outside.join(".git/objects").display());
+        write(
+            &mut m,
+            &format!("{repo}/objects/info/alternates"),
+            if *what == "alternates" {
+                &alternates
+            } else {
+                ""
+            },
+        );
+        let rp = format!("{r}/{repo}");
+        for (tool, args) in [
+            ("git_status", json!({"repo_path": rp})),
+            ("git_diff_unstaged", json!({"repo_path": rp})),
+            ("git_add", json!({"repo_path": rp, "files": ["a.txt"]})),
+            ("git_commit", json!({"repo_path": rp, "message": "x"})),
+            ("git_log", json!({"repo_path": rp})),
+            (
+                "git_show",
+                json!({"repo_path": rp, "revision": secret_commit}),
+            ),
+            (
+                "git_diff",
+                json!({"repo_path": rp, "target": secret_commit}),
+            ),
+        ] {
+            let (err, body, _) = m.call(tool, args);
+            assert!(err, "{what}: {tool} used the made-up repository: {body}");
+            assert!(
+                !body.contains("OUTSIDE SECRET"),
+                "{what}: {tool} read outside: {body}"
+            );
+            assert!(!marker.exists(), "{what}: {tool} ran a program");
+        }
+    }
+    // the user's own repository keeps working
+    let (err, body, _) = m.call("git_status", json!({"repo_path": r}));
+    assert!(!err && body.contains("Repository status"), "{body}");
+    assert!(!marker.exists());
+}
