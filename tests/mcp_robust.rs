@@ -639,7 +639,7 @@ fn no_config_a_client_writes_makes_git_run_a_program_or_read_outside() {
             ..Opts::default()
         },
     );
-    let mut write = |m: &mut Mcp, path: &str, content: &str| {
+    let write = |m: &mut Mcp, path: &str, content: &str| {
         if let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
