@@ -531,4 +531,39 @@ mod tests {
             matches!(judge(br#"{"id": 4, "method": "#, true, &f), Verdict::Reply(r) if r.contains("-32700") && r.contains("\"id\":4"))
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        // Any line: judging never panics, and a reply is always a JSON-RPC error object.
+        #[test]
+        fn any_line_is_judged(line in prop::collection::vec(any::<u8>(), 0..300), started: bool) {
+            let f: InFlight = Arc::default();
+            if let Verdict::Reply(r) = judge(&line, started, &f) {
+                let v: Value = serde_json::from_str(&r).unwrap();
+                prop_assert!(v["error"]["code"].is_i64());
+                prop_assert_eq!(&v["jsonrpc"], "2.0");
+            }
+        }
+
+        // A request whose text is broken in any way after its id still gets an answer with that id.
+        #[test]
+        fn a_broken_request_is_answered_with_its_id(id in 0u32..1_000_000, tail in "[ -~]{0,40}") {
+            let f: InFlight = Arc::default();
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"x":"{tail}"#);
+            match judge(line.as_bytes(), true, &f) {
+                Verdict::Reply(r) => {
+                    let v: Value = serde_json::from_str(&r).unwrap();
+                    prop_assert_eq!(v["id"].as_u64(), Some(id as u64));
+                }
+                Verdict::Pass(Some(key), _) => prop_assert_eq!(key, id.to_string()),
+                other => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn surrogate_repair_never_panics(text in "\\PC{0,60}") {
+            let _ = repair_surrogates(&text);
+        }
+    }
 }

@@ -135,7 +135,7 @@ fn next(buf: &[u8], scan: &mut Scan) -> Next {
         Step::More => Next::More,
         Step::Invalid => {
             *scan = Scan::default();
-            Next::Garbage(skip(buf))
+            Next::Garbage(resync(buf))
         }
         Step::Done(n) => {
             *scan = Scan::default();
@@ -171,6 +171,35 @@ fn shape(frame: &[u8]) -> Result<(), String> {
         _ => false,
     };
     if ok { Ok(()) } else { Err(wrong()) }
+}
+
+/// Bytes to drop after bytes that are not msgpack: up to the next position (after the first
+/// byte) where a well-formed message starts, or may start once more bytes come; a `0x93`/`0x94`
+/// inside the garbage that does not begin a message is passed over.
+fn resync(buf: &[u8]) -> usize {
+    let mut from = 0;
+    loop {
+        let at = from + skip(&buf[from..]);
+        if at >= buf.len() {
+            return buf.len();
+        }
+        let mut scan = Scan::default();
+        match scan.resume(&buf[at..]) {
+            Step::More if plausible_head(&buf[at..]) => return at,
+            Step::Done(n) if shape(&buf[at..at + n]).is_ok() => return at,
+            _ => from = at,
+        }
+    }
+}
+
+/// Whether an incomplete value at `b` could be a message: `[0|1, …]` of 4 or `[2, …]` of 3 items,
+/// the type written as the one-byte integer Neovim sends.
+fn plausible_head(b: &[u8]) -> bool {
+    match (b.first(), b.get(1)) {
+        (Some(0x94), Some(0x00 | 0x01)) | (Some(0x93), Some(0x02)) => true,
+        (Some(0x93 | 0x94), None) => true,
+        _ => false,
+    }
 }
 
 /// Bytes to drop: up to the next `0x93`/`0x94` after the first byte.
@@ -292,5 +321,74 @@ mod tests {
         guard(r, &mut out).await.unwrap();
         writer.await.unwrap();
         assert_eq!(out, msg);
+    }
+
+    use proptest::prelude::*;
+
+    /// Complete msgpack values of many shapes that are not messages, and invalid bytes.
+    fn noise() -> impl Strategy<Value = Vec<u8>> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(|s: String| Value::from(s)),
+            any::<bool>().prop_map(Value::from),
+            Just(Value::Nil),
+        ];
+        let value = leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((inner.clone(), inner), 0..3).prop_map(Value::Map),
+            ]
+        });
+        prop_oneof![
+            value
+                .prop_filter("not a message", |v| {
+                    let mut b = Vec::new();
+                    rmpv::encode::write_value(&mut b, v).unwrap();
+                    shape(&b).is_err()
+                })
+                .prop_map(|v| encode(&v)),
+            Just(vec![0xc1]),
+        ]
+    }
+
+    proptest! {
+        // Non-message values and invalid bytes between real messages: every real message comes
+        // through byte for byte, in order, and nothing else does.
+        #[test]
+        fn real_messages_survive_values_that_are_not_messages(
+            between in prop::collection::vec(prop::collection::vec(noise(), 0..3), 1..6),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut input = Vec::new();
+            let mut want = Vec::new();
+            for (i, n) in between.iter().enumerate() {
+                for v in n {
+                    input.extend(v);
+                }
+                let m = request(i as u64);
+                input.extend(&m);
+                want.extend(m);
+            }
+            let mut out = Vec::new();
+            rt.block_on(guard(&input[..], &mut out)).unwrap();
+            prop_assert_eq!(out, want);
+        }
+
+        // Arbitrary bytes: the guard never panics or stalls, and all it hands on is well-formed
+        // messages.
+        #[test]
+        fn any_bytes_give_only_messages(input in prop::collection::vec(any::<u8>(), 0..400)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut out = Vec::new();
+            rt.block_on(guard(&input[..], &mut out)).unwrap();
+            let mut rest = &out[..];
+            while !rest.is_empty() {
+                let mut scan = Scan::default();
+                match next(rest, &mut scan) {
+                    Next::Message(n) => rest = &rest[n..],
+                    other => prop_assert!(false, "not a message in the output: {other:?}"),
+                }
+            }
+        }
     }
 }
