@@ -195,11 +195,10 @@ fn resync(buf: &[u8]) -> usize {
 /// Whether an incomplete value at `b` could be a message: `[0|1, …]` of 4 or `[2, …]` of 3 items,
 /// the type written as the one-byte integer Neovim sends.
 fn plausible_head(b: &[u8]) -> bool {
-    match (b.first(), b.get(1)) {
-        (Some(0x94), Some(0x00 | 0x01)) | (Some(0x93), Some(0x02)) => true,
-        (Some(0x93 | 0x94), None) => true,
-        _ => false,
-    }
+    matches!(
+        (b.first(), b.get(1)),
+        (Some(0x94), Some(0x00 | 0x01)) | (Some(0x93), Some(0x02)) | (Some(0x93 | 0x94), None)
+    )
 }
 
 /// Bytes to drop: up to the next `0x93`/`0x94` after the first byte.
