@@ -13,6 +13,7 @@ mod mcp_policy;
 mod mcp_robust;
 mod mcp_security;
 mod nvim_rpc;
+mod properties;
 mod providers;
 mod tidy;
 mod tool_layer;
