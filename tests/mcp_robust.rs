@@ -710,3 +710,38 @@ fn no_config_a_client_writes_makes_git_run_a_program_or_read_outside() {
     assert!(!err && body.contains("Repository status"), "{body}");
     assert!(!marker.exists());
 }
+
+/// Every slot taken by calls that wait for the user's answer: the answers still get through
+/// (responses never wait behind requests), and every call completes.
+#[test]
+fn answers_get_through_when_every_slot_waits_for_one() {
+    let (_t, root) = root();
+    let mut s = Raw::start(&root);
+    s.line(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}"#);
+    assert_eq!(s.reply()["id"], "init");
+    s.line(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let n = 80u64; // more than the 64 slots
+    for id in 0..n {
+        s.line(
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"write_file","arguments":{{"path":"f{id}.txt","content":"x"}}}}}}"#
+            )
+            .as_bytes(),
+        );
+    }
+    let mut done = std::collections::BTreeSet::new();
+    while done.len() < n as usize {
+        let msg = s.reply();
+        if msg["method"] == "elicitation/create" {
+            let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {"action": "accept", "content": {"decision": "allow_once"}}});
+            s.line(answer.to_string().as_bytes());
+        } else {
+            assert_eq!(msg["result"]["isError"], false, "{msg}");
+            assert!(
+                done.insert(msg["id"].as_u64().unwrap()),
+                "one reply per call"
+            );
+        }
+    }
+    assert!((0..n).all(|id| root.join(format!("f{id}.txt")).exists()));
+}

@@ -13,8 +13,9 @@
 //!   lifecycle, answered with a result): notifications and responses are dropped (logged);
 //!   requests go to rmcp, which answers `ping` and `server/discover` and refuses the rest;
 //! - a request whose id is still in flight gets `-32600` (the first one's reply is unaffected);
-//! - at most [`MAX_IN_FLIGHT`] requests run at once: past that, reading stops until replies have
-//!   been written — a client that writes but does not read cannot grow the server.
+//! - at most [`MAX_IN_FLIGHT`] requests run at once; more wait (up to [`MAX_WAITING_BYTES`]),
+//!   and past that reading stops until replies have been written — a client that writes but does
+//!   not read cannot grow the server. Responses and notifications never wait behind requests.
 //!
 //! Everything else passes to rmcp byte for byte, and every line rmcp writes reaches the client.
 //! Each line answered or dropped here is recorded in the audit log as tool `(protocol)` with its
@@ -38,7 +39,8 @@ pub const MAX_IN_FLIGHT: usize = 64;
 
 /// A request in flight: its back-pressure permit, and whether its success starts the session.
 struct Pending {
-    _permit: OwnedSemaphorePermit,
+    /// `None` while the request waits for a slot.
+    _permit: Option<OwnedSemaphorePermit>,
     starts: bool,
 }
 
@@ -238,52 +240,57 @@ enum Line {
     TooLong(Vec<u8>),
 }
 
-/// Reads lines with the size limit.
+/// Reads lines with the size limit. Cancel-safe: a line read in part stays in `self` when the
+/// future of [`Lines::next`] is dropped (the guard `select!`s it against free slots).
 struct Lines<R> {
     r: tokio::io::BufReader<R>,
+    line: Vec<u8>,
+    too_long: bool,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
     fn new(input: R) -> Self {
         Lines {
             r: tokio::io::BufReader::with_capacity(256 * 1024, input),
+            line: Vec::new(),
+            too_long: false,
         }
     }
 
     /// The next non-blank line, without its `\n` (and `\r`); `None` at end of input.
     async fn next(&mut self) -> std::io::Result<Option<Line>> {
-        let mut line: Vec<u8> = Vec::new();
-        let mut too_long = false;
         loop {
             let buf = self.r.fill_buf().await?;
             if buf.is_empty() {
-                return Ok((!line.is_empty() && !too_long).then_some(Line::Whole(line)));
+                let line = std::mem::take(&mut self.line);
+                let whole = !line.is_empty() && !std::mem::take(&mut self.too_long);
+                return Ok(whole.then_some(Line::Whole(line)));
             }
             let (take, end) = match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => (i, true),
                 None => (buf.len(), false),
             };
-            if !too_long {
-                if line.len() + take > MAX_LINE {
-                    too_long = true;
-                    let room = (64 * 1024usize).saturating_sub(line.len());
-                    line.extend_from_slice(&buf[..take.min(room)]);
+            if !self.too_long {
+                if self.line.len() + take > MAX_LINE {
+                    self.too_long = true;
+                    let room = (64 * 1024usize).saturating_sub(self.line.len());
+                    self.line.extend_from_slice(&buf[..take.min(room)]);
                 } else {
-                    line.extend_from_slice(&buf[..take]);
+                    self.line.extend_from_slice(&buf[..take]);
                 }
             }
             self.r.consume(take + usize::from(end));
             if end {
+                let mut line = std::mem::take(&mut self.line);
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                if too_long {
+                if std::mem::take(&mut self.too_long) {
                     return Ok(Some(Line::TooLong(line)));
                 }
                 if !line.iter().all(u8::is_ascii_whitespace) {
                     return Ok(Some(Line::Whole(line)));
                 }
-                line.clear();
             }
         }
     }
@@ -308,6 +315,11 @@ async fn audit_line(audit: Option<&Audit>, bytes: usize, why: &str) {
     }
 }
 
+/// Requests read while every slot is taken wait here, at most this many bytes in all; past that,
+/// reading stops. Responses and notifications never wait, so the answers to the server's own
+/// questions (elicitation) still get through when every slot is taken by calls waiting on them.
+pub const MAX_WAITING_BYTES: usize = 32 * 1024 * 1024;
+
 #[allow(clippy::too_many_arguments)]
 async fn read_client<I: AsyncRead + Unpin>(
     input: I,
@@ -319,7 +331,43 @@ async fn read_client<I: AsyncRead + Unpin>(
     audit: Option<&Audit>,
 ) -> std::io::Result<()> {
     let mut lines = Lines::new(input);
-    while let Some(line) = lines.next().await? {
+    // requests waiting for a slot: (id, line)
+    let mut waiting: std::collections::VecDeque<(String, Vec<u8>)> = Default::default();
+    let mut waiting_bytes = 0usize;
+    let mut input_open = true;
+    loop {
+        if !input_open && waiting.is_empty() {
+            return Ok(());
+        }
+        let line = tokio::select! {
+            permit = permits.clone().acquire_owned(), if !waiting.is_empty() => {
+                let permit = permit.map_err(std::io::Error::other)?;
+                let (id, line) = waiting.pop_front().expect("not empty");
+                waiting_bytes -= line.len();
+                let known = match lock(in_flight).get_mut(&id) {
+                    Some(p) => {
+                        p._permit = Some(permit);
+                        true
+                    }
+                    None => false,
+                };
+                if !known {
+                    continue; // cancelled while it waited
+                }
+                to_rmcp.write_all(&line).await?;
+                to_rmcp.write_all(b"\n").await?;
+                continue;
+            }
+            next = lines.next(), if input_open && waiting_bytes < MAX_WAITING_BYTES => {
+                match next? {
+                    Some(l) => l,
+                    None => {
+                        input_open = false;
+                        continue;
+                    }
+                }
+            }
+        };
         let line = match line {
             Line::Whole(l) => l,
             Line::TooLong(head) => {
@@ -349,30 +397,45 @@ async fn read_client<I: AsyncRead + Unpin>(
                 tracing::warn!("dropped {why}");
                 audit_line(audit, line.len(), &format!("dropped {why}")).await;
             }
-            Verdict::Pass(id, starts) => {
-                if let Some(id) = id {
-                    // back-pressure: wait for a free slot before reading on
-                    let permit = permits
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(std::io::Error::other)?;
-                    lock(in_flight).insert(
-                        id,
-                        Pending {
-                            _permit: permit,
-                            starts,
-                        },
-                    );
-                } else if let Some(done) = cancelled_id(&line) {
+            Verdict::Pass(Some(id), starts) => {
+                // back-pressure: a request runs when a slot is free, else waits its turn
+                let permit = if waiting.is_empty() {
+                    permits.clone().try_acquire_owned().ok()
+                } else {
+                    None
+                };
+                let run = permit.is_some();
+                lock(in_flight).insert(
+                    id.clone(),
+                    Pending {
+                        _permit: permit,
+                        starts,
+                    },
+                );
+                if run {
+                    to_rmcp.write_all(&line).await?;
+                    to_rmcp.write_all(b"\n").await?;
+                } else {
+                    waiting_bytes += line.len();
+                    waiting.push_back((id, line));
+                }
+            }
+            Verdict::Pass(None, _) => {
+                if let Some(done) = cancelled_id(&line) {
                     lock(in_flight).remove(&done);
+                    let before = waiting.len();
+                    waiting.retain(|(id, _)| *id != done);
+                    if waiting.len() < before {
+                        // never reached rmcp: nothing more to say about it
+                        waiting_bytes = waiting.iter().map(|(_, l)| l.len()).sum();
+                        continue;
+                    }
                 }
                 to_rmcp.write_all(&line).await?;
                 to_rmcp.write_all(b"\n").await?;
             }
         }
     }
-    Ok(())
 }
 
 /// Serves `service` (rmcp's transport: the two ends given to it) between the client's `input`
@@ -510,7 +573,7 @@ mod tests {
         lock(&f).insert(
             "1".into(),
             Pending {
-                _permit: permit,
+                _permit: Some(permit),
                 starts: true,
             },
         );
