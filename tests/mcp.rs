@@ -111,6 +111,12 @@ impl Mcp {
         m
     }
 
+    /// Kills the server with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id (for memory readings from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()

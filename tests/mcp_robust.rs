@@ -745,3 +745,54 @@ fn answers_get_through_when_every_slot_waits_for_one() {
     }
     assert!((0..n).all(|id| root.join(format!("f{id}.txt")).exists()));
 }
+
+/// kill -9 in the middle of writes: a file is either as it was or wholly written (never half),
+/// each write that began is in the audit log, and the temp files left behind are swept by the next
+/// server's next write there.
+#[test]
+fn kill_9_during_writes_leaves_whole_files_and_a_record() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let old = "old\n".repeat(1000);
+    let new = "n".repeat(12 * 1024 * 1024);
+    for round in 0..3 {
+        let target = root.join(format!("big{round}.txt"));
+        std::fs::write(&target, &old).unwrap();
+        let mut m = server(t.path(), &root);
+        let audit = m.audit.clone();
+        m.start_request(
+            "tools/call",
+            json!({"name": "write_file", "arguments": {"path": target.display().to_string(), "content": new}}),
+        );
+        // kill as soon as the write has begun (its started record is on disk)
+        for _ in 0..2000 {
+            if std::fs::read_to_string(&audit).is_ok_and(|l| l.contains("\"started\"")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        m.kill();
+        let now = std::fs::read_to_string(&target).unwrap();
+        assert!(
+            now == old || now == new,
+            "round {round}: a half-written file ({} bytes)",
+            now.len()
+        );
+        let log = std::fs::read_to_string(&audit).unwrap();
+        assert!(
+            log.contains("\"started\"") && log.contains(&format!("big{round}.txt")),
+            "{log}"
+        );
+    }
+    // the next server's next write in that directory sweeps what the killed ones left
+    let mut m = server(t.path(), &root);
+    let (err, body, _) = m.call("write_file", json!({"path": "after.txt", "content": "ok"}));
+    assert!(!err, "{body}");
+    let left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+}
