@@ -18,9 +18,7 @@ fn server(base: &std::path::Path, root: &std::path::Path) -> Mcp {
 
 #[test]
 fn edit_file_refuses_text_that_is_not_utf8_and_writes_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     // Latin-1 "café = 1\n" and a binary blob holding an ASCII word to match
     let latin1: &[u8] = b"caf\xe9 = 1\nname = x\n";
     let mut binary: Vec<u8> = (0u8..=255).collect();
@@ -52,9 +50,7 @@ fn edit_file_refuses_text_that_is_not_utf8_and_writes_nothing() {
 
 #[test]
 fn edits_keep_every_other_byte_crlf_bom_and_no_final_newline() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     let original = "\u{feff}first\r\nsecond line\r\nthird\r\nlast, no newline";
     std::fs::write(root.join("win.txt"), original).unwrap();
     let mut m = server(t.path(), &root);
@@ -87,9 +83,7 @@ fn edits_keep_every_other_byte_crlf_bom_and_no_final_newline() {
 
 #[test]
 fn a_failed_edit_leaves_no_file_text_in_the_audit_log() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     std::fs::write(root.join("env.txt"), "API_KEY=sk-live-0000\n").unwrap();
     let mut m = server(t.path(), &root);
     let (err, body, _) = m.call(
@@ -182,6 +176,7 @@ impl Raw {
     }
 }
 
+/// A temporary directory holding `root/a.txt`.
 fn root() -> (tempfile::TempDir, std::path::PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().canonicalize().unwrap().join("root");
@@ -375,9 +370,7 @@ fn peak_kb(pid: u32) -> u64 {
 
 #[test]
 fn one_call_reads_at_most_its_budget_however_often_a_file_is_named() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     std::fs::write(root.join("ten.txt"), "0123456789\n".repeat(1024 * 1024)).unwrap(); // 11 MiB
     let mut m = server(t.path(), &root);
     let (err, page, _) = m.call("read_multiple_files", json!({"paths": vec!["ten.txt"; 40]}));
@@ -531,9 +524,7 @@ fn a_repository_made_of_ordinary_files_is_never_used() {
 
 #[test]
 fn temp_files_of_a_killed_write_are_swept_by_the_next_write_there() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     // a pid that does not run (beyond pid_max), and one that does (this test)
     let dead = root.join(".notes.txt.zeke-99999999-3.tmp");
     let live = root.join(format!(".notes.txt.zeke-{}-1.tmp", std::process::id()));
@@ -561,9 +552,7 @@ fn temp_files_of_a_killed_write_are_swept_by_the_next_write_there() {
 
 #[test]
 fn a_media_file_too_large_for_one_reply_is_refused_with_the_limit() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.resize(9 * 1024 * 1024, 0);
     std::fs::write(root.join("huge.png"), &png).unwrap();
@@ -751,9 +740,7 @@ fn answers_get_through_when_every_slot_waits_for_one() {
 /// server's next write there.
 #[test]
 fn kill_9_during_writes_leaves_whole_files_and_a_record() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().canonicalize().unwrap().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (t, root) = root();
     let old = "old\n".repeat(1000);
     let new = "n".repeat(12 * 1024 * 1024);
     for round in 0..3 {

@@ -39,7 +39,7 @@ struct Refs {
     macros: Vec<String>,
     /// Macro bodies with spaces removed (paths inside `json!`, `tokio::select!`, …).
     bodies: Vec<String>,
-    /// Test attributes that are not allowed (`#[ignore]` without a skip reason, `#[should_panic]`).
+    /// Test attributes that are not allowed (an ignore attribute without a skip reason, should_panic).
     bad_attrs: Vec<String>,
 }
 
@@ -190,7 +190,7 @@ impl<'ast> Visit<'ast> for Collector {
         let ignores = name == "ignore" || (name == "cfg_attr" && tokens.contains("ignore"));
         if ignores && !tokens.contains("\"skipped: ") {
             self.refs.bad_attrs.push(
-                "#[ignore] without a reason starting \"skipped: \" (a skipped test says why)"
+                "an ignore attribute without a reason starting \"skipped: \" (a skipped test says why)"
                     .into(),
             );
         }
@@ -432,7 +432,7 @@ fn the_checker_sees_through_grouping_super_and_macros() {
     assert_eq!(refs.bad_attrs.len(), 1, "{:?}", refs.bad_attrs);
 }
 
-/// Tests say why they skip and never pass by panicking: no `#[ignore]` without a `skipped: …`
+/// Tests say why they skip and never pass by panicking: no ignore attribute without a `skipped: …`
 /// reason, no `#[should_panic]`, in `src/` and `tests/`.
 #[test]
 fn tests_are_honest() {
