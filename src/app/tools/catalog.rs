@@ -374,7 +374,7 @@ pub static TOOLS: &[Spec] = &[
         None,
         PathOnly,
         None,
-        "Read a file and return it as a base64-encoded content block with its MIME type. Image and audio files are returned as image/audio content; any other file type is returned as an embedded resource. Only works within allowed directories."
+        "Read a file and return it as a base64-encoded content block with its MIME type. Image and audio files are returned as image/audio content; any other file type is returned as an embedded resource. Files over 8 MiB are refused. Only works within allowed directories."
     ),
     spec!(
         "read_multiple_files",
@@ -383,7 +383,7 @@ pub static TOOLS: &[Spec] = &[
         None,
         ReadMultipleFiles,
         Some(output::<TextOut>),
-        "Read the contents of multiple files simultaneously. Each file's content is returned with its path as a reference. Failed reads for individual files won't stop the entire operation. Only works within allowed directories."
+        "Read the contents of multiple files simultaneously. Each file's content is returned with its path as a reference. Failed reads for individual files won't stop the entire operation. One call reads at most 64 MiB in all; files past that are reported as skipped. Only works within allowed directories."
     ),
     spec!(
         "write_file",
@@ -401,7 +401,7 @@ pub static TOOLS: &[Spec] = &[
         Some((true, false)),
         EditFile,
         Some(output::<EditOut>),
-        "Make exact-match edits to a text file. Each edit's oldText must occur exactly once (after the previous edits); an edit that matches zero or several times is refused and nothing is written. Line endings (LF or CRLF) are preserved. Returns a git-style diff; dryRun previews without writing. Only works within allowed directories."
+        "Make exact-match edits to a text file. Each edit's oldText must occur exactly once (after the previous edits); an edit that matches zero or several times is refused and nothing is written. Line endings (LF or CRLF), a BOM and a missing final newline are preserved; a file that is not UTF-8 text is refused. Returns a git-style diff; dryRun previews without writing. Only works within allowed directories."
     ),
     spec!(
         "create_directory",
