@@ -517,7 +517,13 @@ async fn run(
             (p.buf, p.path.clone(), p.tick, lines, new)
         }
     };
-    let hunks = patch::diff(&base, &new);
+    // the diff is the CPU-heavy step (a large buffer): on the blocking pool, not an async worker
+    let (base, hunks) = tokio::task::spawn_blocking(move || {
+        let hunks = patch::diff(&base, &new);
+        (base, hunks)
+    })
+    .await
+    .map_err(|e| ProviderError::new(ErrorKind::Invalid, format!("internal error: {e}")))?;
     if hunks.is_empty() {
         return Err(invalid(PatchError::NoChange));
     }
