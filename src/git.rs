@@ -3,7 +3,8 @@
 //! Invariants:
 //! - A repository is opened only when its `repo_path` resolves inside the roots and its work-tree
 //!   top level does too (rule `repo-outside-roots`), so git never walks up into a repository that
-//!   encloses a root.
+//!   encloses a root; and only when its config includes no file the tools could write (rule
+//!   `repo-config-include`).
 //! - No caller value can become a git option: values starting with `-` are refused (rule
 //!   `git-option`), and revisions/paths are placed after `--end-of-options` or `--`.
 //! - `git_add` paths must resolve inside the repository (rule `outside-repo`); symlinks are staged
@@ -92,6 +93,14 @@ pub async fn config_files_outside_repos() -> Vec<PathBuf> {
     {
         todo.push((base.join("git").join("config"), 0));
     }
+    with_includes(todo.into_iter().map(|(f, _)| f).collect()).await
+}
+
+/// `files` and every file they include (`include.path`, `includeIf.*.path`, relative to the
+/// including file, `~/` expanded; followed 10 levels deep), as git reads them.
+async fn with_includes(files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut todo: Vec<(PathBuf, u32)> = files.into_iter().map(|f| (f, 0)).collect();
     let mut out: Vec<PathBuf> = Vec::new();
     while let Some((file, depth)) = todo.pop() {
         if out.contains(&file) || file == Path::new("/dev/null") {
@@ -177,11 +186,13 @@ pub async fn open(roots: &Roots, repo_path: &str) -> Result<Repo, FsError> {
     if !real.is_dir() {
         return Err(FsError::failed(format!("{repo_path} is not a directory")));
     }
-    let top = git(&real, &["rev-parse", "--show-toplevel"])
+    let found = git(&real, &["rev-parse", "--show-toplevel", "--git-common-dir"])
         .await
         .map_err(|_| FsError::failed(format!("{repo_path} is not inside a git repository")))?;
-    let top =
-        std::fs::canonicalize(top.trim()).map_err(|e| FsError::io(Path::new(top.trim()), e))?;
+    let mut lines = found.lines();
+    let top = lines.next().unwrap_or("").trim().to_string();
+    let common = lines.next().unwrap_or("").trim().to_string();
+    let top = std::fs::canonicalize(&top).map_err(|e| FsError::io(Path::new(&top), e))?;
     if roots.containing(&top).is_none() {
         return Err(FsError::refused(
             "repo-outside-roots",
@@ -192,7 +203,58 @@ pub async fn open(roots: &Roots, repo_path: &str) -> Result<Repo, FsError> {
             ),
         ));
     }
+    let common = if Path::new(&common).is_absolute() {
+        PathBuf::from(&common)
+    } else {
+        real.join(&common)
+    };
+    refuse_writable_includes(roots, &common.join("config")).await?;
     Ok(Repo { top })
+}
+
+/// Includes of repository configs already checked, by config file and its modification time.
+static CHECKED: std::sync::Mutex<
+    Option<std::collections::HashMap<PathBuf, std::time::SystemTime>>,
+> = std::sync::Mutex::new(None);
+
+/// Refuses a repository whose config includes a file the tools could write (inside the roots,
+/// outside `.git`): a client could put a filter or other program there for git to run
+/// (rule `repo-config-include`). The user's own config outside the roots is theirs to include.
+async fn refuse_writable_includes(roots: &Roots, config: &Path) -> Result<(), FsError> {
+    let stamp = std::fs::metadata(config).and_then(|m| m.modified()).ok();
+    let key = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    if let Some(t) = stamp
+        && CHECKED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(&key))
+            == Some(&t)
+    {
+        return Ok(());
+    }
+    for inc in with_includes(vec![key.clone()]).await.into_iter().skip(1) {
+        let real = std::fs::canonicalize(&inc).unwrap_or_else(|_| inc.clone());
+        let in_git = real.components().any(|c| c.as_os_str() == ".git");
+        if roots.containing(&real).is_some() && !in_git {
+            return Err(FsError::refused(
+                "repo-config-include",
+                format!(
+                    "the repository's config ({}) includes {}, a file inside the roots that tools can write; git would take programs from it. Move that file outside the roots or drop the include",
+                    key.display(),
+                    real.display()
+                ),
+            ));
+        }
+    }
+    if let Some(t) = stamp {
+        CHECKED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Default::default)
+            .insert(key, t);
+    }
+    Ok(())
 }
 
 impl Repo {

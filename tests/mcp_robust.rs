@@ -783,3 +783,50 @@ fn kill_9_during_writes_leaves_whole_files_and_a_record() {
         .collect();
     assert!(left.is_empty(), "temp files left: {left:?}");
 }
+
+/// The user's own repository config includes a file inside the worktree (which the tools can
+/// write): the git tools refuse that repository instead of running what a client puts there.
+#[test]
+fn a_repository_whose_config_includes_a_writable_file_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().canonicalize().unwrap();
+    let root = crate::mcp::repo(&base.join("root"));
+    let marker = base.join("marker");
+    // written by the user (not through the tools): .git/config includes ../planted.cfg
+    let cfg = root.join(".git/config");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[include]\n\tpath = ../planted.cfg\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut m = Mcp::start(
+        &base,
+        Opts {
+            roots: vec![&root],
+            env: crate::mcp::git_env(),
+            ..Opts::default()
+        },
+    );
+    for (path, content) in [
+        (
+            "planted.cfg",
+            format!("[filter \"x\"]\n\tclean = touch {}\n", marker.display()),
+        ),
+        (".gitattributes", "* filter=x\n".to_string()),
+        ("b.txt", "data\n".to_string()),
+    ] {
+        let (err, body, _) = m.call("write_file", json!({"path": path, "content": content}));
+        assert!(!err, "{path}: {body}");
+    }
+    let rp = root.display().to_string();
+    for (tool, args) in [
+        ("git_add", json!({"repo_path": rp, "files": ["b.txt"]})),
+        ("git_status", json!({"repo_path": rp})),
+        ("git_diff_unstaged", json!({"repo_path": rp})),
+    ] {
+        let (err, body, _) = m.call(tool, args);
+        assert!(
+            err && body.contains("(rule repo-config-include)"),
+            "{tool}: {body}"
+        );
+        assert!(!marker.exists(), "{tool} ran the planted filter");
+    }
+}
