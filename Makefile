@@ -8,7 +8,7 @@ TEST_BIN := $(TARGET_DIR)/debug/zeke
 RELEASE_BIN := $(TARGET_DIR)/release/zeke
 LUA_FILTER ?=
 
-.PHONY: all deps build build-test test test-rust test-lua test-mcp demo bench bench-mcp lint fmt clean
+.PHONY: all deps build build-test test test-rust test-lua test-mcp demo bench bench-mcp fuzz lint fmt clean
 
 all: build
 
@@ -47,6 +47,10 @@ demo: deps build
 bench: deps build
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh scripts/bench.sh
 	@$(MAKE) --no-print-directory bench-mcp
+
+## libFuzzer targets in fuzz/ (cargo-fuzz, stable, no sanitizer), $(FUZZ_SECONDS) s each (default 30)
+fuzz:
+	@scripts/fuzz.sh
 
 ## `zeke mcp` vs the reference MCP servers, same tree, same run (installs them into the cache)
 bench-mcp: build

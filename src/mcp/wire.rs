@@ -208,6 +208,15 @@ fn judge(line: &[u8], initialized: bool, in_flight: &InFlight) -> Verdict {
     }
 }
 
+/// [`judge`] for the fuzz targets (`fuzz/`): decides about one line, with a fresh in-flight set.
+#[doc(hidden)]
+pub fn fuzz_judge(line: &[u8], started: bool) {
+    let f: InFlight = Arc::default();
+    let _ = judge(line, started, &f);
+    let _ = repair_surrogates(&String::from_utf8_lossy(line));
+    let _ = sniff_id(line);
+}
+
 /// The id a cancellation names, to stop tracking it (rmcp need not answer a cancelled request).
 fn cancelled_id(line: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(line).ok()?;
