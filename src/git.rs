@@ -212,6 +212,19 @@ pub async fn open(roots: &Roots, repo_path: &str) -> Result<Repo, FsError> {
     Ok(Repo { top })
 }
 
+/// Whether a process named `git` has its working directory in (or under) `top`.
+fn git_running_in(top: &Path) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true; // cannot tell: assume one does
+    };
+    procs.flatten().any(|p| {
+        let dir = p.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        comm.trim() == "git"
+            && std::fs::read_link(dir.join("cwd")).is_ok_and(|cwd| cwd.starts_with(top))
+    })
+}
+
 /// Includes of repository configs already checked, by config file and its modification time.
 static CHECKED: std::sync::Mutex<
     Option<std::collections::HashMap<PathBuf, std::time::SystemTime>>,
@@ -257,9 +270,39 @@ async fn refuse_writable_includes(roots: &Roots, config: &Path) -> Result<(), Fs
     Ok(())
 }
 
+/// How old an `index.lock` must be before Zeke may call it stale.
+const STALE_LOCK_AGE: Duration = Duration::from_secs(10);
+
 impl Repo {
     async fn run(&self, args: &[&str]) -> Result<String, FsError> {
         git(&self.top, args).await
+    }
+
+    /// Before a git write: removes `.git/index.lock` when a git that was killed left it behind —
+    /// it is older than [`STALE_LOCK_AGE`] and no `git` process on this machine works in this
+    /// repository (`/proc/*/comm` and `/proc/*/cwd`). A lock some git still holds (the user's own
+    /// `git commit` waiting for an editor, say) is left alone, and git's own error says so.
+    async fn clear_stale_lock(&self) {
+        let top = self.top.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let lock = top.join(".git").join("index.lock");
+            let Ok(meta) = std::fs::symlink_metadata(&lock) else {
+                return;
+            };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= STALE_LOCK_AGE);
+            if !meta.is_file() || !old || git_running_in(&top) {
+                return;
+            }
+            match std::fs::remove_file(&lock) {
+                Ok(()) => tracing::warn!(lock = %lock.display(), "removed a stale index.lock (no git runs in this repository)"),
+                Err(e) => tracing::warn!(lock = %lock.display(), %e, "cannot remove a stale index.lock"),
+            }
+        })
+        .await;
     }
 
     pub async fn status(&self) -> Result<String, FsError> {
@@ -303,6 +346,7 @@ impl Repo {
 
     /// Commits what is staged; refuses an empty commit (git's own check).
     pub async fn commit(&self, message: &str) -> Result<String, FsError> {
+        self.clear_stale_lock().await;
         if message.trim().is_empty() {
             return Err(FsError::failed("the commit message is empty"));
         }
@@ -323,6 +367,7 @@ impl Repo {
     /// Stages `files` (relative to the repository top or absolute, each inside the repository);
     /// `["."]` stages everything.
     pub async fn add(&self, roots: &Roots, files: &[String]) -> Result<String, FsError> {
+        self.clear_stale_lock().await;
         if files.is_empty() {
             return Err(FsError::failed(
                 "no files given; pass one or more paths, or [\".\"] to stage everything",
@@ -391,6 +436,7 @@ impl Repo {
 
     /// Unstages everything (the index goes back to HEAD; the work tree is untouched).
     pub async fn reset(&self) -> Result<String, FsError> {
+        self.clear_stale_lock().await;
         self.run(&["reset", "--quiet"]).await?;
         Ok("All staged changes reset".into())
     }
@@ -430,6 +476,7 @@ impl Repo {
     }
 
     pub async fn create_branch(&self, name: &str, base: Option<&str>) -> Result<String, FsError> {
+        self.clear_stale_lock().await;
         no_option("branch_name", name)?;
         self.run(&["check-ref-format", "--branch", name])
             .await
@@ -452,6 +499,7 @@ impl Repo {
     }
 
     pub async fn checkout(&self, name: &str) -> Result<String, FsError> {
+        self.clear_stale_lock().await;
         no_option("branch_name", name)?;
         self.run(&["checkout", "--quiet", "--end-of-options", name, "--"])
             .await?;

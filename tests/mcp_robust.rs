@@ -830,3 +830,55 @@ fn a_repository_whose_config_includes_a_writable_file_is_refused() {
         assert!(!marker.exists(), "{tool} ran the planted filter");
     }
 }
+
+/// An `index.lock` a killed git left behind is removed before the next git write; one a running
+/// git holds, or a fresh one, is left alone (and git's own error says why the write failed).
+#[test]
+fn a_stale_index_lock_is_cleared_a_held_one_is_not() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().canonicalize().unwrap();
+    let root = crate::mcp::repo(&base.join("root"));
+    std::fs::write(root.join("b.txt"), "b\n").unwrap();
+    let lock = root.join(".git/index.lock");
+    let age = |secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    let mut m = Mcp::start(
+        &base,
+        Opts {
+            roots: vec![&root],
+            env: crate::mcp::git_env(),
+            ..Opts::default()
+        },
+    );
+    let add = json!({"repo_path": root.display().to_string(), "files": ["b.txt"]});
+    // a fresh lock: some git may be starting; left alone
+    std::fs::write(&lock, "").unwrap();
+    let (err, body, _) = m.call("git_add", add.clone());
+    assert!(err && body.contains("index.lock"), "{body}");
+    assert!(lock.exists());
+    // held by a running git (a process named git working in the repository): left alone
+    age(60);
+    let bin = base.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/sleep", bin.join("git")).unwrap();
+    let mut holder = std::process::Command::new(bin.join("git"))
+        .arg("30")
+        .current_dir(&root)
+        .spawn()
+        .unwrap();
+    let (err, body, _) = m.call("git_add", add.clone());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(err && body.contains("index.lock"), "{body}");
+    assert!(lock.exists(), "a lock a git holds is never removed");
+    // left behind by a killed git: removed, and the write goes through
+    let (err, body, _) = m.call("git_add", add);
+    assert!(!err, "{body}");
+    assert!(!lock.exists());
+}
