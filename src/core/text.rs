@@ -18,7 +18,8 @@ pub enum TextError {
         last: usize,
         line_count: usize,
     },
-    /// The event's `changedtick` is older than the mirror's: an event was lost or reordered.
+    /// The event's `changedtick` is older than the mirror's, or skips one: an event was lost or
+    /// reordered (Neovim advances `b:changedtick` by one per lines or changedtick event).
     TickOrder { had: i64, got: i64 },
 }
 

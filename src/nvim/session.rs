@@ -5,7 +5,8 @@
 //! A mirror is created only from the full-buffer event that follows an attach (`0, -1`); an event
 //! for a buffer not mirrored yet is ignored (its full event is on the way). An `inccommand`
 //! preview (`changedtick` null: screen lines, not buffer text) is ignored. A mirror that fails to
-//! apply an event — a range outside it, or a `changedtick` older than its own — is dropped (the
+//! apply an event — a range outside it, or a `changedtick` that is not the next one (Neovim
+//! advances it by one per lines or changedtick event) — is dropped (the
 //! handler re-attaches to resynchronise, and counts it), so a completion is never computed from
 //! text that differs from the buffer at its `changedtick`.
 
@@ -68,7 +69,8 @@ impl Buffers {
             }
             dashmap::Entry::Occupied(mut o) => {
                 let m = o.get_mut();
-                if tick < m.tick {
+                // each change advances the tick by one; equal is a multipart event of one change
+                if tick < m.tick || tick > m.tick + 1 {
                     Err(TextError::TickOrder {
                         had: m.tick,
                         got: tick,
@@ -87,12 +89,25 @@ impl Buffers {
         result.map(|()| Applied::Applied)
     }
 
-    /// Applies `nvim_buf_changedtick_event`.
-    pub fn on_tick(&self, buf: i64, tick: i64) {
-        if let Some(mut m) = self.map.get_mut(&buf) {
-            m.tick = tick;
+    /// Applies `nvim_buf_changedtick_event`; a tick that is not the next one drops the mirror
+    /// (`Err`: the caller resyncs), as for lines events.
+    pub fn on_tick(&self, buf: i64, tick: i64) -> Result<(), TextError> {
+        let result = match self.map.get_mut(&buf) {
+            Some(mut m) if tick == m.tick + 1 || tick == m.tick => {
+                m.tick = tick;
+                Ok(())
+            }
+            Some(m) => Err(TextError::TickOrder {
+                had: m.tick,
+                got: tick,
+            }),
+            None => Ok(()),
+        };
+        if result.is_err() {
+            self.map.remove(&buf);
         }
         self.changed.notify_waiters();
+        result
     }
 
     pub fn remove(&self, buf: i64) -> bool {
@@ -168,13 +183,20 @@ mod tests {
             .unwrap();
         let (t, tick) = b.snapshot(1).unwrap();
         assert_eq!((t.text().as_str(), tick), ("a\nbb\nc\n", 3));
-        b.on_tick(1, 4);
+        b.on_tick(1, 4).unwrap();
         assert_eq!(b.snapshot(1).unwrap().1, 4);
         assert!(b.on_lines(1, Some(5), 7, 9, &[]).is_err());
         assert!(
             !b.contains(1),
             "a mirror that cannot apply an event is dropped"
         );
+        // a skipped tick (an event lost): dropped for a resync, from either kind of event
+        b.on_lines(2, Some(10), 0, -1, &["x".into()]).unwrap();
+        assert!(b.on_lines(2, Some(12), 0, 1, &["y".into()]).is_err());
+        assert!(!b.contains(2));
+        b.on_lines(3, Some(10), 0, -1, &["x".into()]).unwrap();
+        assert!(b.on_tick(3, 13).is_err());
+        assert!(!b.contains(3));
     }
 
     #[test]

@@ -102,6 +102,7 @@ return {
       H.eq(true, c:lua('return vim.bo.modified'), 'the buffer is modified, not saved')
       c:input('u')
       wait_lines(H, c, CODE, 'one u restores the buffer')
+      H.eq(0, c:status().mirror.resyncs, 'patch, undo: the mirror never fell out of step')
       H.eq(CODE, c:lines())
       H.ok(has(infos(c), 'applied 1 of 2 hunks'), vim.inspect(infos(c)))
       H.eq({}, c:problems())

@@ -108,6 +108,7 @@ return {
       c:input('<Esc>u')
       H.wait(function() return #c:lines() == 1 end, 5000, 'undo')
       H.eq({ 'local function ' }, c:lines(), 'one undo step removes exactly the accepted text')
+      H.eq(0, c:status().mirror.resyncs, 'typing, accept, undo: the mirror never fell out of step')
     end,
   },
   {
