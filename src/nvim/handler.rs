@@ -440,12 +440,11 @@ impl Handler for NvimHandler {
                 if let (Some(buf), Some(tick)) = (
                     args.first().and_then(proto::buffer_handle),
                     args.get(1).and_then(Value::as_i64),
-                ) {
-                    if let Err(e) = self.buffers.on_tick(buf, tick) {
-                        tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
-                        Stats::bump(&self.app.stats.mirror_resyncs, 1);
-                        self.resync(buf, nvim);
-                    }
+                ) && let Err(e) = self.buffers.on_tick(buf, tick)
+                {
+                    tracing::warn!(buf, %e, "buffer mirror out of step; re-attaching");
+                    Stats::bump(&self.app.stats.mirror_resyncs, 1);
+                    self.resync(buf, nvim);
                 }
             }
             "nvim_buf_detach_event" => {
