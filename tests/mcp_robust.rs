@@ -882,3 +882,58 @@ fn a_stale_index_lock_is_cleared_a_held_one_is_not() {
     assert!(!err, "{body}");
     assert!(!lock.exists());
 }
+
+/// kill -9 of the server during `git_add`: the write that began is on record, the repository is
+/// left with no stale lock, and the next server's git writes work.
+#[test]
+fn kill_9_during_git_add_leaves_a_record_and_no_stale_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let root = crate::mcp::repo(&t.path().join("proj"));
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    let mut big = vec![0u8; 48 * 1024 * 1024];
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    drop(big);
+    let opts = || Opts {
+        roots: vec![&root],
+        env: crate::mcp::git_env(),
+        ..Opts::default()
+    };
+    let mut m = Mcp::start(t.path(), opts());
+    let audit = m.audit.clone();
+    let lock = root.join(".git/index.lock");
+    let rp = root.display().to_string();
+    m.start_request(
+        "tools/call",
+        json!({"name": "git_add", "arguments": {"repo_path": rp, "files": ["big.bin"]}}),
+    );
+    for _ in 0..400 {
+        if lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    m.kill();
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.contains("\"tool\":\"git_add\"") && log.contains("\"started\""),
+        "the begun write is on record: {log}"
+    );
+    // the orphaned git finishes and removes its lock; nothing stale stays behind
+    for _ in 0..400 {
+        if !lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!lock.exists(), "a stale index.lock stayed");
+    let mut m = Mcp::start(t.path(), opts());
+    std::fs::write(root.join("c.txt"), "c\n").unwrap();
+    let (err, body, _) = m.call("git_add", json!({"repo_path": rp, "files": ["c.txt"]}));
+    assert!(!err, "{body}");
+}
