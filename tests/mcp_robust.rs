@@ -409,17 +409,7 @@ fn one_call_reads_at_most_its_budget_however_often_a_file_is_named() {
 fn a_client_gone_during_git_add_leaves_no_index_lock() {
     let t = tempfile::tempdir().unwrap();
     let root = crate::mcp::repo(&t.path().join("proj"));
-    // 96 MiB that do not compress: git add takes a while on it
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let mut big = vec![0u8; 96 * 1024 * 1024];
-    for chunk in big.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    std::fs::write(root.join("big.bin"), &big).unwrap();
-    drop(big);
+    incompressible(&root.join("big.bin"), 96, 0x9e3779b97f4a7c15);
     let mut m = Mcp::start(
         t.path(),
         Opts {
@@ -883,22 +873,26 @@ fn a_stale_index_lock_is_cleared_a_held_one_is_not() {
     assert!(!lock.exists());
 }
 
-/// kill -9 of the server during `git_add`: the write that began is on record, the repository is
-/// left with no stale lock, and the next server's git writes work.
-#[test]
-fn kill_9_during_git_add_leaves_a_record_and_no_stale_lock() {
-    let t = tempfile::tempdir().unwrap();
-    let root = crate::mcp::repo(&t.path().join("proj"));
-    let mut x: u64 = 0x2545f4914f6cdd1d;
-    let mut big = vec![0u8; 48 * 1024 * 1024];
+/// Writes `mib` MiB that do not compress (xorshift from `seed`): `git add` takes a while on them.
+fn incompressible(path: &std::path::Path, mib: usize, seed: u64) {
+    let mut x = seed;
+    let mut big = vec![0u8; mib * 1024 * 1024];
     for chunk in big.chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
-    std::fs::write(root.join("big.bin"), &big).unwrap();
-    drop(big);
+    std::fs::write(path, &big).unwrap();
+}
+
+/// kill -9 of the server during `git_add`: the write that began is on record, the repository is
+/// left with no stale lock, and the next server's git writes work.
+#[test]
+fn kill_9_during_git_add_leaves_a_record_and_no_stale_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let root = crate::mcp::repo(&t.path().join("proj"));
+    incompressible(&root.join("big.bin"), 48, 0x2545f4914f6cdd1d);
     let opts = || Opts {
         roots: vec![&root],
         env: crate::mcp::git_env(),

@@ -62,6 +62,14 @@ end
 
 local function wins(c) return c:lua('return #vim.api.nvim_list_wins()') end
 
+--- Runs the `zeke` CLI with child `c`'s state directory (its grants); returns exit code, output.
+local function zeke_cli(c, ...)
+  local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
+    env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent' }, text = true,
+  }):wait()
+  return r.code, r.stdout .. r.stderr
+end
+
 local function wait_lines(H, c, want, what)
   return H.wait(function() return vim.deep_equal(c:lines(), want) end, 10000, what or vim.inspect(want))
 end
@@ -277,12 +285,7 @@ return {
       c:cmd('Zeke grants')
       local want = ('"Allow all" fs.write in %s (project)'):format(root)
       H.ok(has(infos(c), want, true), vim.inspect(infos(c)))
-      local function cli(...)
-        local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
-          env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent' }, text = true,
-        }):wait()
-        return r.code, r.stdout .. r.stderr
-      end
+      local function cli(...) return zeke_cli(c, ...) end
       local code, out = cli('grants')
       H.eq(0, code, out)
       H.ok(out:find(('allow all fs.write in %s (project)'):format(root), 1, true), out)
@@ -324,12 +327,7 @@ return {
         H.eq(0, r.code, r.stdout .. r.stderr)
         return vim.json.decode(r.stdout)
       end
-      local function cli(...)
-        local r = vim.system({ vim.env.ZEKE_BIN, ... }, {
-          env = { XDG_STATE_HOME = c:state_dir(), ZEKE_CONFIG = '/nonexistent' }, text = true,
-        }):wait()
-        return r.code, r.stdout .. r.stderr
-      end
+      local function cli(...) return zeke_cli(c, ...) end
       -- before any grant, a client that cannot ask is refused: fs.write is "prompt"
       local res = mcp(nil, 'write_file', { path = root .. '/one.txt', content = '1' })
       H.ok(res.error and res.text:find('policy-prompt', 1, true), vim.inspect(res))
