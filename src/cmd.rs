@@ -171,6 +171,7 @@ pub fn ask(
             max_tokens,
             temperature: 0.3,
             stop: vec![],
+            tools: Vec::new(),
         };
         let mut stream = provider.chat(req);
         let mut out = std::io::stdout().lock();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::llm::Intent;
 use crate::core::policy::{Decision, Policy, ScopeKey};
 pub use crate::logging::LogLevel;
 
@@ -21,15 +22,31 @@ mod raw;
 use raw::*;
 
 /// Which wire protocol and defaults a provider uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// api.openai.com (chat completions, SSE).
     Openai,
+    /// Anthropic Messages API (SSE), also llama-server's `/v1/messages`.
+    Anthropic,
+    /// Google Gemini (`:streamGenerateContent?alt=sse`).
+    Gemini,
+    /// Azure OpenAI: deployment URLs with `api-version`, or the v1 API; `api-key` header.
+    Azure,
     /// llama.cpp's llama-server: OpenAI chat + native `/infill` FIM when the model supports it.
     Llamacpp,
     /// Ollama's native API (`/api/chat`, `/api/generate` with `suffix`), NDJSON.
     Ollama,
+    /// xAI (OpenAI-compatible).
+    Xai,
+    /// Groq (OpenAI-compatible).
+    Groq,
+    /// Mistral (OpenAI-compatible chat, FIM at `/v1/fim/completions`).
+    Mistral,
+    /// DeepSeek (OpenAI-compatible chat, FIM at `/beta/completions`).
+    Deepseek,
+    /// OpenRouter (OpenAI-compatible).
+    Openrouter,
     /// LM Studio's OpenAI-compatible server.
     Lmstudio,
     /// vLLM's OpenAI-compatible server.
@@ -39,40 +56,112 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every kind a config may name (`fake` only in test builds).
+    pub const ALL: [ProviderKind; 14] = [
+        ProviderKind::Openai,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Azure,
+        ProviderKind::Llamacpp,
+        ProviderKind::Ollama,
+        ProviderKind::Xai,
+        ProviderKind::Groq,
+        ProviderKind::Mistral,
+        ProviderKind::Deepseek,
+        ProviderKind::Openrouter,
+        ProviderKind::Lmstudio,
+        ProviderKind::Vllm,
+        ProviderKind::Fake,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Azure => "azure",
             ProviderKind::Llamacpp => "llamacpp",
             ProviderKind::Ollama => "ollama",
+            ProviderKind::Xai => "xai",
+            ProviderKind::Groq => "groq",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::Deepseek => "deepseek",
+            ProviderKind::Openrouter => "openrouter",
             ProviderKind::Lmstudio => "lmstudio",
             ProviderKind::Vllm => "vllm",
             ProviderKind::Fake => "fake",
         }
     }
 
-    /// The base URL used when the config gives none.
-    pub fn default_url(self) -> &'static str {
-        match self {
+    /// The base URL used when the config gives none. Azure has none: its URL names the resource.
+    pub fn default_url(self) -> Option<&'static str> {
+        Some(match self {
             ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+            ProviderKind::Azure => return None,
             ProviderKind::Llamacpp => "http://127.0.0.1:8080",
             ProviderKind::Ollama => "http://127.0.0.1:11434",
+            ProviderKind::Xai => "https://api.x.ai/v1",
+            ProviderKind::Groq => "https://api.groq.com/openai/v1",
+            ProviderKind::Mistral => "https://api.mistral.ai/v1",
+            ProviderKind::Deepseek => "https://api.deepseek.com",
+            ProviderKind::Openrouter => "https://openrouter.ai/api/v1",
             ProviderKind::Lmstudio => "http://127.0.0.1:1234/v1",
             ProviderKind::Vllm => "http://127.0.0.1:8000/v1",
             ProviderKind::Fake => "fake://",
-        }
+        })
     }
 
     /// The environment variable read for the API key when the config names none.
     pub fn default_key_env(self) -> Option<&'static str> {
         match self {
             ProviderKind::Openai => Some("OPENAI_API_KEY"),
+            ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderKind::Gemini => Some("GEMINI_API_KEY"),
+            ProviderKind::Azure => Some("AZURE_OPENAI_API_KEY"),
+            ProviderKind::Xai => Some("XAI_API_KEY"),
+            ProviderKind::Groq => Some("GROQ_API_KEY"),
+            ProviderKind::Mistral => Some("MISTRAL_API_KEY"),
+            ProviderKind::Deepseek => Some("DEEPSEEK_API_KEY"),
+            ProviderKind::Openrouter => Some("OPENROUTER_API_KEY"),
             _ => None,
         }
     }
 
-    /// Whether a request without a key is rejected by this kind of provider.
+    /// Whether a request without a key is rejected by this kind of provider (the cloud vendors).
     pub fn needs_key(self) -> bool {
-        matches!(self, ProviderKind::Openai)
+        self.default_key_env().is_some()
+    }
+
+    /// Whether the provider runs on this machine or the LAN by default (free; preferred for short
+    /// hops). A configured URL on a loopback address also counts as local, see
+    /// [`ProviderConfig::local`].
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Llamacpp
+                | ProviderKind::Ollama
+                | ProviderKind::Lmstudio
+                | ProviderKind::Vllm
+                | ProviderKind::Fake
+        )
+    }
+
+    /// The default model when the config names none and the server cannot be asked (the cloud
+    /// vendors; local servers report the loaded model).
+    pub fn default_model(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some("gpt-4o-mini"),
+            ProviderKind::Anthropic => Some("claude-sonnet-4-5"),
+            ProviderKind::Gemini => Some("gemini-2.5-flash"),
+            ProviderKind::Xai => Some("grok-3-mini"),
+            ProviderKind::Groq => Some("llama-3.3-70b-versatile"),
+            ProviderKind::Mistral => Some("codestral-latest"),
+            ProviderKind::Deepseek => Some("deepseek-chat"),
+            ProviderKind::Openrouter => Some("openrouter/auto"),
+            _ => None,
+        }
     }
 }
 
@@ -99,6 +188,62 @@ pub struct ProviderConfig {
     /// Fake provider only: the canned reply and the pause between streamed chunks.
     pub reply: Option<String>,
     pub delay: Duration,
+    /// Azure only: the `api-version` query parameter of deployment URLs (none for the v1 API).
+    pub api_version: Option<String>,
+    /// Ollama only: how long the server keeps the model loaded after a request (`"5m"`, `"-1"`).
+    pub keep_alive: Option<String>,
+    /// Whether this provider runs on this machine (free, preferred for short hops): the config's
+    /// `local`, else true for the local kinds and for URLs on a loopback address.
+    pub local: bool,
+    /// Overrides of the bundled price table and context window for this provider's model.
+    pub overrides: ModelOverrides,
+    /// `[providers.NAME.budget]`.
+    pub budget: Option<Budget>,
+}
+
+/// Per-model overrides of the bundled price table (USD per million tokens) and context window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelOverrides {
+    pub context_window: Option<u32>,
+    pub input_cost_per_mtok: Option<f64>,
+    pub output_cost_per_mtok: Option<f64>,
+    pub cached_input_cost_per_mtok: Option<f64>,
+    pub cache_write_cost_per_mtok: Option<f64>,
+}
+
+/// What happens when a budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetMode {
+    /// Warn once (per period), keep calling.
+    Soft,
+    /// Refuse cloud calls; a local candidate answers instead (and the user is told).
+    Hard,
+}
+
+/// A spending limit in USD, per day (UTC) and per month (UTC); `None` = no limit for that period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    pub mode: BudgetMode,
+}
+
+/// Router settings (`[router]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterConfig {
+    /// Hedge latency-critical requests (completions): start the next candidate when the first has
+    /// not sent a token by its recent p95 time to first token.
+    pub hedge: bool,
+    /// Hedge delay used until a model has enough measured TTFTs for a p95.
+    pub hedge_after: Duration,
+    /// How long a failing model is skipped (a `retry-after` longer than this wins).
+    pub cooldown: Duration,
+    /// A stream with no first event in this time counts as failed and falls back.
+    pub first_token_timeout: Duration,
+    /// Most providers tried for one request.
+    pub max_attempts: usize,
+    /// The usage ledger (SQLite); default `$XDG_STATE_HOME/zeke/usage.sqlite3`.
+    pub ledger: Option<PathBuf>,
 }
 
 /// Settings of inline completion (`[completion]`).
@@ -173,6 +318,11 @@ pub struct Config {
     pub fetch: FetchConfig,
     /// Configured providers by name; empty means "find a local server".
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[routes]`: the candidate providers per intent, in order of preference.
+    pub routes: BTreeMap<Intent, Vec<String>>,
+    /// `[budget]`: the total over every provider.
+    pub budget: Option<Budget>,
+    pub router: RouterConfig,
     pub mcp: McpConfig,
     /// `[capabilities]` and `[scopes."…"]`: what needs asking (shared by every surface).
     pub policy: Policy,
@@ -423,6 +573,66 @@ impl Config {
             max_bytes: ranged(&mut problems, "fetch.max_kb", f.max_kb, 5_120, 1, 102_400) as usize
                 * 1024,
         };
+        let mut routes = BTreeMap::new();
+        for (intent, names) in parsed.routes {
+            let Some(i) = Intent::parse(&intent) else {
+                problems.push(format!(
+                    "routes.{intent}: not an intent (one of {})",
+                    Intent::ALL.map(Intent::as_str).join(", ")
+                ));
+                continue;
+            };
+            for n in &names {
+                if !providers.contains_key(n) {
+                    let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                    problems.push(format!(
+                        "routes.{intent}: no provider named {n:?} (configured: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ));
+                }
+            }
+            routes.insert(i, names);
+        }
+        let budget = parsed
+            .budget
+            .and_then(|b| budget("budget", b, &mut problems));
+        let r = parsed.router;
+        let router = RouterConfig {
+            hedge: r.hedge.unwrap_or(true),
+            hedge_after: Duration::from_millis(ranged(
+                &mut problems,
+                "router.hedge_after_ms",
+                r.hedge_after_ms,
+                400,
+                10,
+                60_000,
+            )),
+            cooldown: Duration::from_millis(ranged(
+                &mut problems,
+                "router.cooldown_ms",
+                r.cooldown_ms,
+                60_000,
+                0,
+                3_600_000,
+            )),
+            first_token_timeout: Duration::from_millis(ranged(
+                &mut problems,
+                "router.first_token_timeout_ms",
+                r.first_token_timeout_ms,
+                20_000,
+                100,
+                600_000,
+            )),
+            max_attempts: ranged(
+                &mut problems,
+                "router.max_attempts",
+                r.max_attempts,
+                3,
+                1,
+                16,
+            ) as usize,
+            ledger: r.ledger.map(|p| expand_home(&p)),
+        };
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
@@ -435,6 +645,9 @@ impl Config {
             fix,
             fetch,
             providers,
+            routes,
+            budget,
+            router,
             mcp,
             policy,
             raw,
@@ -477,7 +690,14 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             key_path("kind")
         )));
     }
-    let url = p.url.unwrap_or_else(|| p.kind.default_url().to_string());
+    let Some(url) = p.url.or_else(|| p.kind.default_url().map(str::to_string)) else {
+        return Err(err(format!(
+            "{}: required for kind = \"{}\" (e.g. https://RESOURCE.openai.azure.com/openai/v1, or \
+             …/openai/deployments/NAME with api_version)",
+            key_path("url"),
+            p.kind.as_str()
+        )));
+    };
     let url = url.trim_end_matches('/').to_string();
     if p.kind != ProviderKind::Fake && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -507,14 +727,100 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             .map(|e| KeySource::Env(e.into()))
             .unwrap_or(KeySource::None),
     };
+    if p.api_version.is_some() && p.kind != ProviderKind::Azure {
+        return Err(err(format!(
+            "{}: only kind = \"azure\" takes api_version",
+            key_path("api_version")
+        )));
+    }
+    if p.keep_alive.is_some() && p.kind != ProviderKind::Ollama {
+        return Err(err(format!(
+            "{}: only kind = \"ollama\" takes keep_alive",
+            key_path("keep_alive")
+        )));
+    }
+    let mut problems = Vec::new();
+    let mut cost = |k: &str, v: Option<f64>| -> Option<f64> {
+        match v {
+            Some(x) if !(x.is_finite() && (0.0..=10_000.0).contains(&x)) => {
+                problems.push(format!(
+                    "{}: must be between 0 and 10000 USD per million tokens (got {x})",
+                    key_path(k)
+                ));
+                None
+            }
+            other => other,
+        }
+    };
+    let overrides = ModelOverrides {
+        input_cost_per_mtok: cost("input_cost_per_mtok", p.input_cost_per_mtok),
+        output_cost_per_mtok: cost("output_cost_per_mtok", p.output_cost_per_mtok),
+        cached_input_cost_per_mtok: cost(
+            "cached_input_cost_per_mtok",
+            p.cached_input_cost_per_mtok,
+        ),
+        cache_write_cost_per_mtok: cost("cache_write_cost_per_mtok", p.cache_write_cost_per_mtok),
+        context_window: p.context_window.map(|w| {
+            ranged(
+                &mut problems,
+                &key_path("context_window"),
+                Some(w),
+                0,
+                256,
+                100_000_000,
+            ) as u32
+        }),
+    };
+    let budget = p
+        .budget
+        .and_then(|b| budget(&key_path("budget"), b, &mut problems));
+    if !problems.is_empty() {
+        return Err(ConfigError { messages: problems });
+    }
+    let loopback = url::Url::parse(&url).ok().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    });
     Ok(ProviderConfig {
         name: name.to_string(),
         kind: p.kind,
+        local: p.local.unwrap_or(p.kind.is_local() || loopback),
         url,
         model: p.model.filter(|m| !m.is_empty()),
         key,
         reply: p.reply,
         delay: Duration::from_millis(p.delay_ms.unwrap_or(5).min(10_000)),
+        api_version: p.api_version.filter(|v| !v.is_empty()),
+        keep_alive: p.keep_alive,
+        overrides,
+        budget,
+    })
+}
+
+/// `[budget]` / `[providers.NAME.budget]` → a [`Budget`] (`None` with a problem when invalid).
+fn budget(key: &str, b: RawBudget, problems: &mut Vec<String>) -> Option<Budget> {
+    let mode = match b.mode.as_deref() {
+        None | Some("soft") => BudgetMode::Soft,
+        Some("hard") => BudgetMode::Hard,
+        Some(m) => {
+            problems.push(format!("{key}.mode: must be \"soft\" or \"hard\" (got {m:?})"));
+            return None;
+        }
+    };
+    for (k, v) in [("daily_usd", b.daily_usd), ("monthly_usd", b.monthly_usd)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v >= 0.0)
+        {
+            problems.push(format!("{key}.{k}: must be a number of USD ≥ 0 (got {v})"));
+            return None;
+        }
+    }
+    Some(Budget {
+        daily_usd: b.daily_usd,
+        monthly_usd: b.monthly_usd,
+        mode,
     })
 }
 

@@ -7,6 +7,9 @@
 
 #[cfg(feature = "test-support")]
 pub mod fake;
+pub mod anthropic;
+pub mod azure;
+pub mod gemini;
 pub mod http;
 pub mod llamacpp;
 pub mod ollama;
@@ -105,9 +108,17 @@ pub fn build(
     client: &reqwest::Client,
 ) -> Arc<dyn Provider> {
     match cfg.kind {
-        ProviderKind::Openai | ProviderKind::Lmstudio | ProviderKind::Vllm => {
-            Arc::new(openai::OpenAi::new(cfg, key, client.clone()))
-        }
+        ProviderKind::Openai
+        | ProviderKind::Lmstudio
+        | ProviderKind::Vllm
+        | ProviderKind::Xai
+        | ProviderKind::Groq
+        | ProviderKind::Mistral
+        | ProviderKind::Deepseek
+        | ProviderKind::Openrouter => Arc::new(openai::OpenAi::new(cfg, key, client.clone())),
+        ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(cfg, key, client.clone())),
+        ProviderKind::Gemini => Arc::new(gemini::Gemini::new(cfg, key, client.clone())),
+        ProviderKind::Azure => Arc::new(azure::Azure::new(cfg, key, client.clone())),
         ProviderKind::Llamacpp => Arc::new(llamacpp::LlamaCpp::new(cfg, key, client.clone())),
         ProviderKind::Ollama => Arc::new(ollama::Ollama::new(cfg, client.clone())),
         #[cfg(feature = "test-support")]

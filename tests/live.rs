@@ -90,6 +90,7 @@ fn live_chat_streams_text_and_usage(url: &str) {
             max_tokens: 8,
             temperature: 0.0,
             stop: vec![],
+            tools: Vec::new(),
         };
         let mut s = p.chat(req);
         let (mut pieces, mut usage) = (0, None);
@@ -136,6 +137,7 @@ fn live_context_overflow_is_context_too_large(url: &str) {
             max_tokens: 4,
             temperature: 0.0,
             stop: vec![],
+            tools: Vec::new(),
         };
         let first = p.chat(req).next().await.unwrap();
         let err = first.expect_err("too long a prompt is refused");

@@ -27,6 +27,7 @@ fn chat() -> ChatRequest {
         max_tokens: 16,
         temperature: 0.0,
         stop: vec![],
+        tools: Vec::new(),
     }
 }
 
@@ -69,10 +70,7 @@ fn openai_sse_stream_with_usage() {
             other,
             vec![
                 Event::Finish(FinishReason::Stop),
-                Event::Usage(Usage {
-                    input_tokens: 5,
-                    output_tokens: 9
-                })
+                Event::Usage(Usage::new(5, 9))
             ]
         );
     });
@@ -86,10 +84,7 @@ fn recorded_llamacpp_transcript_replays() {
         assert_eq!(err, None);
         assert!(!text.is_empty());
         assert!(
-            other.contains(&Event::Usage(Usage {
-                input_tokens: 36,
-                output_tokens: 12
-            })),
+            other.contains(&Event::Usage(Usage::new(36, 12))),
             "{other:?}"
         );
         let url = format!("{}/replay/llamacpp_fim_chat_stream.sse", fault_url());
@@ -216,10 +211,7 @@ fn ollama_ndjson_chat_and_fim() {
         assert_eq!(
             other,
             vec![
-                Event::Usage(Usage {
-                    input_tokens: 5,
-                    output_tokens: 9
-                }),
+                Event::Usage(Usage::new(5, 9)),
                 Event::Finish(FinishReason::Stop)
             ]
         );

@@ -150,6 +150,7 @@ async fn run(
                 "usage"
             ),
             Event::Finish(_) => {}
+            Event::ToolCall(_) => {}
         }
     }
     tracing::debug!(

@@ -289,11 +289,16 @@ fn local_default(kind: ProviderKind) -> ProviderConfig {
     ProviderConfig {
         name: kind.as_str().to_string(),
         kind,
-        url: kind.default_url().to_string(),
+        url: kind.default_url().unwrap_or_default().to_string(),
         model: None,
         key: KeySource::None,
         reply: None,
         delay: Duration::ZERO,
+        api_version: None,
+        keep_alive: None,
+        local: true,
+        overrides: Default::default(),
+        budget: None,
     }
 }
 

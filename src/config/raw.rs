@@ -33,6 +33,11 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) fetch: RawFetch,
     #[serde(default)]
+    pub(super) routes: BTreeMap<String, Vec<String>>,
+    pub(super) budget: Option<RawBudget>,
+    #[serde(default)]
+    pub(super) router: RawRouter,
+    #[serde(default)]
     pub(super) capabilities: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) scopes: BTreeMap<String, BTreeMap<String, String>>,
@@ -128,4 +133,32 @@ pub(super) struct RawProvider {
     pub(super) api_key_cmd: Option<String>,
     pub(super) reply: Option<String>,
     pub(super) delay_ms: Option<u64>,
+    pub(super) api_version: Option<String>,
+    pub(super) keep_alive: Option<String>,
+    pub(super) local: Option<bool>,
+    pub(super) context_window: Option<u64>,
+    pub(super) input_cost_per_mtok: Option<f64>,
+    pub(super) output_cost_per_mtok: Option<f64>,
+    pub(super) cached_input_cost_per_mtok: Option<f64>,
+    pub(super) cache_write_cost_per_mtok: Option<f64>,
+    pub(super) budget: Option<RawBudget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) daily_usd: Option<f64>,
+    pub(super) monthly_usd: Option<f64>,
+    pub(super) mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouter {
+    pub(super) hedge: Option<bool>,
+    pub(super) hedge_after_ms: Option<u64>,
+    pub(super) cooldown_ms: Option<u64>,
+    pub(super) first_token_timeout_ms: Option<u64>,
+    pub(super) max_attempts: Option<u64>,
+    pub(super) ledger: Option<String>,
 }

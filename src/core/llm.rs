@@ -6,60 +6,194 @@
 use std::fmt;
 use std::time::Duration;
 
+/// What a request is for: how Zeke was invoked. The router picks candidates per intent
+/// (`[routes]`), hedges the latency-critical ones and records it in the usage ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Intent {
+    /// Inline ghost-text completion (FIM): short, latency-critical.
+    Complete,
+    Explain,
+    Fix,
+    Test,
+    Chat,
+    /// `zeke ask` from a shell.
+    Ask,
+}
+
+impl Intent {
+    pub const ALL: [Intent; 6] = [
+        Intent::Complete,
+        Intent::Explain,
+        Intent::Fix,
+        Intent::Test,
+        Intent::Chat,
+        Intent::Ask,
+    ];
+
+    /// The name used in `[routes]`, the ledger and `--intent` (`"completion"`, `"explain"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Complete => "completion",
+            Intent::Explain => "explain",
+            Intent::Fix => "fix",
+            Intent::Test => "test",
+            Intent::Chat => "chat",
+            Intent::Ask => "ask",
+        }
+    }
+
+    /// The inverse of [`Intent::as_str`].
+    pub fn parse(s: &str) -> Option<Intent> {
+        Intent::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+
+    /// Whether the user waits on every keystroke for it: hedged, local first.
+    pub fn latency_critical(self) -> bool {
+        self == Intent::Complete
+    }
+}
+
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, answering the assistant message that made it
+    /// (`tool_call_id` names the call).
+    Tool,
 }
 
 impl Role {
-    /// The role's name as OpenAI, Ollama and Anthropic spell it (`"system"`, `"user"`, `"assistant"`).
+    /// The role's name as OpenAI spells it (`"system"`, `"user"`, `"assistant"`, `"tool"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
-/// One chat message (plain text content).
+/// A tool the model may call: its name, what it does, and a JSON Schema (an object schema) for its
+/// arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// A tool call the model made, assembled from the streamed pieces: `arguments` is the JSON text of
+/// the argument object exactly as the model wrote it (`"{}"` when it gave none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The provider's id for the call (made up by the adapter when the wire has none, as in Gemini
+    /// and Ollama), echoed in the [`Role::Tool`] message that answers it.
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// One message of a conversation. Every adapter maps the whole conversation, so a conversation can
+/// move from one provider to another: plain text, the assistant's tool calls and the tool results.
+/// Private reasoning (Anthropic `thinking`, OpenAI reasoning items) is never kept here, so it is
+/// never replayed to another provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,
+    /// Text; for a [`Role::Tool`] message the tool's output.
     pub content: String,
+    /// Assistant only: the calls it made, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool only: the [`ToolCall::id`] answered.
+    pub tool_call_id: Option<String>,
+    /// Tool only: whether the tool failed (Anthropic `is_error`).
+    pub is_error: bool,
 }
 
 impl Message {
-    pub fn system(content: impl Into<String>) -> Self {
+    fn text(role: Role, content: String) -> Self {
         Message {
-            role: Role::System,
-            content: content.into(),
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            is_error: false,
         }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Message::text(Role::System, content.into())
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::User,
-            content: content.into(),
-        }
+        Message::text(Role::User, content.into())
     }
     pub fn assistant(content: impl Into<String>) -> Self {
+        Message::text(Role::Assistant, content.into())
+    }
+    /// An assistant turn that called tools (its text may be empty).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
         Message {
-            role: Role::Assistant,
-            content: content.into(),
+            tool_calls: calls,
+            ..Message::text(Role::Assistant, content.into())
+        }
+    }
+    /// The result of the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>, is_error: bool) -> Self {
+        Message {
+            tool_call_id: Some(call_id.into()),
+            is_error,
+            ..Message::text(Role::Tool, content.into())
         }
     }
 }
 
 /// A streamed chat request. `max_tokens` counts generated tokens; `temperature` is 0.0–2.0.
+/// `tools` empty means the model gets none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub max_tokens: u32,
     pub temperature: f32,
     pub stop: Vec<String>,
+    pub tools: Vec<ToolSpec>,
+}
+
+impl ChatRequest {
+    /// A request with no tools and no stop strings.
+    pub fn new(messages: Vec<Message>, max_tokens: u32, temperature: f32) -> Self {
+        ChatRequest {
+            messages,
+            max_tokens,
+            temperature,
+            stop: Vec::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// A rough count of the prompt's tokens (characters / 4 of every message and tool schema, plus
+    /// a few per message), for routing by context window and budget checks before the call.
+    pub fn estimated_tokens(&self) -> u32 {
+        let chars: usize = self
+            .messages
+            .iter()
+            .map(|m| {
+                m.content.len()
+                    + m.tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len())
+                        .sum::<usize>()
+                    + 16
+            })
+            .sum::<usize>()
+            + self
+                .tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+                .sum::<usize>();
+        (chars / 4).min(u32::MAX as usize) as u32
+    }
 }
 
 /// A fill-in-the-middle request: generate the text that belongs between `prefix` and `suffix`.
@@ -75,11 +209,33 @@ pub struct FimRequest {
     pub stop: Vec<String>,
 }
 
-/// Token counts as the provider reported them.
+impl FimRequest {
+    /// A rough count of the prompt's tokens (characters / 4).
+    pub fn estimated_tokens(&self) -> u32 {
+        ((self.prefix.len() + self.suffix.len()) / 4).min(u32::MAX as usize) as u32
+    }
+}
+
+/// Token counts as the provider reported them, normalized across vendors: `input_tokens` counts
+/// every prompt token, including the `cached_input_tokens` read from the provider's prompt cache
+/// and the `cache_write_tokens` written to it (Anthropic reports those apart; they are added in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u32,
+    pub cached_input_tokens: u32,
+    pub cache_write_tokens: u32,
     pub output_tokens: u32,
+}
+
+impl Usage {
+    /// Input and output only (no prompt cache).
+    pub fn new(input_tokens: u32, output_tokens: u32) -> Self {
+        Usage {
+            input_tokens,
+            output_tokens,
+            ..Usage::default()
+        }
+    }
 }
 
 /// Why generation ended.
@@ -87,14 +243,18 @@ pub struct Usage {
 pub enum FinishReason {
     Stop,
     Length,
+    /// The model stopped to have its tool calls run.
+    ToolCalls,
     Other,
 }
 
-/// One event of a streamed answer, in arrival order: text deltas, then usage and finish (either may
-/// be missing when the provider does not send them).
+/// One event of a streamed answer, in arrival order: text deltas and whole tool calls (an
+/// adapter assembles a call's argument pieces and emits it once complete), then usage and finish
+/// (either may be missing when the provider does not send them).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Text(String),
+    ToolCall(ToolCall),
     Usage(Usage),
     Finish(FinishReason),
 }

@@ -115,10 +115,7 @@ pub fn map_infill(data: &str) -> Result<Vec<Event>, ProviderError> {
     }
     if c.stop {
         if let (Some(i), Some(o)) = (c.tokens_evaluated, c.tokens_predicted) {
-            ev.push(Event::Usage(Usage {
-                input_tokens: i,
-                output_tokens: o,
-            }));
+            ev.push(Event::Usage(Usage::new(i, o)));
         }
         ev.push(Event::Finish(if c.stopped_limit == Some(true) {
             FinishReason::Length
@@ -200,7 +197,7 @@ mod tests {
         );
         assert_eq!(
             map_infill(r#"{"content":"","stop":true,"tokens_evaluated":10,"tokens_predicted":4,"stopped_limit":true}"#).unwrap(),
-            vec![Event::Usage(Usage { input_tokens: 10, output_tokens: 4 }), Event::Finish(FinishReason::Length)]
+            vec![Event::Usage(Usage::new(10, 4)), Event::Finish(FinishReason::Length)]
         );
     }
 }

@@ -126,10 +126,7 @@ pub fn map_line(line: &str) -> Result<Vec<Event>, ProviderError> {
     }
     if l.done {
         if l.prompt_eval_count.is_some() || l.eval_count.is_some() {
-            ev.push(Event::Usage(Usage {
-                input_tokens: l.prompt_eval_count.unwrap_or(0),
-                output_tokens: l.eval_count.unwrap_or(0),
-            }));
+            ev.push(Event::Usage(Usage::new(l.prompt_eval_count.unwrap_or(0), l.eval_count.unwrap_or(0))));
         }
         ev.push(Event::Finish(match l.done_reason.as_deref() {
             Some("stop") | None => FinishReason::Stop,
@@ -206,7 +203,7 @@ mod tests {
         );
         assert_eq!(
             map_line(r#"{"response":"","done":true,"done_reason":"length","prompt_eval_count":7,"eval_count":3,"total_duration":123}"#).unwrap(),
-            vec![Event::Usage(Usage { input_tokens: 7, output_tokens: 3 }), Event::Finish(FinishReason::Length)]
+            vec![Event::Usage(Usage::new(7, 3)), Event::Finish(FinishReason::Length)]
         );
         assert_eq!(
             map_line(r#"{"error":"model 'x' not found"}"#)

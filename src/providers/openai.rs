@@ -148,10 +148,7 @@ pub fn map_chunk(data: &str) -> Result<Vec<Event>, ProviderError> {
         }
     }
     if let Some(u) = chunk.usage {
-        events.push(Event::Usage(Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        }));
+        events.push(Event::Usage(Usage::new(u.prompt_tokens, u.completion_tokens)));
     }
     Ok(events)
 }
@@ -268,6 +265,7 @@ mod tests {
             max_tokens: 5,
             temperature: 0.5,
             stop: vec!["\n\n".into()],
+            tools: Vec::new(),
         };
         let b = chat_body(&req, Some("m"));
         assert_eq!(b["messages"][0]["role"], "user");
@@ -288,7 +286,7 @@ mod tests {
         );
         assert_eq!(
             map_chunk(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#).unwrap(),
-            vec![Event::Finish(FinishReason::Length), Event::Usage(Usage { input_tokens: 3, output_tokens: 2 })]
+            vec![Event::Finish(FinishReason::Length), Event::Usage(Usage::new(3, 2))]
         );
         let e = map_chunk(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#)
             .unwrap_err();
