@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::core::llm::ProviderError;
+use crate::ledger::Ledger;
+use crate::router::Router;
 
 pub use providers::{ProviderSet, Selected};
 pub use stats::Stats;
@@ -44,15 +46,19 @@ pub enum UiEvent {
         received: Instant,
         provider_ttft: Option<Duration>,
     },
-    /// The next piece of an explanation.
+    /// The next piece of an explanation. With `restart`, what was shown so far is replaced by
+    /// `delta` (a fallback provider took over and answered differently).
     Explain {
         id: u64,
         delta: String,
+        restart: bool,
         done: bool,
         provider: String,
         model: String,
         range: (usize, usize),
     },
+    /// Something the user should know about a job in flight (a fallback, a budget).
+    Notice { job: Job, message: String },
     /// A job failed.
     Error {
         id: Option<u64>,
@@ -87,7 +93,31 @@ pub struct App {
     pub gate: Arc<gate::Gate>,
     /// Pending patches of `:Zeke fix` / `:Zeke test`.
     pub patches: patch::Patches,
+    /// The one router (health, stickiness, the session's pinned provider, the usage ledger).
+    pub router: Arc<Router>,
     client: reqwest::Client,
+}
+
+/// The usage ledger's path: `[router] ledger`, else `$XDG_STATE_HOME/zeke/usage.sqlite3`.
+pub fn ledger_path(config: &Config) -> std::path::PathBuf {
+    config
+        .router
+        .ledger
+        .clone()
+        .unwrap_or_else(|| grants::state_dir().join("usage.sqlite3"))
+}
+
+/// Opens the usage ledger; a ledger that cannot be opened is logged and not used (requests still
+/// run, budgets then see only this process's spend).
+pub fn open_ledger(config: &Config) -> Option<Arc<Ledger>> {
+    let path = ledger_path(config);
+    match Ledger::open(&path) {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            tracing::warn!(error = %e, "usage ledger unavailable; usage is not recorded");
+            None
+        }
+    }
 }
 
 impl App {
@@ -97,8 +127,10 @@ impl App {
         // the audit log is fixed at start ($ZEKE_AUDIT_LOG, else `[mcp] audit_log` from the file,
         // else the XDG state file): the same one `zeke mcp` writes; grants are the shared ones
         let gate = Arc::new(gate::Gate::from_config(&config));
+        let router = Router::new(open_ledger(&config));
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
+            router,
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
@@ -130,6 +162,7 @@ impl App {
         };
         let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
         *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
+        self.router.reconfigured();
         set
     }
 }

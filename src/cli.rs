@@ -35,11 +35,19 @@ pub enum Command {
     },
     /// Check the configuration and every provider; exit 1 when something needs fixing.
     Doctor,
-    /// Ask the configured model a question and stream the answer to stdout.
+    /// Ask a question; the router picks the model (`[routes] ask`, or `--intent`'s route) and the
+    /// answer streams to stdout.
     Ask {
-        /// Provider name from the config (default: the completion provider).
+        /// A provider from the config to try first (the others stay fallbacks).
         #[arg(long)]
         provider: Option<String>,
+        /// Route as this intent: completion, explain, fix, test, chat, ask.
+        #[arg(long, default_value = "ask")]
+        intent: String,
+        /// One JSON object per line: `{"text": …}` deltas, notices, then a final object with
+        /// provider, model, attempts, usage and cost_usd.
+        #[arg(long)]
+        json: bool,
         /// Most tokens to generate.
         #[arg(long, default_value_t = 512)]
         max_tokens: u32,
@@ -48,6 +56,25 @@ pub enum Command {
     },
     /// Print the config file path and the validated configuration.
     Config,
+    /// Usage and spend from the ledger: today and this month by provider and model, and the last
+    /// requests.
+    Usage {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How many recent requests to list.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+    },
+    /// Every provider the router may use: model, context window, price, capabilities, health and
+    /// measured TTFT (`--probe` asks each server first).
+    Models {
+        #[arg(long)]
+        json: bool,
+        /// Probe every provider (reachability, the loaded model) before listing.
+        #[arg(long)]
+        probe: bool,
+    },
     /// Run one tool of the tool layer (the same as `zeke mcp` offers) and print its output; with
     /// no NAME, list the tools. The policy applies; a tool that needs approval is refused with the
     /// config line that would allow it (the command line cannot ask).

@@ -3,13 +3,15 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use futures_util::StreamExt;
+
+
+
+mod usage;
+pub use usage::{ask, models, usage};
 
 use crate::app::{App, Job};
 use crate::config::{self, Config};
-use crate::core::llm::{ChatRequest, Event, Message};
 use crate::logging::{Choice, LogArgs, LogLevel};
 
 fn load() -> anyhow::Result<Config> {
@@ -135,62 +137,6 @@ pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
             Err(e) => println!("WARN  git: {e}; the git tools will fail"),
         }
         Ok(if problems == 0 { 0 } else { 1 })
-    })
-}
-
-/// `zeke ask`: streams the answer to stdout; errors go to stderr with exit 1.
-pub fn ask(
-    log: LogArgs,
-    provider: Option<String>,
-    max_tokens: u32,
-    prompt: Vec<String>,
-) -> anyhow::Result<i32> {
-    let (loaded, _) = start(&log)?;
-    let mut text = prompt.join(" ");
-    if text.is_empty() || text == "-" {
-        text.clear();
-        std::io::stdin().read_to_string(&mut text)?;
-    }
-    if text.trim().is_empty() {
-        anyhow::bail!("nothing to ask: give a prompt or pipe one on stdin");
-    }
-    let mut config = loaded?;
-    if let Some(p) = provider {
-        if !config.providers.contains_key(&p) {
-            anyhow::bail!("no provider named {p:?} in the config");
-        }
-        config.completion.provider = Some(p);
-    }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let app: Arc<App> = App::new(config.clone());
-        let set = app.configure(config).await;
-        let provider = set.provider(Job::Complete).await?;
-        let req = ChatRequest {
-            messages: vec![Message::user(text)],
-            max_tokens,
-            temperature: 0.3,
-            stop: vec![],
-            tools: Vec::new(),
-        };
-        let mut stream = provider.chat(req);
-        let mut out = std::io::stdout().lock();
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(Event::Text(t)) => {
-                    out.write_all(t.as_bytes())?;
-                    out.flush()?;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    writeln!(out)?;
-                    eprintln!("zeke: {} failed: {e}", provider.info().name);
-                    return Ok(1);
-                }
-            }
-        }
-        writeln!(out)?;
-        Ok(0)
     })
 }
 

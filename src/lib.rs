@@ -26,6 +26,9 @@ pub mod core;
 pub mod config;
 pub mod providers;
 
+pub mod ledger;
+pub mod router;
+
 pub mod git;
 pub mod workspace;
 

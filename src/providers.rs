@@ -99,6 +99,15 @@ pub trait Provider: Send + Sync {
     fn fim(&self, req: FimRequest) -> EventStream;
     /// Checks the server answers and learns its model; `Ok(detail)` names what answered.
     fn probe(&self) -> BoxStream<'static, Result<String, ProviderError>>;
+    /// The model's context window in tokens, when the server told (llama-server's `/props`).
+    fn context_window(&self) -> Option<u32> {
+        None
+    }
+    /// Whether `fim` uses a native FIM endpoint (else a chat prompt template). May be learned
+    /// (llama-server: `/props` or the first `/infill`).
+    fn native_fim(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the adapter for a provider entry. `key` is the resolved API key, if any.

@@ -14,6 +14,8 @@ mod mcp_robust;
 mod mcp_security;
 mod nvim_rpc;
 mod properties;
+mod provider_wire;
 mod providers;
+mod router;
 mod tidy;
 mod tool_layer;

@@ -98,7 +98,7 @@ fn live_chat_streams_text_and_usage(url: &str) {
             match ev.expect("no error from a healthy server") {
                 Event::Text(t) => pieces += usize::from(!t.is_empty()),
                 Event::Usage(u) => usage = Some(u),
-                Event::Finish(_) => {}
+                Event::Finish(_) | Event::ToolCall(_) => {}
             }
         }
         assert!(pieces >= 2, "streamed in several pieces");

@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 
 use crate::app::{App, Job, Sink, Stats, UiEvent};
 use crate::core::context::fim_context;
-use crate::core::llm::{ErrorKind, Event, FimRequest, ProviderError};
+use crate::core::llm::{ErrorKind, FimRequest, Intent, ProviderError};
+use crate::router::{Pool, RouteRequest, Routed, Surface};
 use crate::core::suggestion::{Shape, shape};
 use crate::core::text::BufferText;
 
@@ -106,9 +107,11 @@ async fn run(
             vec!["\n\n\n".into()]
         },
     };
-    let provider = setup.provider(Job::Complete).await?;
+    let pool: Arc<dyn Pool> = setup.clone();
     let sent = Instant::now();
-    let mut stream = provider.fim(req);
+    let mut stream = app
+        .router
+        .fim(pool, RouteRequest::new(Intent::Complete, Surface::Nvim), req);
     let mut raw = String::new();
     let mut shown = String::new();
     let mut first_sent = false;
@@ -123,9 +126,9 @@ async fn run(
         received: p.received,
         provider_ttft,
     };
-    while let Some(ev) = stream.next().await {
-        match ev? {
-            Event::Text(t) => {
+    while let Some(item) = stream.next().await {
+        match item.map_err(|f| f.error)? {
+            Routed::Text(t) => {
                 raw.push_str(&t);
                 let next = shape(&raw, &ctx.line_before, &ctx.line_after, &next_line, limits);
                 if next != shown {
@@ -143,14 +146,20 @@ async fn run(
                     break; // enough: dropping the stream closes the connection
                 }
             }
-            Event::Usage(u) => tracing::debug!(
+            // a fallback answered differently: the suggestion is rebuilt from its text
+            Routed::Restart => raw.clear(),
+            Routed::Done(s) => tracing::debug!(
                 id = p.id,
-                input = u.input_tokens,
-                output = u.output_tokens,
-                "usage"
+                provider = s.provider.as_deref().unwrap_or(""),
+                input = s.usage.input_tokens,
+                output = s.usage.output_tokens,
+                hedged = s.hedged,
+                "completion usage"
             ),
-            Event::Finish(_) => {}
-            Event::ToolCall(_) => {}
+            Routed::Fallback { from, error } => {
+                tracing::info!(id = p.id, %from, %error, "completion falls back")
+            }
+            Routed::Answering { .. } | Routed::ToolCall(_) | Routed::Notice(_) => {}
         }
     }
     tracing::debug!(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::app::{App, Job, Sink, Stats, UiEvent};
-use crate::core::llm::{ErrorKind, Event, ProviderError};
+use crate::core::llm::{ErrorKind, Intent, ProviderError};
+use crate::router::{Pool, RouteRequest, Routed, Surface};
 use crate::core::prompt::{self, ExplainInput};
 use crate::core::syntax;
 use crate::core::text::BufferText;
@@ -122,27 +123,49 @@ async fn run(
         },
         setup.config.explain.max_tokens,
     );
-    let provider = setup.provider(Job::Explain).await?;
-    let name = provider.info().name.clone();
-    let model = || {
-        provider
-            .info()
-            .model_label()
-            .unwrap_or_else(|| "server default".into())
-    };
-    let mut stream = provider.chat(req);
+    let pool: Arc<dyn Pool> = setup.clone();
+    let mut stream = app.router.chat(
+        pool,
+        RouteRequest::new(Intent::Explain, Surface::Nvim),
+        req,
+    );
+    let (mut name, mut model) = (String::new(), String::new());
     let mut sent_any = false;
-    while let Some(ev) = stream.next().await {
-        if let Event::Text(delta) = ev? {
-            sent_any = true;
-            let _ = sink.send(UiEvent::Explain {
-                id: p.id,
-                delta,
-                done: false,
-                provider: name.clone(),
-                model: model(),
-                range,
-            });
+    let mut restart = false;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(Routed::Answering { provider, model: m }) => {
+                name = provider;
+                model = m;
+            }
+            Ok(Routed::Text(delta)) => {
+                sent_any = true;
+                let _ = sink.send(UiEvent::Explain {
+                    id: p.id,
+                    delta,
+                    restart: std::mem::take(&mut restart),
+                    done: false,
+                    provider: name.clone(),
+                    model: model.clone(),
+                    range,
+                });
+            }
+            Ok(Routed::Restart) => restart = true,
+            Ok(Routed::Fallback { from, error }) => {
+                let _ = sink.send(UiEvent::Notice {
+                    job: Job::Explain,
+                    message: format!("{from} failed ({error}); the next provider takes over"),
+                });
+            }
+            Ok(Routed::Notice(message)) => {
+                let _ = sink.send(UiEvent::Notice {
+                    job: Job::Explain,
+                    message,
+                });
+            }
+            Ok(Routed::ToolCall(_)) => {}
+            Ok(Routed::Done(_)) => break,
+            Err(f) => return Err(f.error),
         }
     }
     if !sent_any {
@@ -154,9 +177,10 @@ async fn run(
     let _ = sink.send(UiEvent::Explain {
         id: p.id,
         delta: String::new(),
+        restart: false,
         done: true,
         provider: name,
-        model: model(),
+        model,
         range,
     });
     Ok(())

@@ -20,7 +20,8 @@ use crate::app::explain::{ExplainParams, pick_range};
 use crate::app::gate::{Gate, How, Step};
 use crate::app::grants::GrantScope;
 use crate::app::{App, Job, Sink, UiEvent};
-use crate::core::llm::{ErrorKind, Event, ProviderError};
+use crate::core::llm::{ErrorKind, Intent, ProviderError};
+use crate::router::{Pool, RouteRequest, Routed, RoutedStream, Surface};
 use crate::core::patch::{self, Answer, Edit, Hunk, PatchError};
 use crate::core::policy::{Capability, Decision, Rule, Scope};
 use crate::core::prompt::{self, Diagnostic, PatchInput};
@@ -459,13 +460,16 @@ async fn run(
     } else {
         prompt::fix(&input, cfg.max_tokens)
     };
-    let provider = setup.provider(p.job).await?;
-    let name = provider.info().name.clone();
-    let model = provider
-        .info()
-        .model_label()
-        .unwrap_or_else(|| "server default".into());
-    let (answer, capped) = collect(provider.chat(req), cfg.max_answer_bytes, p, sink).await?;
+    let intent = if p.job == Job::Test {
+        Intent::Test
+    } else {
+        Intent::Fix
+    };
+    let pool: Arc<dyn Pool> = setup.clone();
+    let stream = app
+        .router
+        .chat(pool, RouteRequest::new(intent, Surface::Nvim), req);
+    let (answer, capped, name, model) = collect(stream, cfg.max_answer_bytes, p, sink).await?;
     let no_code = |what: &str| {
         let said: String = answer.trim().chars().take(80).collect();
         ProviderError::new(
@@ -613,34 +617,54 @@ fn bare_code(answer: &str) -> Option<Answer> {
     })
 }
 
-/// Reads the streamed answer, up to `max` bytes (then stops the stream: `capped`), sending a
-/// `Progress` event at most every 150 ms.
+/// Reads the routed answer, up to `max` bytes (then stops the stream: `capped`), sending a
+/// `Progress` event at most every 150 ms and the router's notices. Returns the answer, whether it
+/// was capped, and the provider and model that wrote it.
 async fn collect(
-    mut stream: crate::providers::EventStream,
+    mut stream: RoutedStream,
     max: usize,
     p: &PatchParams,
     sink: &Sink,
-) -> Result<(String, bool), ProviderError> {
+) -> Result<(String, bool, String, String), ProviderError> {
     let mut answer = String::new();
+    let (mut name, mut model) = (String::new(), String::new());
     let mut last = Instant::now();
-    while let Some(ev) = stream.next().await {
-        if let Event::Text(t) = ev? {
-            answer.push_str(&t);
-            if answer.len() >= max {
-                // Cut at the last whole line that fits: half a line is not code.
-                let cut = crate::core::text::floor_char_boundary(&answer, max);
-                let cut = answer[..cut].rfind('\n').unwrap_or(cut);
-                answer.truncate(cut);
-                return Ok((answer, true));
+    while let Some(item) = stream.next().await {
+        match item.map_err(|f| f.error)? {
+            Routed::Answering { provider, model: m } => {
+                name = provider;
+                model = m;
             }
-            if last.elapsed() >= Duration::from_millis(150) {
-                last = Instant::now();
-                let _ = sink.send(UiEvent::Progress {
-                    id: p.id,
+            Routed::Restart => answer.clear(),
+            Routed::Text(t) => {
+                answer.push_str(&t);
+                if answer.len() >= max {
+                    // Cut at the last whole line that fits: half a line is not code.
+                    let cut = crate::core::text::floor_char_boundary(&answer, max);
+                    let cut = answer[..cut].rfind('\n').unwrap_or(cut);
+                    answer.truncate(cut);
+                    return Ok((answer, true, name, model));
+                }
+                if last.elapsed() >= Duration::from_millis(150) {
+                    last = Instant::now();
+                    let _ = sink.send(UiEvent::Progress {
+                        id: p.id,
+                        job: p.job,
+                        chars: answer.chars().count(),
+                    });
+                }
+            }
+            Routed::Fallback { from, error } => {
+                let _ = sink.send(UiEvent::Notice {
                     job: p.job,
-                    chars: answer.chars().count(),
+                    message: format!("{from} failed ({error}); the next provider takes over"),
                 });
             }
+            Routed::Notice(message) => {
+                let _ = sink.send(UiEvent::Notice { job: p.job, message });
+            }
+            Routed::ToolCall(_) => {}
+            Routed::Done(_) => break,
         }
     }
     if answer.trim().is_empty() {
@@ -649,7 +673,7 @@ async fn collect(
             "the model returned an empty answer",
         ));
     }
-    Ok((answer, false))
+    Ok((answer, false, name, model))
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use tokio::sync::OnceCell;
 use crate::app::Job;
 use crate::config::{Config, KeySource, ProviderConfig, ProviderKind};
 use crate::core::llm::{ErrorKind, ProviderError};
+use crate::router::pricing;
 use crate::providers::{self, Provider, Secret, http};
+use crate::router::{CandidateInfo, Pool};
+use futures_util::future::BoxFuture;
 
 /// Time allowed to an `api_key_cmd`.
 const KEY_CMD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,7 +145,8 @@ impl ProviderSet {
         self.by_name(&name).await
     }
 
-    async fn by_name(&self, name: &str) -> Result<Arc<dyn Provider>, ProviderError> {
+    /// The provider named `name`, built on first use (its key resolved then).
+    pub async fn by_name(&self, name: &str) -> Result<Arc<dyn Provider>, ProviderError> {
         let entry = self.entries.get(name).ok_or_else(|| {
             ProviderError::new(ErrorKind::Invalid, format!("no provider named {name:?}"))
         })?;
@@ -207,6 +211,78 @@ impl ProviderSet {
             }
         });
         futures_util::future::join_all(checks).await
+    }
+}
+
+impl ProviderSet {
+    /// What the router knows of each provider before calling it: model (configured, learned, or
+    /// the kind's default), locality, capabilities, context window and price (config overrides
+    /// over the bundled table; local providers are free).
+    pub fn candidate_infos(&self) -> Vec<CandidateInfo> {
+        self.entries
+            .values()
+            .map(|e| {
+                let built = e.built.get();
+                let model = built
+                    .and_then(|p| p.info().model())
+                    .or_else(|| e.cfg.model.clone())
+                    .or_else(|| e.cfg.kind.default_model().map(str::to_string));
+                let known = model
+                    .as_deref()
+                    .and_then(|m| pricing::lookup(e.cfg.kind.as_str(), m));
+                let o = &e.cfg.overrides;
+                let table = known.map(|k| k.price);
+                let any_override = o.input_cost_per_mtok.is_some() || o.output_cost_per_mtok.is_some();
+                let price = if e.cfg.local {
+                    None
+                } else if table.is_some() || any_override {
+                    let t = table.unwrap_or(pricing::Price {
+                        input_per_mtok: 0.0,
+                        output_per_mtok: 0.0,
+                        cached_input_per_mtok: None,
+                        cache_write_per_mtok: None,
+                    });
+                    Some(pricing::Price {
+                        input_per_mtok: o.input_cost_per_mtok.unwrap_or(t.input_per_mtok),
+                        output_per_mtok: o.output_cost_per_mtok.unwrap_or(t.output_per_mtok),
+                        cached_input_per_mtok: o.cached_input_cost_per_mtok.or(t.cached_input_per_mtok),
+                        cache_write_per_mtok: o.cache_write_cost_per_mtok.or(t.cache_write_per_mtok),
+                    })
+                } else {
+                    None
+                };
+                CandidateInfo {
+                    name: e.cfg.name.clone(),
+                    kind: e.cfg.kind,
+                    local: e.cfg.local,
+                    tools: e.cfg.kind != ProviderKind::Fake && known.is_none_or(|k| k.tools),
+                    native_fim: built.is_some_and(|p| p.native_fim())
+                        || matches!(e.cfg.kind, ProviderKind::Mistral | ProviderKind::Deepseek | ProviderKind::Ollama),
+                    context_window: o
+                        .context_window
+                        .or_else(|| built.and_then(|p| p.context_window()))
+                        .or_else(|| known.and_then(|k| k.context_window)),
+                    price,
+                    budget: e.cfg.budget,
+                    model,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Pool for ProviderSet {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn candidates(&self) -> Vec<CandidateInfo> {
+        self.candidate_infos()
+    }
+    fn provider<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<dyn Provider>, ProviderError>> {
+        Box::pin(self.by_name(name))
     }
 }
 

@@ -556,17 +556,34 @@ fn coalesce(batch: Vec<UiEvent>) -> Vec<UiEvent> {
             }
             (
                 Some(UiEvent::Explain {
-                    id: a, delta, done, ..
+                    id: a,
+                    delta,
+                    restart,
+                    done,
+                    provider,
+                    model,
+                    ..
                 }),
                 UiEvent::Explain {
                     id: b,
                     delta: d2,
+                    restart: r2,
                     done: dn2,
+                    provider: p2,
+                    model: m2,
                     ..
                 },
             ) if *a == b && !*done => {
-                delta.push_str(&d2);
+                if r2 {
+                    // a restart replaces what came before it
+                    *delta = d2;
+                    *restart = true;
+                } else {
+                    delta.push_str(&d2);
+                }
                 *done = dn2;
+                *provider = p2;
+                *model = m2;
             }
             (_, ev) => out.push(ev),
         }

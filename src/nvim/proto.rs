@@ -280,6 +280,7 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
         UiEvent::Explain {
             id,
             delta,
+            restart,
             done,
             provider,
             model,
@@ -289,6 +290,7 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
             map(vec![
                 ("id", (*id).into()),
                 ("delta", delta.as_str().into()),
+                ("restart", (*restart).into()),
                 ("done", (*done).into()),
                 ("provider", provider.as_str().into()),
                 ("model", model.as_str().into()),
@@ -296,6 +298,13 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                     "range",
                     Value::Array(vec![(range.0 as u64).into(), (range.1 as u64).into()]),
                 ),
+            ]),
+        ),
+        UiEvent::Notice { job, message } => (
+            "notice",
+            map(vec![
+                ("job", job.as_str().into()),
+                ("message", message.as_str().into()),
             ]),
         ),
         UiEvent::Error {

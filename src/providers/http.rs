@@ -198,34 +198,100 @@ pub fn ndjson_lines(
     .try_filter(|l| futures_util::future::ready(!l.trim().is_empty()))
 }
 
-/// Runs `open` (the HTTP call) lazily when the stream is first polled, then streams `frames` of
-/// the response through `map` (one frame → zero or more events). A mapping error ends the stream.
-pub fn stream_events<Open, Frames, FS, Map>(
+/// A stream decoder: maps each frame to events, and checks the end.
+pub trait Decode: Send + 'static {
+    /// One frame (an SSE `data` field, an NDJSON line) → zero or more events.
+    fn map(&mut self, frame: &str) -> Result<Vec<crate::core::llm::Event>, ProviderError>;
+    /// Called once when the response ends without a transport error. An answer cut off before
+    /// the protocol's end marker (`[DONE]`, `message_stop`, a finish reason, `done: true`) is
+    /// `Err(Malformed)` here, so that a stream cut mid-answer is a failure, not a short answer.
+    fn end(&mut self) -> Result<Vec<crate::core::llm::Event>, ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A closure as a [`Decode`] whose end is always fine.
+struct Frames<F>(F);
+
+impl<F> Decode for Frames<F>
+where
+    F: FnMut(&str) -> Result<Vec<crate::core::llm::Event>, ProviderError> + Send + 'static,
+{
+    fn map(&mut self, frame: &str) -> Result<Vec<crate::core::llm::Event>, ProviderError> {
+        (self.0)(frame)
+    }
+}
+
+/// [`stream_decoded`] with a closure as the decoder (no end check).
+pub fn stream_events<Open, Frm, FS, Map>(
     open: Open,
-    frames: Frames,
-    mut map: Map,
+    frames: Frm,
+    map: Map,
 ) -> crate::providers::EventStream
 where
     Open: std::future::Future<Output = Result<reqwest::Response, ProviderError>> + Send + 'static,
-    Frames: FnOnce(reqwest::Response) -> FS + Send + 'static,
+    Frm: FnOnce(reqwest::Response) -> FS + Send + 'static,
     FS: Stream<Item = Result<String, ProviderError>> + Send + 'static,
     Map: FnMut(&str) -> Result<Vec<crate::core::llm::Event>, ProviderError> + Send + 'static,
 {
+    stream_decoded(open, frames, Frames(map))
+}
+
+/// The error [`Decode::end`] gives for a stream that stopped before its end marker.
+pub fn cut_off(what: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Malformed,
+        format!("{what} ended before the answer was complete (the stream was cut off)"),
+    )
+}
+
+/// Runs `open` (the HTTP call) lazily when the stream is first polled, then streams `frames` of
+/// the response through `decode` (one frame → zero or more events, then [`Decode::end`]). A
+/// decoding error ends the stream.
+pub fn stream_decoded<Open, Frm, FS, D>(
+    open: Open,
+    frames: Frm,
+    decode: D,
+) -> crate::providers::EventStream
+where
+    Open: std::future::Future<Output = Result<reqwest::Response, ProviderError>> + Send + 'static,
+    Frm: FnOnce(reqwest::Response) -> FS + Send + 'static,
+    FS: Stream<Item = Result<String, ProviderError>> + Send + 'static,
+    D: Decode,
+{
+    use std::sync::{Arc, Mutex};
+    let decode = Arc::new(Mutex::new(decode));
+    let at_end = decode.clone();
     futures_util::stream::once(async move {
         match open.await {
             Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
             Ok(resp) => frames(resp)
-                .map(move |frame| match frame.and_then(|f| map(&f)) {
-                    Ok(evs) => futures_util::stream::iter(evs.into_iter().map(Ok)).boxed(),
-                    Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
+                .map(move |frame| {
+                    let r = frame.and_then(|f| {
+                        decode.lock().unwrap_or_else(|e| e.into_inner()).map(&f)
+                    });
+                    match r {
+                        Ok(evs) => futures_util::stream::iter(evs.into_iter().map(Ok)).boxed(),
+                        Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
+                    }
                 })
                 .flatten()
+                .chain(
+                    futures_util::stream::once(async move {
+                        let r = at_end.lock().unwrap_or_else(|e| e.into_inner()).end();
+                        match r {
+                            Ok(evs) => futures_util::stream::iter(evs.into_iter().map(Ok)).boxed(),
+                            Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
+                        }
+                    })
+                    .flatten(),
+                )
                 .boxed(),
         }
     })
     .flatten()
     .scan(false, |failed, item| {
-        // stop after the first error
+        // stop after the first error (the end check never runs after one)
         if *failed {
             return futures_util::future::ready(None);
         }

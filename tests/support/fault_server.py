@@ -16,8 +16,16 @@ provider configured with url = http://127.0.0.1:PORT/<mode> talks to it unchange
   /alternate/...     odd-numbered POSTs behave like a 3 s hang, even ones like /ok (a fast request
                      after a slow one; POST /reset restarts the count)
   /replay/NAME/...   streams tests/fixtures/wire/NAME byte for byte (recorded real transcripts)
+  /delay/MS/...      like /ok, but the answer starts after MS milliseconds (hedging, TTFT)
+  /once/CODE/...     the first POST (per tag) answers like /status/CODE (429 and 503 with
+                     retry-after: 1), later ones like /ok
+  /quota/...         429 with OpenAI's insufficient_quota error (an exhausted quota) and retry-after: 1
+  /cutafter/N/...    sends N chunks of the reply, then closes the connection (no [DONE])
   GET /stats         JSON counts: requests started, streams completed, streams aborted by the client
   POST /reset        zeroes the counts
+Any path may start with /t/TAG/ (TAG: letters, digits, -): the request is also counted under that
+tag, and GET /t/TAG/stats returns the tag's counts plus every request it received
+({"path", "body", "auth": whether a key header was sent}) — one tag per test keeps parallel tests apart.
 """
 import argparse
 import json
@@ -30,12 +38,32 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtu
 REPLY = ["def", " add", "(a,", " b):", "\n", "    return", " a", " +", " b"]
 LOCK = threading.Lock()
 STATS = {"started": 0, "completed": 0, "aborted": 0}
+TAGS = {}  # tag -> {"started", "completed", "aborted", "requests": [...], "once": n}
+
+
+def tag_of(path):
+    """(tag or None, path without /t/TAG)."""
+    parts = path.split("?")[0].strip("/").split("/")
+    if len(parts) >= 2 and parts[0] == "t":
+        return parts[1], "/" + "/".join(parts[2:])
+    return None, path.split("?")[0]
+
+
+def tag_stats(tag):
+    with LOCK:
+        return TAGS.setdefault(tag, {"started": 0, "completed": 0, "aborted": 0, "requests": [], "once": 0})
 ALTERNATE = [0]  # requests seen by /alternate: odd ones are slow
+
+
+CURRENT = threading.local()
 
 
 def bump(key):
     with LOCK:
         STATS[key] += 1
+        tag = getattr(CURRENT, "tag", None)
+        if tag is not None:
+            TAGS[tag][key] += 1
 
 
 def chunk(content=None, finish=None, usage=None):
@@ -76,7 +104,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self):
-        parts = self.path.strip("/").split("/")
+        tag, path = tag_of(self.path)
+        if tag is not None and path == "/stats":
+            st = tag_stats(tag)
+            with LOCK:
+                return self._json(200, {k: v for k, v in st.items() if k != "once"})
+        parts = path.strip("/").split("/")
         if parts == ["stats"]:
             with LOCK:
                 return self._json(200, dict(STATS))
@@ -92,7 +125,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        parts = self.path.strip("/").split("/")
+        tag, path = tag_of(self.path)
+        CURRENT.tag = tag
+        if tag is not None:
+            st = tag_stats(tag)
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:
+                parsed = body.decode("utf-8", "replace")
+            auth = any(self.headers.get(h) for h in ("authorization", "x-api-key", "api-key", "x-goog-api-key"))
+            with LOCK:
+                st["requests"].append({"path": path, "body": parsed, "auth": bool(auth)})
+        parts = path.strip("/").split("/")
         if parts == ["reset"]:
             with LOCK:
                 for k in STATS:
@@ -102,6 +146,30 @@ class Handler(BaseHTTPRequestHandler):
         bump("started")
         mode = parts[0] if parts else ""
         try:
+            if mode == "once":
+                with LOCK:
+                    st = TAGS.setdefault(tag, {"started": 0, "completed": 0, "aborted": 0, "requests": [], "once": 0})
+                    st["once"] += 1
+                    first = st["once"] == 1
+                code = int(parts[1])
+                parts = ["ok"] + parts[2:] if not first else ["status", str(code)] + parts[2:]
+                mode = parts[0]
+                if first:
+                    headers = [("retry-after", "1")] if code in (429, 503) else []
+                    return self._json(code, {"error": {"message": "error %d (first request)" % code, "type": "fault"}}, headers)
+            if mode == "quota":
+                return self._json(429, {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                                                  "type": "insufficient_quota", "code": "insufficient_quota"}},
+                                  [("retry-after", "1")])
+            if mode == "delay":
+                time.sleep(int(parts[1]) / 1000.0)
+                parts = ["ok"] + parts[2:]
+                mode = "ok"
+            cut_after = None
+            if mode == "cutafter":
+                cut_after = int(parts[1])
+                parts = ["ok"] + parts[2:]
+                mode = "ok"
             if mode == "status":
                 code = int(parts[1])
                 headers = [("retry-after", "7")] if code == 429 else []
@@ -159,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
             for i, piece in enumerate(REPLY):
                 self._send(chunk(piece))
                 time.sleep(delay)
-                if mode == "cut" and i == 0:
+                if (mode == "cut" and i == 0) or (cut_after is not None and i + 1 == cut_after):
                     self.connection.shutdown(2)
                     return
             self._send(chunk(None, "stop"))
