@@ -22,7 +22,7 @@ python3 tests/support/fault_server.py --port-file "$work/fault.port" >/dev/null 
 pids+=($!)
 
 port=$(free_port)
-"$ZEKE_LLAMA_SERVER" -m "$ZEKE_MODEL" --host 127.0.0.1 --port "$port" -c 8192 -np 2 -t 2 >"$work/llama.log" 2>&1 &
+"$ZEKE_LLAMA_SERVER" -m "$ZEKE_MODEL" --host 127.0.0.1 --port "$port" -c 8192 -np 2 -t 2 --jinja >"$work/llama.log" 2>&1 &
 pids+=($!)
 export ZEKE_TEST_LLAMA_URL="http://127.0.0.1:$port"
 

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod patch;
 pub mod protected;
 pub mod providers;
+pub mod report;
 pub mod stats;
 pub mod tasks;
 pub mod tools;

@@ -54,8 +54,13 @@ pub enum Command {
         /// The question; `-` or nothing reads it from stdin.
         prompt: Vec<String>,
     },
-    /// Print the config file path and the validated configuration.
-    Config,
+    /// Print the config file path and the validated configuration; `--schema` prints every
+    /// numeric setting's default and limits, the provider kinds and intents as JSON (what
+    /// `lua/zeke/schema.json` holds).
+    Config {
+        #[arg(long)]
+        schema: bool,
+    },
     /// Usage and spend from the ledger: today and this month by provider and model, and the last
     /// requests.
     Usage {

@@ -33,7 +33,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `zeke config`: where the file is and what it says, validated.
-pub fn config(log: LogArgs) -> anyhow::Result<i32> {
+pub fn config(log: LogArgs, schema: bool) -> anyhow::Result<i32> {
+    if schema {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&config::limits::schema())?
+        );
+        return Ok(0);
+    }
     let (loaded, _) = start(&log)?;
     let path = config::default_path();
     println!(

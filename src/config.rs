@@ -18,7 +18,10 @@ use crate::core::llm::Intent;
 use crate::core::policy::{Decision, Policy, ScopeKey};
 pub use crate::logging::LogLevel;
 
+pub mod limits;
+mod provider;
 mod raw;
+use provider::{budget, provider};
 use raw::*;
 
 /// Which wire protocol and defaults a provider uses.
@@ -438,91 +441,22 @@ impl Config {
         }
         let completion = CompletionConfig {
             provider: c.provider,
-            max_context_tokens: ranged(
-                &mut problems,
-                "completion.max_context_tokens",
-                c.max_context_tokens,
-                1024,
-                32,
-                32_768,
-            ) as usize,
-            max_tokens: ranged(
-                &mut problems,
-                "completion.max_tokens",
-                c.max_tokens,
-                64,
-                1,
-                4096,
-            ) as u32,
-            max_lines: ranged(
-                &mut problems,
-                "completion.max_lines",
-                c.max_lines,
-                8,
-                1,
-                200,
-            ) as usize,
-            timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "completion.timeout_ms",
-                c.timeout_ms,
-                8_000,
-                100,
-                600_000,
-            )),
+            max_context_tokens: limited(&mut problems, "completion.max_context_tokens", c.max_context_tokens) as usize,
+            max_tokens: limited(&mut problems, "completion.max_tokens", c.max_tokens) as u32,
+            max_lines: limited(&mut problems, "completion.max_lines", c.max_lines) as usize,
+            timeout: Duration::from_millis(limited(&mut problems, "completion.timeout_ms", c.timeout_ms)),
         };
-        if let Some(d) = c.debounce_ms
-            && d > 5_000
-        {
-            problems.push(format!(
-                "completion.debounce_ms: must be at most 5000 (got {d})"
-            ));
-        }
+        limited(&mut problems, "completion.debounce_ms", c.debounce_ms);
         let explain = ExplainConfig {
             provider: e.provider,
-            max_tokens: ranged(
-                &mut problems,
-                "explain.max_tokens",
-                e.max_tokens,
-                512,
-                1,
-                32_768,
-            ) as u32,
-            timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "explain.timeout_ms",
-                e.timeout_ms,
-                60_000,
-                100,
-                3_600_000,
-            )),
+            max_tokens: limited(&mut problems, "explain.max_tokens", e.max_tokens) as u32,
+            timeout: Duration::from_millis(limited(&mut problems, "explain.timeout_ms", e.timeout_ms)),
         };
         let fix = FixConfig {
             provider: f.provider,
-            max_tokens: ranged(
-                &mut problems,
-                "fix.max_tokens",
-                f.max_tokens,
-                1024,
-                1,
-                32_768,
-            ) as u32,
-            timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "fix.timeout_ms",
-                f.timeout_ms,
-                120_000,
-                100,
-                3_600_000,
-            )),
-            max_answer_bytes: ranged(
-                &mut problems,
-                "fix.max_answer_kb",
-                f.max_answer_kb,
-                64,
-                1,
-                4096,
-            ) as usize
+            max_tokens: limited(&mut problems, "fix.max_tokens", f.max_tokens) as u32,
+            timeout: Duration::from_millis(limited(&mut problems, "fix.timeout_ms", f.timeout_ms)),
+            max_answer_bytes: limited(&mut problems, "fix.max_answer_kb", f.max_answer_kb) as usize
                 * 1024,
         };
         let m = parsed.mcp;
@@ -534,43 +468,15 @@ impl Config {
                 .map(|r| expand_home(r))
                 .collect(),
             audit_log: m.audit_log.map(|p| expand_home(&p)),
-            max_output_chars: ranged(
-                &mut problems,
-                "mcp.max_output_chars",
-                m.max_output_chars,
-                40_000,
-                1_000,
-                1_000_000,
-            ) as usize,
-            tools_page_size: ranged(
-                &mut problems,
-                "mcp.tools_page_size",
-                m.tools_page_size,
-                100,
-                1,
-                1_000,
-            ) as usize,
-            prompt_timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "mcp.prompt_timeout_ms",
-                m.prompt_timeout_ms,
-                300_000,
-                1_000,
-                3_600_000,
-            )),
+            max_output_chars: limited(&mut problems, "mcp.max_output_chars", m.max_output_chars) as usize,
+            tools_page_size: limited(&mut problems, "mcp.tools_page_size", m.tools_page_size) as usize,
+            prompt_timeout: Duration::from_millis(limited(&mut problems, "mcp.prompt_timeout_ms", m.prompt_timeout_ms)),
         };
         let f = parsed.fetch;
         let fetch = FetchConfig {
             allow_private: f.allow_private.unwrap_or(false),
-            timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "fetch.timeout_ms",
-                f.timeout_ms,
-                30_000,
-                100,
-                600_000,
-            )),
-            max_bytes: ranged(&mut problems, "fetch.max_kb", f.max_kb, 5_120, 1, 102_400) as usize
+            timeout: Duration::from_millis(limited(&mut problems, "fetch.timeout_ms", f.timeout_ms)),
+            max_bytes: limited(&mut problems, "fetch.max_kb", f.max_kb) as usize
                 * 1024,
         };
         let mut routes = BTreeMap::new();
@@ -599,38 +505,10 @@ impl Config {
         let r = parsed.router;
         let router = RouterConfig {
             hedge: r.hedge.unwrap_or(true),
-            hedge_after: Duration::from_millis(ranged(
-                &mut problems,
-                "router.hedge_after_ms",
-                r.hedge_after_ms,
-                400,
-                10,
-                60_000,
-            )),
-            cooldown: Duration::from_millis(ranged(
-                &mut problems,
-                "router.cooldown_ms",
-                r.cooldown_ms,
-                60_000,
-                0,
-                3_600_000,
-            )),
-            first_token_timeout: Duration::from_millis(ranged(
-                &mut problems,
-                "router.first_token_timeout_ms",
-                r.first_token_timeout_ms,
-                20_000,
-                100,
-                600_000,
-            )),
-            max_attempts: ranged(
-                &mut problems,
-                "router.max_attempts",
-                r.max_attempts,
-                3,
-                1,
-                16,
-            ) as usize,
+            hedge_after: Duration::from_millis(limited(&mut problems, "router.hedge_after_ms", r.hedge_after_ms)),
+            cooldown: Duration::from_millis(limited(&mut problems, "router.cooldown_ms", r.cooldown_ms)),
+            first_token_timeout: Duration::from_millis(limited(&mut problems, "router.first_token_timeout_ms", r.first_token_timeout_ms)),
+            max_attempts: limited(&mut problems, "router.max_attempts", r.max_attempts) as usize,
             ledger: r.ledger.map(|p| expand_home(&p)),
         };
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
@@ -655,6 +533,12 @@ impl Config {
     }
 }
 
+/// `v` checked against the [`limits::LIMITS`] row of `key` (its default when absent).
+fn limited(problems: &mut Vec<String>, key: &str, v: Option<u64>) -> u64 {
+    let l = limits::get(key);
+    ranged(problems, key, v, l.default, l.min, l.max)
+}
+
 fn ranged(
     problems: &mut Vec<String>,
     key: &str,
@@ -671,157 +555,6 @@ fn ranged(
             default
         }
     }
-}
-
-fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
-    let key_path = |k: &str| format!("providers.{name}.{k}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(err(format!(
-            "providers.{name}: a provider name uses letters, digits, '_' and '-'"
-        )));
-    }
-    if p.kind == ProviderKind::Fake && !cfg!(feature = "test-support") {
-        return Err(err(format!(
-            "{}: \"fake\" needs a zeke built with --features test-support",
-            key_path("kind")
-        )));
-    }
-    let Some(url) = p.url.or_else(|| p.kind.default_url().map(str::to_string)) else {
-        return Err(err(format!(
-            "{}: required for kind = \"{}\" (e.g. https://RESOURCE.openai.azure.com/openai/v1, or \
-             …/openai/deployments/NAME with api_version)",
-            key_path("url"),
-            p.kind.as_str()
-        )));
-    };
-    let url = url.trim_end_matches('/').to_string();
-    if p.kind != ProviderKind::Fake && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(err(format!(
-            "{}: must start with http:// or https:// (got {url:?})",
-            key_path("url")
-        )));
-    }
-    if p.api_key_env.is_some() && p.api_key_cmd.is_some() {
-        return Err(err(format!(
-            "{}: give api_key_env or api_key_cmd, not both",
-            key_path("api_key_cmd")
-        )));
-    }
-    if p.kind != ProviderKind::Fake && (p.reply.is_some() || p.delay_ms.is_some()) {
-        return Err(err(format!(
-            "{}: only the fake provider takes reply/delay_ms",
-            key_path("reply")
-        )));
-    }
-    let key = match (p.api_key_env, p.api_key_cmd) {
-        (Some(env), None) => KeySource::Env(env),
-        (None, Some(cmd)) => KeySource::Cmd(cmd),
-        _ => p
-            .kind
-            .default_key_env()
-            .map(|e| KeySource::Env(e.into()))
-            .unwrap_or(KeySource::None),
-    };
-    if p.api_version.is_some() && p.kind != ProviderKind::Azure {
-        return Err(err(format!(
-            "{}: only kind = \"azure\" takes api_version",
-            key_path("api_version")
-        )));
-    }
-    if p.keep_alive.is_some() && p.kind != ProviderKind::Ollama {
-        return Err(err(format!(
-            "{}: only kind = \"ollama\" takes keep_alive",
-            key_path("keep_alive")
-        )));
-    }
-    let mut problems = Vec::new();
-    let mut cost = |k: &str, v: Option<f64>| -> Option<f64> {
-        match v {
-            Some(x) if !(x.is_finite() && (0.0..=10_000.0).contains(&x)) => {
-                problems.push(format!(
-                    "{}: must be between 0 and 10000 USD per million tokens (got {x})",
-                    key_path(k)
-                ));
-                None
-            }
-            other => other,
-        }
-    };
-    let overrides = ModelOverrides {
-        input_cost_per_mtok: cost("input_cost_per_mtok", p.input_cost_per_mtok),
-        output_cost_per_mtok: cost("output_cost_per_mtok", p.output_cost_per_mtok),
-        cached_input_cost_per_mtok: cost(
-            "cached_input_cost_per_mtok",
-            p.cached_input_cost_per_mtok,
-        ),
-        cache_write_cost_per_mtok: cost("cache_write_cost_per_mtok", p.cache_write_cost_per_mtok),
-        context_window: p.context_window.map(|w| {
-            ranged(
-                &mut problems,
-                &key_path("context_window"),
-                Some(w),
-                0,
-                256,
-                100_000_000,
-            ) as u32
-        }),
-    };
-    let budget = p
-        .budget
-        .and_then(|b| budget(&key_path("budget"), b, &mut problems));
-    if !problems.is_empty() {
-        return Err(ConfigError { messages: problems });
-    }
-    let loopback = url::Url::parse(&url).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    });
-    Ok(ProviderConfig {
-        name: name.to_string(),
-        kind: p.kind,
-        local: p.local.unwrap_or(p.kind.is_local() || loopback),
-        url,
-        model: p.model.filter(|m| !m.is_empty()),
-        key,
-        reply: p.reply,
-        delay: Duration::from_millis(p.delay_ms.unwrap_or(5).min(10_000)),
-        api_version: p.api_version.filter(|v| !v.is_empty()),
-        keep_alive: p.keep_alive,
-        overrides,
-        budget,
-    })
-}
-
-/// `[budget]` / `[providers.NAME.budget]` → a [`Budget`] (`None` with a problem when invalid).
-fn budget(key: &str, b: RawBudget, problems: &mut Vec<String>) -> Option<Budget> {
-    let mode = match b.mode.as_deref() {
-        None | Some("soft") => BudgetMode::Soft,
-        Some("hard") => BudgetMode::Hard,
-        Some(m) => {
-            problems.push(format!("{key}.mode: must be \"soft\" or \"hard\" (got {m:?})"));
-            return None;
-        }
-    };
-    for (k, v) in [("daily_usd", b.daily_usd), ("monthly_usd", b.monthly_usd)] {
-        if let Some(v) = v
-            && !(v.is_finite() && v >= 0.0)
-        {
-            problems.push(format!("{key}.{k}: must be a number of USD ≥ 0 (got {v})"));
-            return None;
-        }
-    }
-    Some(Budget {
-        daily_usd: b.daily_usd,
-        monthly_usd: b.monthly_usd,
-        mode,
-    })
 }
 
 /// `[capabilities]` and `[scopes]` → a [`Policy`]. `root:` paths are canonicalized when they exist,

@@ -24,7 +24,7 @@ fn main() {
         } => zeke::cmd::ask(log, provider, intent, json, max_tokens, prompt),
         Command::Usage { json, last } => zeke::cmd::usage(log, json, last),
         Command::Models { json, probe } => zeke::cmd::models(log, json, probe),
-        Command::Config => zeke::cmd::config(log),
+        Command::Config { schema } => zeke::cmd::config(log, schema),
         Command::Grants { action } => zeke::cmd::grants(log, action),
         Command::Tool { name, args, roots } => zeke::cmd::tool(log, name, args, roots),
     };

@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 use libtest_mimic::{Arguments, Completion, Trial};
 use serde_json::json;
 use zeke::config::Config;
-use zeke::core::llm::{ChatRequest, ErrorKind, Event, FimRequest, Message};
+use zeke::core::llm::{
+    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, Message, ToolCall, ToolSpec,
+};
 use zeke::providers;
 
 use crate::common::rt;
@@ -58,6 +60,18 @@ fn main() {
             live_context_overflow_is_context_too_large,
         ),
         ("live_probe_names_the_model", live_probe_names_the_model),
+        (
+            "live_anthropic_messages_endpoint_streams_text_and_usage",
+            live_anthropic_messages_endpoint_streams_text_and_usage,
+        ),
+        (
+            "live_tool_conversations_are_accepted_by_both_endpoints",
+            live_tool_conversations_are_accepted_by_both_endpoints,
+        ),
+        (
+            "live_zeke_ask_json_falls_back_to_llama_server",
+            live_zeke_ask_json_falls_back_to_llama_server,
+        ),
     ];
     let trials = tests
         .iter()
@@ -156,4 +170,138 @@ fn live_probe_names_the_model(url: &str) {
         assert!(ok, "{detail}");
         assert!(p.info().model_label().unwrap().ends_with(".gguf"));
     });
+}
+
+/// An adapter of `kind` pointed at llama-server (which speaks OpenAI chat and Anthropic Messages).
+fn at_llama(kind: &str, url: &str) -> std::sync::Arc<dyn providers::Provider> {
+    let cfg = Config::from_value(
+        json!({"providers": {"l": {"kind": kind, "url": url, "api_key_env": "ZEKE_LIVE_UNUSED_KEY"}}}),
+    )
+    .unwrap();
+    // llama-server runs without --api-key: any key is accepted
+    providers::build(
+        &cfg.providers["l"],
+        Some(providers::Secret::new("sk-live-unused".into())),
+        &providers::http::client(),
+    )
+}
+
+async fn drain(mut s: providers::EventStream) -> (String, Vec<Event>) {
+    let (mut text, mut other) = (String::new(), Vec::new());
+    while let Some(ev) = s.next().await {
+        match ev.expect("no error from a healthy server") {
+            Event::Text(t) => text.push_str(&t),
+            e => other.push(e),
+        }
+    }
+    (text, other)
+}
+
+fn live_anthropic_messages_endpoint_streams_text_and_usage(url: &str) {
+    rt().block_on(async {
+        let p = at_llama("anthropic", url);
+        let req = ChatRequest::new(
+            vec![Message::system("Answer briefly."), Message::user("Name a colour.")],
+            8,
+            0.0,
+        );
+        let (text, other) = drain(p.chat(req)).await;
+        assert!(!text.trim().is_empty(), "text streamed from /v1/messages");
+        let usage = other.iter().find_map(|e| match e {
+            Event::Usage(u) => Some(*u),
+            _ => None,
+        });
+        let u = usage.expect("usage from message_start/message_delta");
+        assert!(u.input_tokens > 0 && (1..=8).contains(&u.output_tokens), "{u:?}");
+        assert!(other.contains(&Event::Finish(FinishReason::Length)) || other.contains(&Event::Finish(FinishReason::Stop)));
+    });
+}
+
+/// SmolLM2-135M never emits a tool call (even with tool_choice required), so what can be checked
+/// live is the other half: tool definitions, an assistant tool call and its result in the
+/// conversation are accepted by both endpoints, and the model answers after them.
+fn live_tool_conversations_are_accepted_by_both_endpoints(url: &str) {
+    rt().block_on(async {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "read_text_file".into(),
+            arguments: r#"{"path":"src/a.py"}"#.into(),
+        };
+        let mut req = ChatRequest::new(
+            vec![
+                Message::system("You are a coding assistant."),
+                Message::user("What is in src/a.py?"),
+                Message::assistant_calls("", vec![call]),
+                Message::tool_result("call_1", "def add(a, b):\n    return a + b\n", false),
+            ],
+            12,
+            0.0,
+        );
+        req.tools = vec![ToolSpec {
+            name: "read_text_file".into(),
+            description: "Read a text file".into(),
+            parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+        }];
+        for kind in ["llamacpp", "anthropic"] {
+            let (text, other) = drain(at_llama(kind, url).chat(req.clone())).await;
+            assert!(
+                !text.trim().is_empty() || other.iter().any(|e| matches!(e, Event::ToolCall(_))),
+                "{kind}: an answer after the tool result"
+            );
+        }
+    });
+}
+
+/// `zeke ask --json` end to end: a provider that is down, then llama-server; one JSON object per
+/// line, the final one naming who answered, what was tried, the usage and the cost (0: local).
+fn live_zeke_ask_json_falls_back_to_llama_server(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[providers.down]\nkind = \"llamacpp\"\nurl = \"http://127.0.0.1:{closed}\"\n\
+             [providers.llama]\nkind = \"llamacpp\"\nurl = \"{url}\"\n\
+             [routes]\nask = [\"down\", \"llama\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::zeke_bin())
+        .args(["ask", "--json", "--max-tokens", "8", "Name a colour."])
+        .env("ZEKE_CONFIG", &cfg)
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    assert!(lines.iter().any(|l| l["text"].is_string()), "text deltas");
+    let last = lines.last().unwrap();
+    assert_eq!(last["done"], true);
+    assert_eq!(last["provider"], "llama");
+    assert!(last["model"].as_str().unwrap().ends_with(".gguf"));
+    assert_eq!(last["attempts"][0]["provider"], "down");
+    assert_eq!(last["attempts"][0]["error"], "unavailable");
+    assert_eq!(last["attempts"][1]["error"], serde_json::Value::Null);
+    assert!(last["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(last["usage"]["output_tokens"].as_u64().unwrap() >= 1);
+    assert!(last["usage"]["cached_input_tokens"].is_u64());
+    assert_eq!(last["cost_usd"], 0.0);
+    // and the ledger has the row
+    let usage = std::process::Command::new(common::zeke_bin())
+        .args(["usage", "--json"])
+        .env("ZEKE_CONFIG", &cfg)
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
+    assert_eq!(v["last"][0]["provider"], "llama");
+    assert_eq!(v["last"][0]["fallbacks"], 1);
 }

@@ -284,6 +284,9 @@ fn core_does_no_io_and_knows_no_wire_format() {
             v.extend(
                 hits(&refs, &banned)
                     .into_iter()
+                    // a tool's JSON Schema is data, not a wire format: `serde_json::Value` is the
+                    // one serde type core may hold (in `ToolSpec`), never (de)serialize
+                    .filter(|h| !(file == "core/llm.rs" && h == "serde_json (serde_json::Value)"))
                     .map(|h| format!("src/{file}: core must not use {h}")),
             );
         }
@@ -310,7 +313,8 @@ fn only_sys_starts_processes() {
 fn stdout_only_in_the_cli() {
     let mut v = Vec::new();
     for (file, refs) in sources() {
-        let cli = matches!(file.as_str(), "main.rs" | "cmd.rs" | "cli.rs");
+        let cli =
+            matches!(file.as_str(), "main.rs" | "cmd.rs" | "cli.rs") || file.starts_with("cmd/");
         if cli {
             continue;
         }

@@ -25,11 +25,31 @@ M.defaults = {
   keymaps = { accept = false, accept_word = false, accept_line = false, dismiss = false },
   ui = { border = 'rounded', max_width = 90 },
   providers = {},
+  routes = {},
+  budget = nil,
+  router = {
+    hedge = true, hedge_after_ms = 400, cooldown_ms = 60000, first_token_timeout_ms = 20000, max_attempts = 3,
+    ledger = nil,
+  },
 }
 
 local LOG_LEVELS = { error = true, warn = true, info = true, debug = true, trace = true }
 local BORDERS = { none = true, single = true, double = true, rounded = true, solid = true, shadow = true }
-local KINDS = { openai = true, llamacpp = true, ollama = true, lmstudio = true, vllm = true, fake = true }
+-- The provider kinds the backend knows (`fake` only in builds with `--features test-support`).
+local KIND_LIST = {
+  'openai', 'anthropic', 'gemini', 'azure', 'llamacpp', 'ollama', 'xai', 'groq', 'mistral', 'deepseek',
+  'openrouter', 'lmstudio', 'vllm', 'fake',
+}
+local KINDS = {}
+for _, k in ipairs(KIND_LIST) do KINDS[k] = true end
+M.KINDS = KIND_LIST
+-- The intents `routes` may name.
+M.INTENTS = { 'completion', 'explain', 'fix', 'test', 'chat', 'ask' }
+local INTENTS = {}
+for _, i in ipairs(M.INTENTS) do INTENTS[i] = true end
+local function quoted(list)
+  return table.concat(vim.tbl_map(function(x) return '"' .. x .. '"' end, list), ', ')
+end
 local POLICY = { allow = true, prompt = true, deny = true }
 local CAPABILITIES = {
   ['fs.read'] = true, ['fs.write'] = true, ['git.read'] = true, ['git.write'] = true, ['cmd.exec'] = true,
@@ -39,6 +59,9 @@ local CAPABILITY_NAMES = '"fs.read", "fs.write", "git.read", "git.write", "cmd.e
 local PROVIDER_KEYS = {
   kind = 'string', url = 'string', model = 'string', api_key_env = 'string',
   api_key_cmd = 'string', reply = 'string', delay_ms = 'nonneg',
+  api_version = 'string', keep_alive = 'string', ['local'] = 'boolean', context_window = 'context_window',
+  input_cost_per_mtok = 'price', output_cost_per_mtok = 'price', cached_input_cost_per_mtok = 'price',
+  cache_write_cost_per_mtok = 'price', budget = 'budget',
 }
 
 local current = vim.deepcopy(M.defaults) ---@type table
@@ -61,7 +84,22 @@ local function show(v)
   return type(v)
 end
 
+local function sorted_keys(t)
+  local keys = vim.tbl_keys(t)
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
 local function is_int(v) return type(v) == 'number' and v == math.floor(v) and v ~= math.huge end
+
+--- A checker for an integer in [lo, hi].
+local function int_in(lo, hi)
+  return function(v)
+    if not is_int(v) or v < lo or v > hi then return ('an integer from %d to %d'):format(lo, hi) end
+  end
+end
+
+local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 
 -- Checkers: return nil when fine, else the text after "must be".
 local checks = {
@@ -92,7 +130,69 @@ local checks = {
       if type(ft) ~= 'string' or type(on) ~= 'boolean' then return 'a table of filetype = boolean' end
     end
   end,
+  usd = function(v)
+    if not finite(v) or v < 0 then return 'a number of USD >= 0' end
+  end,
+  price = function(v)
+    if not finite(v) or v < 0 or v > 10000 then return 'a number from 0 to 10000 (USD per million tokens)' end
+  end,
+  budget_mode = function(v)
+    if v ~= 'soft' and v ~= 'hard' then return 'one of "soft", "hard"' end
+  end,
+  context_window = int_in(256, 100000000),
+  hedge_after_ms = int_in(10, 60000),
+  cooldown_ms = int_in(0, 3600000),
+  first_token_timeout_ms = int_in(100, 600000),
+  max_attempts = int_in(1, 16),
 }
+
+local BUDGET_KEYS = { daily_usd = 'usd', monthly_usd = 'usd', mode = 'budget_mode' }
+
+--- Checks a budget table at `path`; returns its valid keys (nil when it is not a table).
+local function check_budget(v, path, problems)
+  if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
+    problems[#problems + 1] = ('%s must be a table { daily_usd = ..., monthly_usd = ..., mode = "soft" | "hard" } (got %s)')
+      :format(path, show(v))
+    return nil
+  end
+  local valid = {}
+  for _, k in ipairs(sorted_keys(v)) do
+    local x = v[k]
+    local spec = BUDGET_KEYS[k]
+    if not spec then
+      problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(path .. '.' .. tostring(k)))
+    else
+      local why = checks[spec](x)
+      if why then
+        problems[#problems + 1] = ('%s.%s must be %s (got %s)'):format(path, k, why, show(x))
+      else
+        valid[k] = x
+      end
+    end
+  end
+  return valid
+end
+
+--- Checks `routes` (intent = list of provider names); returns the valid entries.
+local function check_routes(v, problems)
+  if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
+    problems[#problems + 1] = ('routes must be a table of intent = { "provider", ... } (got %s)'):format(show(v))
+    return nil
+  end
+  local valid = {}
+  for _, intent in ipairs(sorted_keys(v)) do
+    local names = v[intent]
+    local path = 'routes.' .. tostring(intent)
+    if not INTENTS[intent] then
+      problems[#problems + 1] = ('%s: not an intent (one of %s)'):format(path, quoted(M.INTENTS))
+    elseif checks.strings(names) or #names == 0 then
+      problems[#problems + 1] = ('%s must be a non-empty list of provider names (got %s)'):format(path, show(names))
+    else
+      valid[intent] = names
+    end
+  end
+  return valid
+end
 
 local SCHEMA = {
   bin = 'string',
@@ -114,15 +214,15 @@ local SCHEMA = {
   keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
   ui = { border = 'border', max_width = 'positive' },
   providers = 'providers',
+  routes = 'routes',
+  budget = 'budget',
+  router = {
+    hedge = 'boolean', hedge_after_ms = 'hedge_after_ms', cooldown_ms = 'cooldown_ms',
+    first_token_timeout_ms = 'first_token_timeout_ms', max_attempts = 'max_attempts', ledger = 'string',
+  },
 }
 
 local check_scopes
-
-local function sorted_keys(t)
-  local keys = vim.tbl_keys(t)
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
 
 --- Checks `providers`; returns the valid entries (invalid ones are dropped and reported).
 local function check_providers(v, problems)
@@ -144,6 +244,10 @@ local function check_providers(v, problems)
         if not kind then
           problems[#problems + 1] = ('unknown config key %s'):format(vim.inspect(path .. '.' .. tostring(k)))
           ok = false
+        elseif kind == 'budget' then
+          local n = #problems
+          p[k] = check_budget(p[k], path .. '.' .. k, problems)
+          if #problems > n then ok = false end
         else
           local why = checks[kind](p[k])
           if why then
@@ -156,8 +260,7 @@ local function check_providers(v, problems)
         problems[#problems + 1] = ('%s.kind is required'):format(path)
         ok = false
       elseif type(p.kind) == 'string' and not KINDS[p.kind] then
-        problems[#problems + 1] = ('%s.kind must be one of "openai", "llamacpp", "ollama", "lmstudio", "vllm", "fake" (got %s)')
-          :format(path, show(p.kind))
+        problems[#problems + 1] = ('%s.kind must be one of %s (got %s)'):format(path, quoted(KIND_LIST), show(p.kind))
         ok = false
       end
     end
@@ -229,6 +332,10 @@ function M.validate(opts)
       out[key] = check_scopes(v, problems)
     elseif spec == 'capabilities' then
       out[key] = check_caps(v, key, problems)
+    elseif spec == 'routes' then
+      out[key] = check_routes(v, problems)
+    elseif spec == 'budget' then
+      out[key] = check_budget(v, key, problems)
     elseif type(spec) == 'string' then
       local why = checks[spec](v)
       if why then

@@ -1,13 +1,17 @@
--- lua/zeke/errors.lua: owns how backend errors reach the user: one clear `vim.notify` per error
--- episode. An episode is keyed by job + kind; it is not repeated until that job succeeds again or
--- 30 s have passed, so a dead provider gives one message, never one per keystroke.
+-- lua/zeke/errors.lua: owns how backend errors and notices reach the user: one clear `vim.notify`
+-- per error episode. An episode is keyed by job + kind; it is not repeated until that job succeeds
+-- again or 30 s have passed, so a dead provider gives one message, never one per keystroke.
+-- `notice` events (a fallback, a budget crossed) are WARN messages, the same text at most once
+-- every few seconds.
 local M = {}
 
 local uv = vim.uv or vim.loop
 
 M.REPEAT_AFTER_MS = 30000
+M.NOTICE_REPEAT_MS = 5000
 
 local shown = {} ---@type table<string, integer> "job:kind" -> uv.now() when last shown
+local noticed = {} ---@type table<string, integer> notice text -> uv.now() when last shown
 
 local JOBS = {
   complete = 'completion failed',
@@ -98,7 +102,32 @@ function M.on_error(e)
   M.report(e)
 end
 
+--- Handles a `notice` event {job, message}: something the user should know that is not an error
+--- (a provider failed and the next one took over, a soft budget crossed, a cloud provider skipped
+--- for a hard budget). A WARN message prefixed `zeke: `; the same text is not repeated within
+--- NOTICE_REPEAT_MS. Returns true when it notified.
+---@param p table
+---@return boolean
+function M.notice(p)
+  local message = vim.trim(tostring(p.message or ''))
+  if message == '' then return false end
+  if not message:find('^zeke:') then message = 'zeke: ' .. message end
+  local now = uv.now()
+  for text, at in pairs(noticed) do
+    if now - at >= M.NOTICE_REPEAT_MS then noticed[text] = nil end
+  end
+  if noticed[message] then return false end
+  noticed[message] = now
+  -- Scheduled, as in report(): the event's RPC call returns at once; a notification never takes
+  -- the cursor or the focus from the window the user types in.
+  vim.schedule(function() vim.notify(message, vim.log.levels.WARN, { title = 'zeke' }) end)
+  return true
+end
+
 --- Forgets every episode (tests, :Zeke restart).
-function M.reset() shown = {} end
+function M.reset()
+  shown = {}
+  noticed = {}
+end
 
 return M

@@ -1,7 +1,9 @@
 -- lua/zeke/ui.lua: owns `:Zeke explain`'s floating window: sending the `explain` request, streaming
--- `explain` deltas into the float (title naming the provider and model that answered), showing
+-- `explain` deltas into the float (title naming the provider and model that answered; a `restart`
+-- event, when a fallback provider took over, replaces the text and renames the title), showing
 -- errors for that request, and cancelling it when the float closes (`q`, `<Esc>`, `:q`) or on
--- `:Zeke stop`. Invariant: at most one explain float; events for any other id are ignored.
+-- `:Zeke stop`. Also the read-only scratch float other views use (`:Zeke usage`), in the same
+-- style. Invariant: at most one explain float; events for any other id are ignored.
 local config = require('zeke.config')
 local rpc = require('zeke.rpc')
 
@@ -93,22 +95,29 @@ function M.close()
   if api.nvim_win_is_valid(e.win) then pcall(api.nvim_win_close, e.win, true) end
 end
 
-local function open_float()
+--- The window config of a centered float (`ui.border`): `want_w` columns wide (default
+--- `ui.max_width`) and `want_h` lines high (default: 60 % of the screen, up to 20), within the screen.
+local function float_config(title, want_h, want_w)
   local cfg = config.get().ui
-  local width = math.max(20, math.min(cfg.max_width, vim.o.columns - 4))
-  local height = math.max(3, math.min(20, math.floor((vim.o.lines - 2) * 0.6)))
+  local width = math.max(20, math.min(want_w or cfg.max_width, vim.o.columns - 4))
+  local max_h = math.max(3, math.min(20, math.floor((vim.o.lines - 2) * 0.6)))
+  if want_h then max_h = math.max(3, math.min(want_h, vim.o.lines - 4)) end
+  local wincfg = {
+    relative = 'editor', style = 'minimal', border = cfg.border, width = width, height = max_h,
+    row = math.max(0, math.floor((vim.o.lines - max_h) / 2) - 1),
+    col = math.max(0, math.floor((vim.o.columns - width) / 2)),
+  }
+  if has_border() then wincfg.title, wincfg.title_pos = title, 'center' end
+  return wincfg
+end
+
+local function open_float()
   local buf = api.nvim_create_buf(false, true)
   vim.bo[buf].bufhidden = 'wipe'
   vim.bo[buf].filetype = 'markdown'
   api.nvim_buf_set_lines(buf, 0, -1, false, { '…' })
   vim.bo[buf].modifiable = false
-  local wincfg = {
-    relative = 'editor', style = 'minimal', border = cfg.border, width = width, height = height,
-    row = math.max(0, math.floor((vim.o.lines - height) / 2) - 1),
-    col = math.max(0, math.floor((vim.o.columns - width) / 2)),
-  }
-  if has_border() then wincfg.title, wincfg.title_pos = ' Zeke ', 'center' end
-  local win = api.nvim_open_win(buf, true, wincfg)
+  local win = api.nvim_open_win(buf, true, float_config(' Zeke '))
   vim.wo[win].wrap = true
   vim.wo[win].linebreak = true
   vim.wo[win].conceallevel = 2
@@ -153,15 +162,28 @@ function M.explain(range)
   return id
 end
 
---- An `explain` event: {id, delta, done, provider, model, range}.
+local function present(v) return v ~= nil and v ~= '' end
+
+--- An `explain` event: {id, delta, restart, done, provider, model, range}. `restart`: a fallback
+--- provider took over; what the float shows is replaced by this event's delta.
 ---@param p table
 function M.on_explain(p)
   if not E or p.id ~= E.id then return end
-  if (p.provider or p.model) and E.title == ' Zeke ' then
+  if present(p.provider) or present(p.model) then
     local parts = { 'Zeke' }
-    if p.provider then parts[#parts + 1] = tostring(p.provider) end
-    if p.model then parts[#parts + 1] = tostring(p.model) end
-    set_title(' ' .. table.concat(parts, ' · ') .. ' ')
+    if present(p.provider) then parts[#parts + 1] = tostring(p.provider) end
+    if present(p.model) then parts[#parts + 1] = tostring(p.model) end
+    local title = ' ' .. table.concat(parts, ' · ') .. ' '
+    if title ~= E.title then set_title(title) end
+  end
+  if p.restart and not E.done then
+    E.text = ''
+    E.restarts = (E.restarts or 0) + 1
+    write(function(buf)
+      E.placeholder = false
+      api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
+      api.nvim_buf_set_lines(buf, 0, -1, false, { '' })
+    end)
   end
   if type(p.range) == 'table' then E.range = p.range end
   if type(p.delta) == 'string' and p.delta ~= '' then
@@ -214,8 +236,54 @@ function M.state()
   return {
     id = E.id, text = E.text, done = E.done, error = E.error, title = E.title, win = E.win,
     buf = E.buf, lines = lines, first_ms = E.first_ms, done_ms = E.done_ms,
-    open = api.nvim_win_is_valid(E.win), range = E.range,
+    open = api.nvim_win_is_valid(E.win), range = E.range, restarts = E.restarts or 0,
   }
+end
+
+local S = nil ---@type {buf: integer, win: integer}|nil the open scratch float
+
+--- Closes the scratch float (`:Zeke usage`), if open.
+function M.close_scratch()
+  local s = S
+  S = nil
+  if s and api.nvim_win_is_valid(s.win) then pcall(api.nvim_win_close, s.win, true) end
+end
+
+--- Opens a read-only scratch float in the explain window's style, titled `title`, holding `lines`
+--- (strings, or {text, hl_group} pairs); `q` and `<Esc>` close it. Replaces an earlier one.
+--- Returns buf, win.
+---@param title string
+---@param lines (string|table)[]
+---@param opts table|nil {filetype}
+---@return integer buf, integer win
+function M.scratch(title, lines, opts)
+  opts = opts or {}
+  M.close_scratch()
+  local text, hls, width = {}, {}, 0
+  for i, l in ipairs(lines) do
+    local t = type(l) == 'table' and l[1] or l
+    text[i] = t
+    if type(l) == 'table' and l[2] then hls[#hls + 1] = { i - 1, l[2], #t } end
+    width = math.max(width, vim.fn.strdisplaywidth(t))
+  end
+  local buf = api.nvim_create_buf(false, true)
+  vim.bo[buf].bufhidden = 'wipe'
+  if opts.filetype then vim.bo[buf].filetype = opts.filetype end
+  api.nvim_buf_set_lines(buf, 0, -1, false, text)
+  for _, h in ipairs(hls) do
+    api.nvim_buf_set_extmark(buf, M.ns, h[1], 0, { end_col = h[3], hl_group = h[2] })
+  end
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].readonly = true
+  local cfg = float_config(title, #text, width + 2)
+  local win = api.nvim_open_win(buf, true, cfg)
+  vim.wo[win].wrap = false
+  vim.wo[win].cursorline = false
+  S = { buf = buf, win = win }
+  for _, lhs in ipairs({ 'q', '<Esc>' }) do
+    vim.keymap.set('n', lhs, M.close_scratch, { buffer = buf, nowait = true, desc = 'Close the Zeke window' })
+  end
+  return buf, win
 end
 
 return M

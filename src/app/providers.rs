@@ -19,6 +19,8 @@ use futures_util::future::BoxFuture;
 
 /// Time allowed to an `api_key_cmd`.
 const KEY_CMD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to learning a local server's model when its provider is first built.
+const LEARN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Time allowed to each local-server probe during detection.
 const DETECT_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -164,7 +166,17 @@ impl ProviderSet {
                         ),
                     ));
                 }
-                Ok(providers::build(&entry.cfg, key, &self.client))
+                let p = providers::build(&entry.cfg, key, &self.client);
+                if entry.cfg.local && p.info().model().is_none() {
+                    // a local server names the model it loaded: learn it once (≤ 500 ms), so
+                    // answers, the ledger and the status line name it
+                    let _ = tokio::time::timeout(LEARN_TIMEOUT, p.probe().next()).await.ok().flatten().map(|r| {
+                        if let Ok(m) = r {
+                            p.info().learn_model(&m);
+                        }
+                    });
+                }
+                Ok(p)
             })
             .await
             .cloned()

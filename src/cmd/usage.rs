@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::app::{App, report};
 use crate::core::llm::{ChatRequest, Intent, Message, ProviderError, Usage};
 use crate::router::pricing;
 use crate::logging::LogArgs;
@@ -189,14 +189,6 @@ pub fn ask(
     Ok(code)
 }
 
-fn line_json(l: &crate::ledger::Line) -> Value {
-    json!({
-        "provider": l.provider, "model": l.model, "requests": l.requests,
-        "input_tokens": l.input_tokens, "cached_input_tokens": l.cached_input_tokens,
-        "output_tokens": l.output_tokens, "cost_usd": l.cost_usd, "failures": l.failures,
-    })
-}
-
 /// `zeke usage [--json] [--last N]`: today's and this month's usage by provider and model, the
 /// budgets, and the newest rows of the ledger.
 pub fn usage(log: LogArgs, json_out: bool, last: usize) -> anyhow::Result<i32> {
@@ -207,20 +199,7 @@ pub fn usage(log: LogArgs, json_out: bool, last: usize) -> anyhow::Result<i32> {
     let s = ledger.summary(last)?;
     let total = |ls: &[crate::ledger::Line]| ls.iter().map(|l| l.cost_usd).sum::<f64>();
     if json_out {
-        let v = json!({
-            "ledger": path.display().to_string(),
-            "today": {"cost_usd": total(&s.today), "by_model": s.today.iter().map(line_json).collect::<Vec<_>>()},
-            "month": {"cost_usd": total(&s.month), "by_model": s.month.iter().map(line_json).collect::<Vec<_>>()},
-            "budget": config.budget.map(|b| json!({"daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
-                "mode": format!("{:?}", b.mode).to_ascii_lowercase()})),
-            "last": s.last.iter().map(|r| json!({
-                "ts_ms": r.ts_ms, "surface": r.surface, "intent": r.intent, "provider": r.provider,
-                "model": r.model, "input_tokens": r.input_tokens, "cached_input_tokens": r.cached_input_tokens,
-                "output_tokens": r.output_tokens, "cost_usd": r.cost_usd, "cost_estimated": r.cost_estimated,
-                "ttft_ms": r.ttft_ms, "total_ms": r.total_ms, "outcome": r.outcome,
-                "fallbacks": r.fallbacks, "hedged": r.hedged,
-            })).collect::<Vec<_>>(),
-        });
+        let v = report::usage(&config, &path, &s);
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
@@ -314,29 +293,7 @@ pub fn models(log: LogArgs, json_out: bool, probe: bool) -> anyhow::Result<i32> 
         } else {
             Vec::new()
         };
-        let measured = app.router.health();
-        let mut rows = Vec::new();
-        for c in set.candidates() {
-            let h = health.iter().find(|h| h.selected.name == c.name);
-            let m = measured.get(&c.name);
-            rows.push(json!({
-                "provider": c.name,
-                "kind": c.kind.as_str(),
-                "model": c.model,
-                "local": c.local,
-                "context_window": c.context_window,
-                "price_per_mtok": c.price.map(|p| json!({
-                    "input": p.input_per_mtok, "output": p.output_per_mtok,
-                    "cached_input": p.cached_input_per_mtok, "cache_write": p.cache_write_per_mtok,
-                })),
-                "tools": c.tools,
-                "native_fim": c.native_fim,
-                "reachable": h.map(|h| h.reachable),
-                "detail": h.map(|h| h.detail.clone()),
-                "key": h.map(|h| h.key),
-                "ttft_ms": m.and_then(|m| m.ewma_ttft_ms),
-            }));
-        }
+        let rows = report::models(&app, &set, &health);
         if json_out {
             println!(
                 "{}",

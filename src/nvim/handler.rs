@@ -333,6 +333,10 @@ impl NvimHandler {
             ("pid", std::process::id().into()),
             ("version", env!("CARGO_PKG_VERSION").into()),
             ("provider", provider),
+            (
+                "router",
+                json_value(&crate::app::report::router_status(&self.app, &set)),
+            ),
             ("last", last),
             ("counts", counts),
             ("buffers", (self.buffers.len() as u64).into()),
@@ -354,6 +358,70 @@ impl NvimHandler {
                 crate::sys::rss_kb().map(Value::from).unwrap_or(Value::Nil),
             ),
         ])
+    }
+
+    /// `usage {last?}` → the same object as `zeke usage --json`.
+    fn usage(&self, args: Vec<Value>) -> Result<Value, Value> {
+        let last = args
+            .first()
+            .and_then(|a| field(a, "last"))
+            .and_then(Value::as_u64)
+            .unwrap_or(10)
+            .min(1000) as usize;
+        let set = self.app.setup();
+        let path = crate::app::ledger_path(&set.config);
+        let summary = match self.app.router.ledger() {
+            Some(l) => l.summary(last),
+            None => crate::ledger::Ledger::open(&path).and_then(|l| l.summary(last)),
+        }
+        .map_err(|e| Value::from(format!("zeke: {e}")))?;
+        Ok(json_value(&crate::app::report::usage(
+            &set.config,
+            &path,
+            &summary,
+        )))
+    }
+
+    /// `models {probe?}` → `{providers: [...], pinned}` (the shapes of `zeke models --json`).
+    async fn models(&self, args: Vec<Value>) -> Value {
+        let probe = args
+            .first()
+            .and_then(|a| field(a, "probe"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let set = self.app.setup();
+        let health = if probe { set.health().await } else { Vec::new() };
+        let rows = crate::app::report::models(&self.app, &set, &health);
+        json_value(&serde_json::json!({
+            "providers": rows,
+            "pinned": self.app.router.pinned(),
+        }))
+    }
+
+    /// `pin {provider}` (nil/absent unpins): the provider goes first for every request of this
+    /// session (`:Zeke provider`, `:Zeke model`).
+    fn pin(&self, args: Vec<Value>) -> Result<Value, Value> {
+        let name = args
+            .first()
+            .and_then(|a| field(a, "provider"))
+            .and_then(|v| v.as_str().map(str::to_string));
+        let set = self.app.setup();
+        if let Some(n) = &name
+            && !set.config.providers.contains_key(n)
+            && set.detection.as_ref().is_none_or(|d| &d.chosen.name != n)
+        {
+            let known: Vec<String> = crate::router::Pool::candidates(set.as_ref())
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            return Err(Value::from(format!(
+                "zeke: no provider named {n:?} (configured: {})",
+                known.join(", ")
+            )));
+        }
+        tracing::info!(provider = ?name, "provider pinned for this session");
+        self.app.router.pin(name.clone());
+        Ok(name.map(Value::from).unwrap_or(Value::Nil))
     }
 
     async fn health(&self) -> Value {
@@ -428,6 +496,9 @@ impl Handler for NvimHandler {
             "resolve" => self.resolve(args),
             "test_target" => self.test_target(args),
             "grants" => Ok(self.grants()),
+            "usage" => self.usage(args),
+            "models" => Ok(self.models(args).await),
+            "pin" => self.pin(args),
             "revoke" => self.revoke(args),
             other => Err(Value::from(format!("zeke: unknown method {other:?}"))),
         }
@@ -589,4 +660,17 @@ fn coalesce(batch: Vec<UiEvent>) -> Vec<UiEvent> {
         }
     }
     out
+}
+
+/// A JSON value as msgpack (for replies built by `app::report`).
+fn json_value(v: &serde_json::Value) -> Value {
+    proto::json(v)
+}
+
+/// The value of `key` in a msgpack map argument.
+fn field<'a>(a: &'a Value, key: &str) -> Option<&'a Value> {
+    a.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }

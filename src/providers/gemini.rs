@@ -325,13 +325,17 @@ struct WireError {
 
 /// The stateful decoder of one `streamGenerateContent` stream: feed it each SSE `data` payload in
 /// order. Text parts become [`Event::Text`] (thought parts are skipped); each `functionCall`
-/// becomes a whole [`Event::ToolCall`] with a made-up id (`call_0`, `call_1`, … in stream order)
+/// becomes a whole [`Event::ToolCall`] with a made-up id (`call_N`, N counting up across every
+/// stream of the process, so that a conversation carried to another provider never has two calls
+/// with one id — Anthropic refuses that)
 /// and its `args` as JSON text. When `finishReason` arrives come one [`Event::Usage`] from the
 /// latest `usageMetadata` (input = promptTokenCount, which includes the cached
 /// cachedContentTokenCount; output = candidates + thoughts tokens) and one [`Event::Finish`]
 /// (`STOP` → Stop, or ToolCalls when the stream made a call; `MAX_TOKENS` → Length; others Other).
 #[derive(Default)]
 pub struct Decoder {
+    /// The id number of this stream's first call.
+    base: u64,
     calls: u32,
     usage: Option<UsageMetadata>,
     done: bool,
@@ -340,7 +344,12 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for a new stream.
     pub fn new() -> Self {
-        Decoder::default()
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Decoder {
+            // room for 1024 calls per stream
+            base: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 1024,
+            ..Decoder::default()
+        }
     }
 
     /// Maps one `data` payload to events. Errors: an `error` object → its kind by `status`
@@ -374,7 +383,7 @@ impl Decoder {
                 if let Some(f) = part.function_call {
                     let arguments = f.args.map_or_else(|| "{}".into(), |a| a.to_string());
                     out.push(Event::ToolCall(ToolCall {
-                        id: format!("call_{}", self.calls),
+                        id: format!("call_{}", self.base + u64::from(self.calls)),
                         name: f.name,
                         arguments,
                     }));
@@ -458,11 +467,11 @@ impl Provider for Gemini {
         let body = chat_body(&req, &model);
         let client = self.client.clone();
         let headers = self.headers();
-        let mut decoder = Decoder::new();
-        http::stream_events(
+        let decoder = Decoder::new();
+        http::stream_decoded(
             async move { http::post_json(&client, &url, headers, &body).await },
             http::sse_data,
-            move |data: &str| decoder.map(data),
+            decoder,
         )
     }
 
@@ -491,6 +500,15 @@ impl Provider for Gemini {
                 .unwrap_or_default())
         })
         .boxed()
+    }
+}
+
+impl http::Decode for Decoder {
+    fn map(&mut self, frame: &str) -> Result<Vec<Event>, ProviderError> {
+        Decoder::map(self, frame)
+    }
+    fn end(&mut self) -> Result<Vec<Event>, ProviderError> {
+        Decoder::end(self)
     }
 }
 
@@ -604,7 +622,7 @@ mod tests {
     }
 
     fn decode(frames: &[&str]) -> (Vec<Event>, Option<ProviderError>) {
-        let (mut d, mut out) = (Decoder::new(), Vec::new());
+        let (mut d, mut out) = (Decoder::default(), Vec::new());
         let err = frames
             .iter()
             .find_map(|f| d.map(f).map(|evs| out.extend(evs)).err());

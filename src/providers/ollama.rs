@@ -81,15 +81,7 @@ impl Ollama {
         )
         .await?;
         let ps: Ps = http::read_json(resp).await?;
-        Ok(ps
-            .models
-            .into_iter()
-            .map(|m| LoadedModel {
-                name: m.name,
-                size_bytes: m.size,
-                size_vram_bytes: m.size_vram,
-            })
-            .collect())
+        Ok(ps.loaded())
     }
 }
 
@@ -105,6 +97,19 @@ pub struct LoadedModel {
 struct Ps {
     #[serde(default)]
     models: Vec<PsModel>,
+}
+
+impl Ps {
+    fn loaded(self) -> Vec<LoadedModel> {
+        self.models
+            .into_iter()
+            .map(|m| LoadedModel {
+                name: m.name,
+                size_bytes: m.size,
+                size_vram_bytes: m.size_vram,
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -535,12 +540,34 @@ mod tests {
     }
 
     #[test]
+    fn loaded_models_from_api_ps() {
+        // the example answer of GET /api/ps in Ollama's API docs (docs/api.md)
+        let ps: Ps = serde_json::from_str(r#"{"models":[{"name":"mistral:latest","model":"mistral:latest","size":5137025024,"digest":"2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8","details":{"parent_model":"","format":"gguf","family":"llama","families":["llama"],"parameter_size":"7.2B","quantization_level":"Q4_0"},"expires_at":"2024-06-04T14:38:31.83753-07:00","size_vram":5137025024}]}"#).unwrap();
+        assert_eq!(
+            ps.loaded(),
+            vec![LoadedModel {
+                name: "mistral:latest".into(),
+                size_bytes: 5_137_025_024,
+                size_vram_bytes: 5_137_025_024,
+            }]
+        );
+        let none: Ps = serde_json::from_str(r#"{"models":[]}"#).unwrap();
+        assert!(none.loaded().is_empty());
+    }
+
+    #[test]
     fn keep_alive_values() {
         assert_eq!(keep_alive("-1"), json!(-1));
         assert_eq!(keep_alive("300"), json!(300));
         assert_eq!(keep_alive("1.5"), json!(1.5));
         assert_eq!(keep_alive("5m"), json!("5m"));
         assert_eq!(keep_alive(" 1h "), json!("1h"));
+        let cfg = crate::config::Config::from_value(json!({"providers": {"o": {
+            "kind": "ollama", "model": "qwen2.5-coder", "keep_alive": "-1"}}}))
+        .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let o = Ollama::new(&cfg.providers["o"], reqwest::Client::new());
+        assert_eq!(o.keep_alive, Some(json!(-1)));
     }
 
     #[test]

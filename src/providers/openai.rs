@@ -17,7 +17,6 @@
 //! {host}/beta/completions`, legacy completion chunks with `choices[].text`); the other kinds ask
 //! for the middle through a chat prompt (`prompt::fim_as_chat`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,10 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::core::llm::{
-    ChatRequest, ErrorKind, Event, FimRequest, FinishReason, Message, ProviderError, Role,
-    ToolCall, Usage,
-};
+use crate::core::llm::{ChatRequest, FimRequest, Message, ProviderError, Role};
 use crate::core::prompt;
 use crate::providers::{EventStream, Provider, ProviderInfo, Secret, http};
 
@@ -418,8 +414,8 @@ pub async fn first_model(
 }
 
 #[cfg(test)]
-fn test_call(id: &str, name: &str, args: &str) -> ToolCall {
-    ToolCall {
+fn test_call(id: &str, name: &str, args: &str) -> crate::core::llm::ToolCall {
+    crate::core::llm::ToolCall {
         id: id.into(),
         name: name.into(),
         arguments: args.into(),
@@ -458,7 +454,6 @@ pub(crate) fn tool_conversation() -> ChatRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::test_call as call;
     use super::*;
     use expect_test::expect;
 
