@@ -45,6 +45,7 @@ demo: deps build
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh bash -c '"$$ZEKE_NVIM" --headless -u NONE -l tests/lua/demo.lua'
 
 bench: deps build
+	@scripts/deps.sh --bench
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh scripts/bench.sh
 	@$(MAKE) --no-print-directory bench-mcp
 

@@ -16,8 +16,8 @@ end
 api.nvim_create_user_command('Zeke', function(o) require('zeke.commands').run(o) end, {
   nargs = '*',
   range = true,
-  desc = 'Zeke: explain, fix, test, review, allow, deny, grants, revoke, complete, accept, dismiss, status, log, restart, stop, '
-    .. 'enable, disable, toggle, health',
+  desc = 'Zeke: explain, fix, test, review, allow, deny, grants, revoke, complete, accept, dismiss, status, usage, '
+    .. 'provider, model, log, restart, stop, enable, disable, toggle, health',
   complete = function(arglead, cmdline, pos) return require('zeke.commands').complete(arglead, cmdline, pos) end,
 })
 

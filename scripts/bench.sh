@@ -11,6 +11,14 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 echo "== zeke nvim ($("$ZEKE_BIN" --version 2>/dev/null || echo "$ZEKE_BIN")) on $(nproc) cores =="
 "$ZEKE_NVIM" --headless -u NONE -l tests/lua/bench.lua | tee "$raw"
+echo "== router: zeke (examples/bench_router.rs) and LiteLLM's Router, same llama-server, same prompts =="
+cargo build --release --locked --example bench_router -q
+"${CARGO_TARGET_DIR:-target}/release/examples/bench_router" | tee -a "$raw"
+if [ -x "${ZEKE_LITELLM_PY:-}" ]; then
+  "$ZEKE_LITELLM_PY" tests/bench/litellm_router.py 2>/dev/null | tee -a "$raw"
+else
+  echo "LiteLLM: not installed (scripts/deps.sh --bench installs it); its rows are n/a"
+fi
 python3 - "$raw" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -28,11 +36,22 @@ rows = [
     ("backend RSS, 264 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),
     ("RSS after 40x open/close 264 KB", (num("rss_after_40_open_close_kb") or 0) / 1024 or None, "MB", 257, 257, "llm-ls 11 -> 257 MB (leak)"),
 ]
+# the router rows: anchors measured in this run (LiteLLM's Router), or published (TensorZero)
+lite = lambda k: num(k)
+rows += [
+    ("router-added TTFT p50", num("router_added_ttft_p50_ms"), "ms", lite("litellm_added_ttft_p50_ms") or 4.0, lite("litellm_added_ttft_p50_ms") or 12.0, "LiteLLM Router, this run (mock_response; published 4-12 ms)"),
+    ("router-added TTFT p99", num("router_added_ttft_p99_ms"), "ms", lite("litellm_added_ttft_p99_ms") or 0.94, lite("litellm_added_ttft_p99_ms") or 0.94, "LiteLLM Router p99, this run (TensorZero publishes 0.94 ms)"),
+    ("router-added TTFT p50 vs TensorZero", num("router_added_ttft_p50_ms"), "ms", 0.35, 0.35, "TensorZero p50 0.35 ms (published, 10k QPS)"),
+    ("router-added time per chunk p50", (num("router_added_per_chunk_p50_us") or 0) / 1000 or None, "ms", (lite("litellm_added_per_chunk_p50_us") or 0) / 1000 or None, (lite("litellm_added_per_chunk_p50_us") or 0) / 1000 or None, "LiteLLM Router per chunk, this run"),
+    ("TTFT via router, llama-server", num("llama_router_ttft_p50_ms"), "ms", num("llama_direct_ttft_p50_ms"), num("llama_direct_ttft_p50_ms"), "direct reqwest SSE call, same server, this run"),
+    ("TTFT via LiteLLM, llama-server", lite("litellm_llama_router_ttft_p50_ms"), "ms", lite("litellm_llama_direct_ttft_p50_ms"), lite("litellm_llama_direct_ttft_p50_ms"), "direct httpx call from Python, this run"),
+    ("swap pause (stream cut -> fallback text)", num("swap_pause_p50_ms"), "ms", num("swap_fallback_own_ttft_p50_ms"), num("swap_fallback_own_ttft_p50_ms"), "the fallback's own TTFT (goal: + <= 5 ms; seeds: < 250 ms)"),
+]
 print()
 print(f"{'measure':38} {'zeke':>10} {'anchor':>14}  {'zeke/anchor':>11}  anchor source")
 for name, v, unit, lo, hi, src in rows:
-    if v is None:
-        print(f"{name:38} {'n/a':>10}")
+    if v is None or lo is None or hi is None or hi == 0:
+        print(f"{name:38} {'n/a' if v is None else f'{v:.3f}':>10}")
         continue
     anchor = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
     ratio = f"{v/hi:.2g}" if lo == hi else f"{v/hi:.2g}-{v/lo:.2g}"

@@ -5,7 +5,7 @@
 # second run checks the cache and smoke-runs the cached llama-server (about a second).
 #
 #   scripts/deps.sh           install what the tests and the demo need
-#   scripts/deps.sh --bench   also the reference MCP servers (make bench-mcp)
+#   scripts/deps.sh --bench   also the reference MCP servers and LiteLLM (make bench)
 #   scripts/deps.sh --env     print `export` lines for the paths (installs nothing)
 #
 # Environment: ZEKE_CACHE (cache root, default ~/.cache/zeke-deps); ZEKE_LLAMA_CMAKE_ARGS (extra
@@ -23,6 +23,7 @@ MCP_PY_V=2.3.0            # official Python MCP SDK (interop tests)
 INSPECTOR_V=2.12.0        # MCP Inspector CLI (interop tests)
 REF_FS_V=2026.8.31        # reference filesystem server, npm (bench)
 REF_GIT_V=2026.10.19      # reference git server, pip (bench)
+LITELLM_V=1.110.2         # LiteLLM (its Router, measured beside Zeke's in make bench), pip venv
 
 # llama.cpp is built portably: GGML_NATIVE=OFF compiles for a fixed instruction set (AVX2, FMA, F16C,
 # BMI2 on x86-64, switched off here when /proc/cpuinfo lacks them) instead of whatever the build
@@ -62,7 +63,9 @@ INSPECTOR="$CACHE/inspector-$INSPECTOR_V/node_modules/.bin/mcp-inspector"
 REF_FS="$CACHE/ref-fs-$REF_FS_V/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
 REF_GIT_DIR="$CACHE/ref-git-$REF_GIT_V"
 
+LITELLM_PY="$CACHE/litellm-$LITELLM_V/bin/python"
 if [ "${1:-}" = "--env" ]; then
+  echo "export ZEKE_LITELLM_PY='$LITELLM_PY'"
   echo "export ZEKE_NVIM='$NVIM'"
   echo "export ZEKE_LLAMA_SERVER='$LLAMA_SERVER'"
   echo "export ZEKE_MODEL='$MODEL'"
@@ -265,6 +268,17 @@ mcp_bench_deps() {
     pip_into "$REF_GIT_DIR" "mcp-server-git==$REF_GIT_V"
   fi
   log "reference git server $REF_GIT_V (PyPI mcp-server-git): at $REF_GIT_DIR"
+  if [ ! -f "$CACHE/litellm-$LITELLM_V/.installed" ]; then
+    # a venv (its Router imports many packages); complete only once the stamp is written
+    local t; t=$(now); log "LiteLLM $LITELLM_V: installing from PyPI (litellm==$LITELLM_V) into a venv"
+    rm -rf "$CACHE/litellm-$LITELLM_V"
+    python3 -m venv "$CACHE/litellm-$LITELLM_V" \
+      && "$LITELLM_PY" -m pip install --disable-pip-version-check -q "litellm==$LITELLM_V" \
+      || { rm -rf "$CACHE/litellm-$LITELLM_V"; die "pip install litellm==$LITELLM_V failed (is PyPI reachable?)"; }
+    touch "$CACHE/litellm-$LITELLM_V/.installed"
+    log "LiteLLM $LITELLM_V: installed in $(since "$t")"
+  fi
+  log "LiteLLM $LITELLM_V (PyPI litellm): at $LITELLM_PY"
 }
 
 mcp_deps

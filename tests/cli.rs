@@ -262,3 +262,90 @@ fn zeke_tool_fetch_is_gated_by_net_http() {
     assert_eq!(out, format!("Contents of {url}:\n## Served\n"));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Recognisable fake keys never appear in anything Zeke writes: stdout and stderr of `zeke ask
+/// --json` (a 401, a key command that fails after printing its key to stdout and stderr, a
+/// success), `zeke doctor`, `zeke models --probe`, `zeke usage --json`, the trace-level log file,
+/// the usage ledger and the audit log.
+#[test]
+fn fake_keys_never_reach_output_logs_ledger_or_audit_log() {
+    let home = tempfile::tempdir().unwrap();
+    let env_key = "sk-zeke-LEAKCHECK-env-7f3a9c";
+    let cmd_key = "sk-zeke-LEAKCHECK-cmd-51be02";
+    let fault = crate::common::fault_url();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.rejected]\nkind = \"openai\"\nurl = \"{fault}/status/401\"\napi_key_env = \"ZEKE_LEAK_KEY\"\n\
+             [providers.badcmd]\nkind = \"anthropic\"\nurl = \"{fault}/ok\"\n\
+             api_key_cmd = \"echo {cmd_key}; echo {cmd_key} >&2; exit 3\"\n\
+             [providers.good]\nkind = \"openai\"\nurl = \"{fault}/ok\"\napi_key_env = \"ZEKE_LEAK_KEY\"\nlocal = false\n\
+             [routes]\nask = [\"rejected\", \"badcmd\", \"good\"]\n"
+        ),
+    )
+    .unwrap();
+    let log = home.path().join("zeke.log");
+    let run = |args: &[&str]| {
+        let out = Command::new(zeke_bin())
+            .args(args)
+            .env("ZEKE_CONFIG", &config)
+            .env("ZEKE_LEAK_KEY", env_key)
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let ask = run(&[
+        "ask",
+        "--json",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-level",
+        "trace",
+        "hello",
+    ]);
+    assert!(ask.contains("\"provider\":\"good\""), "the third answers: {ask}");
+    assert!(ask.contains("\"error\":\"auth\""), "the 401 and the key command are auth errors: {ask}");
+    let mut all = ask;
+    all += &run(&["doctor"]);
+    all += &run(&["models", "--probe"]);
+    all += &run(&["usage", "--json"]);
+    all += &run(&["ask", "hello"]);
+    // everything Zeke wrote to disk, as bytes (the SQLite ledger, its WAL, the audit log, the log)
+    let mut files = vec![log.clone()];
+    // (the config file itself names the key command, and so holds its key: not Zeke's writing)
+    files.extend(walk(home.path()).into_iter().filter(|f| *f != config));
+    for f in &files {
+        if let Ok(b) = std::fs::read(f) {
+            all += &String::from_utf8_lossy(&b);
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.ends_with("usage.sqlite3")),
+        "the ledger was written: {files:?}"
+    );
+    for key in [env_key, cmd_key] {
+        assert!(!all.contains(key), "{key} leaked");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -185,6 +185,26 @@ M.subcommands = {
     end,
   },
   health = { desc = 'run :checkhealth zeke', run = function() vim.cmd('checkhealth zeke') end },
+  usage = {
+    desc = "spend today and this month, per provider and model, the budget, the last requests",
+    run = function() require('zeke.router').usage() end,
+  },
+  provider = {
+    desc = 'pin a provider for this session (`provider NAME`, or pick one; "automatic" unpins)',
+    run = function(o) require('zeke.router').provider_command(o.fargs[2]) end,
+    args = function(args)
+      if #args <= 1 then return require('zeke.router').provider_names() end
+      return {}
+    end,
+  },
+  model = {
+    desc = 'pin the provider of a model for this session (`model NAME`, or pick one)',
+    run = function(o) require('zeke.router').model_command(o.fargs[2]) end,
+    args = function(args)
+      if #args <= 1 then return require('zeke.router').model_names() end
+      return {}
+    end,
+  },
 }
 
 --- Runs `:Zeke` with the user-command table `o`.

@@ -1,7 +1,8 @@
 -- lua/zeke/health.lua: owns `:checkhealth zeke`: Neovim version, the binary and its version, the
 -- backend starting, the config (Lua side and the backend's view with the TOML file), providers
--- reachable, API keys present (never their values), which provider is used, and the patch policy
--- ("fs.write", the "Allow all" grants, where the audit log is).
+-- reachable, API keys present (never their values), each provider's price (or "local"), context
+-- window, budget and cooldown, the total budget and a pinned provider, which provider is used, and
+-- the patch policy ("fs.write", the "Allow all" grants, where the audit log is).
 local M = {}
 
 local function h() return vim.health end
@@ -115,6 +116,11 @@ local function backend()
     h().warn('no provider configured or found on the standard local ports',
       { 'Start llama-server on 127.0.0.1:8080 or Ollama on 127.0.0.1:11434, or configure `providers`' })
   end
+  local models = rpc.request('models', { probe = false })
+  local usage = rpc.request('usage', { last = 0 })
+  local router = require('zeke.router')
+  local rows = {}
+  for _, m in ipairs(models and models.providers or {}) do rows[tostring(m.provider)] = m end
   for _, p in ipairs(providers) do
     local what = ('%s (%s) %s%s'):format(tostring(p.name), tostring(p.kind), tostring(p.url),
       p.model and (' model ' .. tostring(p.model)) or '')
@@ -130,6 +136,39 @@ local function backend()
     else
       h().info(('%s: no API key needed'):format(tostring(p.name)))
     end
+    local m = rows[tostring(p.name)]
+    if m then
+      local facts = { router.price(m) }
+      if type(m.context_window) == 'number' then
+        facts[#facts + 1] = ('context window %s tokens'):format(router.tokens(m.context_window))
+      end
+      if type(m.budget) == 'table' then
+        local t, mo = router.spend_of(usage, m.provider)
+        facts[#facts + 1] = 'budget ' .. router.budget_text(m.budget, t, mo)
+      end
+      if m.pinned == true then facts[#facts + 1] = 'pinned for this session' end
+      h().info(('%s: %s'):format(tostring(p.name), table.concat(facts, ' · ')))
+      if type(m.cooling_s) == 'number' and m.cooling_s > 0 then
+        local le = type(m.last_error) == 'table' and m.last_error or {}
+        h().warn(('%s: cooling down for %d s after %s%s'):format(tostring(p.name), m.cooling_s,
+          tostring(le.kind or 'a failure'), le.message and (': ' .. tostring(le.message)) or ''),
+          { 'The router sends requests to the other providers meanwhile (router.cooldown_ms)' })
+      end
+    end
+  end
+  if usage and type(usage.budget) == 'table' then
+    local st = rpc.request('status', vim.empty_dict())
+    local text = 'budget (all providers): ' .. router.budget_text(usage.budget,
+      type(usage.today) == 'table' and tonumber(usage.today.cost_usd) or 0,
+      type(usage.month) == 'table' and tonumber(usage.month.cost_usd) or 0)
+    if st and st.router and st.router.budget_near then
+      h().warn(text .. ' — 80 % or more spent', { ':Zeke usage shows where it went' })
+    else
+      h().ok(text)
+    end
+  end
+  if models and models.pinned then
+    h().info(('provider %s pinned for this session (:Zeke provider automatic unpins)'):format(tostring(models.pinned)))
   end
   if hl.selected then
     h().ok('completions use provider ' .. tostring(hl.selected))

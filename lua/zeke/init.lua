@@ -1,5 +1,6 @@
 -- lua/zeke/init.lua: owns Zeke's public Lua API (`require('zeke')`): setup (optional; `vim.g.zeke`
 -- works too), the ghost-text actions, explain, fix/test and their review (allow/deny), status,
+-- the statusline string, usage and pinning a provider,
 -- per-buffer enable/disable, and wiring the autocommands, highlight groups and the opt-in default
 -- keys. Nothing here starts the backend:
 -- that happens on first use (InsertEnter in an enabled buffer, or a command).
@@ -193,6 +194,31 @@ function M.status()
   st.plugin = rpc.info()
   st.plugin.inline = require('zeke.inline').debug_state()
   return st
+end
+
+--- A short string for statuslines (lualine, …): the model in use, today's spend when above zero
+--- and `!` when a budget is near; '' when the backend is not running. Cheap: never makes an RPC
+--- request (the answer is cached and refreshed in the background).
+---@return string
+function M.statusline()
+  local rpc = package.loaded['zeke.rpc']
+  if not rpc or not rpc.is_running() then return '' end
+  return require('zeke.router').statusline()
+end
+
+--- `:Zeke usage`: opens the spend / requests float.
+function M.usage()
+  M._ensure_setup()
+  return require('zeke.router').usage()
+end
+
+--- Pins provider {name} for this session (nil: unpin, the router decides). Returns true on success.
+---@param name string|nil
+---@return boolean
+function M.pin(name)
+  M._ensure_setup()
+  config.check_arg('name', name, 'string', true)
+  return require('zeke.router').pin(name)
 end
 
 local function bufnr(buf)

@@ -1,6 +1,7 @@
 -- lua/zeke/rpc.lua: owns the msgpack-RPC channel to the `zeke nvim` backend: starting it lazily,
 -- `configure` after every start, re-attaching buffers, restarting it with backoff when it dies,
--- stopping it when Neovim leaves, and the one `dispatch(event, payload)` the backend calls.
+-- stopping it when Neovim leaves, and the one `dispatch(event, payload)` the backend calls (it
+-- also tells `zeke.router` when an answer finished, so the statusline cache is refreshed).
 -- Invariants: at most one backend per Neovim; the model path only uses `notify` (never a blocking
 -- request); `dispatch` is cheap and never raises back into the backend.
 local config = require('zeke.config')
@@ -94,6 +95,7 @@ local function send_configure()
     require('zeke.errors').report({ job = 'config', kind = 'warning', message = tostring(w) }, vim.log.levels.WARN)
   end
   require('zeke.errors').success('config')
+  if package.loaded['zeke.router'] then pcall(function() require('zeke.router').on_backend_start() end) end
   return true
 end
 
@@ -172,6 +174,7 @@ function M.stop()
   local chan = state.chan
   state.chan, state.pid = nil, nil
   if chan then pcall(vim.fn.jobstop, chan) end
+  if package.loaded['zeke.router'] then pcall(function() require('zeke.router').on_backend_exit() end) end
 end
 
 --- `:Zeke restart`: stop, forget earlier crashes, start again.
@@ -196,6 +199,7 @@ on_exit = function(job, code)
   pcall(function() require('zeke.inline').reset() end)
   pcall(function() require('zeke.ui').on_backend_exit() end)
   pcall(function() require('zeke.diff').on_backend_exit() end)
+  if package.loaded['zeke.router'] then pcall(function() require('zeke.router').on_backend_exit() end) end
   local now = uv.now()
   local recent = {}
   for _, t in ipairs(state.crashes) do
@@ -275,7 +279,11 @@ local routes = {
   patch = function(p) require('zeke.diff').on_patch(p) end,
   progress = function(p) require('zeke.diff').on_progress(p) end,
   provider = function(p) state.provider = p end,
+  notice = function(p) require('zeke.errors').notice(p) end,
 }
+
+-- Events after which the statusline's cache is refreshed (explain: only its last event).
+local REFRESH_ON = { explain = true, error = true, patch = true, notice = true }
 
 --- The single entry point the backend calls (`nvim_exec_lua("require('zeke.rpc').dispatch(...)")`).
 --- Cheap, and never raises back into the backend.
@@ -284,7 +292,11 @@ local routes = {
 function M.dispatch(event, payload)
   local route = routes[event]
   if not route then return end
-  local ok, err = pcall(route, config.strip_nil(payload) or {})
+  local p = config.strip_nil(payload) or {}
+  local ok, err = pcall(route, p)
+  if ok and REFRESH_ON[event] and package.loaded['zeke.router'] then
+    ok, err = pcall(require('zeke.router').on_event, event, p)
+  end
   if not ok then
     vim.schedule(function()
       notify(('zeke: internal error handling %q event: %s'):format(tostring(event), tostring(err)), vim.log.levels.ERROR)

@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(super::format_utc(0), "1970-01-01 00:00");
-        assert_eq!(super::format_utc(1_796_169_600), "2026-12-01 00:00");
+        assert_eq!(super::format_utc(1_796_083_200), "2026-12-01 00:00");
         assert_eq!(super::format_utc(951_782_400 + 3_723), "2000-02-29 01:02");
     }
 }

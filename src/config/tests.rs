@@ -28,7 +28,7 @@ fn errors_name_the_key() {
     );
     check_err(
         json!({"providers": {"a": {"kind": "gpt"}}}),
-        "providers.a.kind: unknown variant `gpt`, expected one of `openai`, `llamacpp`, `ollama`, `lmstudio`, `vllm`, `fake`",
+        "providers.a.kind: unknown variant `gpt`, expected one of `openai`, `anthropic`, `gemini`, `azure`, `llamacpp`, `ollama`, `xai`, `groq`, `mistral`, `deepseek`, `openrouter`, `lmstudio`, `vllm`, `fake`",
     );
     check_err(
         json!({"completion": {"provider": "nope", "max_tokens": 0}}),

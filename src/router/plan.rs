@@ -459,8 +459,7 @@ mod tests {
         w.board.first_token("claude", Duration::from_millis(300));
         w.board.first_token("codestral", Duration::from_millis(900));
         w.check(Intent::Fix, 5_000, false, now, expect![[r#"
-            order: claude, codestral
-            skip local: context window 8192 tokens < ~6000 needed
+            order: claude, codestral, local
         "#]]);
     }
 
@@ -510,8 +509,8 @@ mod tests {
         });
         w.check(Intent::Chat, 9_000, false, now, expect![[r#"
             order: codestral
-            skip local: context window 8192 tokens < ~10000 needed
             skip claude: claude's daily budget: $0.9900 spent of $1.00 (providers.claude.budget.daily_usd)
+            skip local: context window 8192 tokens < ~10000 needed
             warn: total monthly budget: $4.0000 spent of $4.00 (budget.monthly_usd)
         "#]]);
         // a hard total stops every cloud call; the local model still answers

@@ -516,6 +516,11 @@ mod tests {
             .map(|c| format!("{}\n", Table::parse(c).err().unwrap_or("ok".into())))
             .collect();
         expect![[r#"
+            missing field `source` at line 1 column 14
+            missing field `input_per_mtok` at line 1 column 80
+            models[0]: a price is not a number of USD >= 0
+            invalid type: floating point `1.5`, expected u32 at line 1 column 123
+            models[1]: p m twice
         "#]]
         .assert_eq(&out);
     }
