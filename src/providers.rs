@@ -108,6 +108,11 @@ pub trait Provider: Send + Sync {
     fn native_fim(&self) -> bool {
         false
     }
+    /// Whether a chat ending in an assistant message is continued from there (Anthropic's
+    /// prefill, llama-server, Ollama), so a fallback can pick up a cut-off answer.
+    fn continues_prefill(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the adapter for a provider entry. `key` is the resolved API key, if any.

@@ -26,6 +26,7 @@ pub mod health;
 pub mod plan;
 pub mod pricing;
 mod run;
+pub mod splice;
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -194,6 +195,33 @@ impl Work {
             Work::Fim(r) => p.fim(r.clone()),
         }
     }
+    /// Whether `p` can be asked to continue a partial answer: FIM always (a longer prefix), chat
+    /// where the provider continues a trailing assistant message.
+    pub(crate) fn can_prefill(&self, p: &dyn Provider) -> bool {
+        match self {
+            Work::Chat(_) => p.continues_prefill(),
+            Work::Fim(_) => true,
+        }
+    }
+
+    /// The request asking to continue `shown`: chat gets it as a trailing assistant message
+    /// (trailing whitespace trimmed: Anthropic refuses it), FIM as the end of the prefix.
+    pub(crate) fn with_prefill(&self, shown: &str) -> Work {
+        match self {
+            Work::Chat(r) => {
+                let mut r = r.clone();
+                r.messages
+                    .push(crate::core::llm::Message::assistant(shown.trim_end()));
+                Work::Chat(r)
+            }
+            Work::Fim(r) => {
+                let mut r = r.clone();
+                r.prefix.push_str(shown);
+                Work::Fim(r)
+            }
+        }
+    }
+
     pub(crate) fn need(&self, intent: Intent) -> Need {
         match self {
             Work::Chat(r) => Need {

@@ -69,6 +69,10 @@ fn main() {
             live_tool_conversations_are_accepted_by_both_endpoints,
         ),
         (
+            "live_llama_server_continues_an_answer_cut_off_elsewhere",
+            live_llama_server_continues_an_answer_cut_off_elsewhere,
+        ),
+        (
             "live_zeke_ask_json_falls_back_to_llama_server",
             live_zeke_ask_json_falls_back_to_llama_server,
         ),
@@ -304,4 +308,46 @@ fn live_zeke_ask_json_falls_back_to_llama_server(url: &str) {
     let v: serde_json::Value = serde_json::from_slice(&usage.stdout).unwrap();
     assert_eq!(v["last"][0]["provider"], "llama");
     assert_eq!(v["last"][0]["fallbacks"], 1);
+}
+
+/// A stream cut mid-answer (the fault server, after 3 chunks) falls back to llama-server, which
+/// is asked to continue the shown text (prefill): the user sees one answer that goes on, no
+/// restart, nothing twice.
+fn live_llama_server_continues_an_answer_cut_off_elsewhere(url: &str) {
+    use zeke::router::{Pool, RouteRequest, Routed, Surface};
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_value(json!({
+            "providers": {
+                "cut": {"kind": "llamacpp", "url": format!("{}/cutafter/3", common::fault_url())},
+                "llama": {"kind": "llamacpp", "url": url},
+            },
+            "routes": {"chat": ["cut", "llama"]},
+            "router": {"ledger": dir.path().join("u.sqlite3").display().to_string()},
+        }))
+        .unwrap();
+        let app = zeke::app::App::new(config.clone());
+        let set = app.configure(config).await;
+        let pool: std::sync::Arc<dyn Pool> = set;
+        let req = ChatRequest::new(vec![Message::user("Write a Python function add.")], 12, 0.0);
+        let mut s = app
+            .router
+            .chat(pool, RouteRequest::new(zeke::core::llm::Intent::Chat, Surface::Cli), req);
+        let (mut text, mut before, mut restarts, mut done) = (String::new(), None, 0, None);
+        while let Some(item) = s.next().await {
+            match item.expect("llama-server answers") {
+                Routed::Text(t) => text.push_str(&t),
+                Routed::Fallback { .. } => before = Some(text.clone()),
+                Routed::Restart => restarts += 1,
+                Routed::Done(d) => done = Some(d),
+                _ => {}
+            }
+        }
+        let before = before.expect("the cut stream fell back");
+        assert_eq!(before, "def add(a,");
+        assert_eq!(restarts, 0);
+        assert!(text.starts_with(&before) && text.len() > before.len(), "{text:?}");
+        assert!(!text[before.len()..].starts_with("def add(a,"), "not shown twice: {text:?}");
+        assert_eq!(done.unwrap().provider.as_deref(), Some("llama"));
+    });
 }

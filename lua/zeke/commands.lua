@@ -47,6 +47,21 @@ local function status()
   else
     lines[#lines + 1] = { 'last completion: –', 'Normal' }
   end
+  local r = st.router
+  if type(r) == 'table' then
+    local router = require('zeke.router')
+    local parts = { 'router: ' .. (r.pinned and ('provider ' .. tostring(r.pinned) .. ' pinned') or 'automatic') }
+    if type(r.last) == 'table' then
+      parts[#parts + 1] = ('last answer %s · %s'):format(tostring(r.last.provider), tostring(r.last.model or '?'))
+    end
+    parts[#parts + 1] = ('spent today %s, this month %s'):format(router.money(r.spend_today_usd),
+      router.money(r.spend_month_usd))
+    if type(r.budget) == 'table' then
+      parts[#parts + 1] = 'budget ' .. router.budget_text(r.budget, tonumber(r.spend_today_usd) or 0,
+        tonumber(r.spend_month_usd) or 0)
+    end
+    lines[#lines + 1] = { table.concat(parts, ' · '), r.budget_near and 'WarningMsg' or 'Normal' }
+  end
   local c = st.counts or {}
   lines[#lines + 1] = { ('completions: %s started, %s finished, %s cancelled, %s failed · explains: %s started, %s finished')
     :format(tostring(c.completions_started or 0), tostring(c.completions_finished or 0),

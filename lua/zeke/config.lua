@@ -151,8 +151,8 @@ local BUDGET_KEYS = { daily_usd = 'usd', monthly_usd = 'usd', mode = 'budget_mod
 --- Checks a budget table at `path`; returns its valid keys (nil when it is not a table).
 local function check_budget(v, path, problems)
   if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
-    problems[#problems + 1] = ('%s must be a table { daily_usd = ..., monthly_usd = ..., mode = "soft" | "hard" } (got %s)')
-      :format(path, show(v))
+    problems[#problems + 1] = ('%s must be a table { daily_usd = ..., monthly_usd = ..., mode = "soft" | "hard" }'
+      .. ' (got %s)'):format(path, show(v))
     return nil
   end
   local valid = {}

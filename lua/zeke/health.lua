@@ -162,7 +162,7 @@ local function backend()
       type(usage.today) == 'table' and tonumber(usage.today.cost_usd) or 0,
       type(usage.month) == 'table' and tonumber(usage.month.cost_usd) or 0)
     if st and st.router and st.router.budget_near then
-      h().warn(text .. ' — 80 % or more spent', { ':Zeke usage shows where it went' })
+      h().warn(text .. ' — a budget is 80 % or more spent', { ':Zeke usage shows where it went' })
     else
       h().ok(text)
     end

@@ -240,7 +240,9 @@ function M.model_command(model)
   end
   if #found == 0 then
     local known = {}
-    for _, p in ipairs(res.providers) do known[#known + 1] = ('%s (%s)'):format(tostring(p.model), tostring(p.provider)) end
+    for _, p in ipairs(res.providers) do
+      known[#known + 1] = ('%s (%s)'):format(tostring(p.model), tostring(p.provider))
+    end
     notify(('zeke: no provider serves model %q (configured: %s)'):format(model,
       #known > 0 and table.concat(known, ', ') or 'none'), vim.log.levels.ERROR)
     return

@@ -414,6 +414,10 @@ struct ModelEntry {
 }
 
 impl Provider for Anthropic {
+    fn continues_prefill(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> &ProviderInfo {
         &self.info
     }

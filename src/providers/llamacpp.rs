@@ -241,6 +241,10 @@ pub fn map_infill(data: &str) -> Result<Vec<Event>, ProviderError> {
 }
 
 impl Provider for LlamaCpp {
+    fn continues_prefill(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> &ProviderInfo {
         self.chat.info()
     }

@@ -351,6 +351,10 @@ struct Tag {
 }
 
 impl Provider for Ollama {
+    fn continues_prefill(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> &ProviderInfo {
         &self.info
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::splice::{Out, Splice};
 use super::{
     Attempt, Failure, Health, Item, MAX_RETRY_WAIT, Pool, RouteRequest, Routed, Router, Skip,
     Summary, Surface, Work, health, lock, pricing,
@@ -130,6 +131,8 @@ struct Started {
     stream: EventStream,
     first: Option<Event>,
     ttft: Duration,
+    /// Asked to continue the shown text (a trailing assistant message / a longer FIM prefix).
+    prefilled: bool,
 }
 
 fn model_of(p: &dyn Provider) -> String {
@@ -150,6 +153,7 @@ async fn first_event(
     router: &Router,
     pool: &dyn Pool,
     work: &Work,
+    prefill: Option<&str>,
     name: &str,
     backup: Option<(&str, Duration)>,
     timeout: Duration,
@@ -162,15 +166,22 @@ async fn first_event(
         model: String,
         stream: EventStream,
         sent: Instant,
+        prefilled: bool,
     }
     let open = |name: String| async move {
         let p = pool.provider(&name).await.map_err(|e| (name.clone(), e))?;
         let model = model_of(p.as_ref());
+        // what the user saw goes to a provider that can continue it
+        let (stream, prefilled) = match prefill {
+            Some(t) if work.can_prefill(p.as_ref()) => (work.with_prefill(t).open(p.as_ref()), true),
+            _ => (work.open(p.as_ref()), false),
+        };
         Ok::<Live, (String, ProviderError)>(Live {
-            stream: work.open(p.as_ref()),
+            stream,
             sent: Instant::now(),
             model,
             name,
+            prefilled,
         })
     };
     let fail = |name: &str, model: &str, e: ProviderError, rec: &mut Recorder| {
@@ -203,6 +214,7 @@ async fn first_event(
             stream: l.stream,
             name: l.name,
             model: l.model,
+            prefilled: l.prefilled,
         }),
         None => Ok(Started {
             ttft: l.sent.elapsed(),
@@ -210,6 +222,7 @@ async fn first_event(
             stream: l.stream,
             name: l.name,
             model: l.model,
+            prefilled: l.prefilled,
         }),
         Some(Err(e)) => Err((l.name, l.model, e)),
     };
@@ -400,10 +413,12 @@ pub(super) async fn drive(
                 .unwrap_or(cfg.hedge_after);
             (order[i + 1].as_str(), after)
         });
+        let prefill = (!shown.is_empty() && shown_calls == 0).then(|| shown.clone());
         let (race, used) = first_event(
             router,
             pool.as_ref(),
             &work,
+            prefill.as_deref(),
             &name,
             hedge,
             cfg.first_token_timeout,
@@ -453,28 +468,21 @@ pub(super) async fn drive(
             provider: st.name.clone(),
             model: st.model.clone(),
         }));
-        // dedupe against what the user saw of a failed answer
-        let base = std::mem::take(&mut shown);
+        // join this answer onto what the user saw of a failed one (see `splice`)
         let base_calls = shown_calls;
-        let mut fresh = String::new();
-        let mut emitted = 0usize;
-        let mut diverged = false;
+        let mut splice = Splice::new(std::mem::take(&mut shown), st.prefilled);
         let mut calls = 0usize;
-        let send_text = |t: String, fresh: &mut String, diverged: &mut bool, emitted: &mut usize| {
-            fresh.push_str(&t);
-            if *diverged {
+        let send = |o: Option<Out>| match o {
+            Some(Out::Text(t)) => {
                 let _ = tx.send(Ok(Routed::Text(t)));
-            } else if base.starts_with(fresh.as_str()) {
-                // still repeating what was shown: hold
-            } else if fresh.starts_with(base.as_str()) {
-                let from = (*emitted).max(base.len());
-                let _ = tx.send(Ok(Routed::Text(fresh[from..].to_string())));
-                *emitted = fresh.len();
-            } else {
-                *diverged = true;
-                let _ = tx.send(Ok(Routed::Restart));
-                let _ = tx.send(Ok(Routed::Text(fresh.clone())));
             }
+            Some(Out::Replace(t)) => {
+                let _ = tx.send(Ok(Routed::Restart));
+                if !t.is_empty() {
+                    let _ = tx.send(Ok(Routed::Text(t)));
+                }
+            }
+            None => {}
         };
         let mut next = st.first.take().map(Ok);
         let outcome: Result<(), ProviderError> = loop {
@@ -499,16 +507,12 @@ pub(super) async fn drive(
                 Some(Ok(Event::Text(t))) => {
                     if !t.is_empty() {
                         rec.chars_out += t.len();
-                        send_text(t, &mut fresh, &mut diverged, &mut emitted);
+                        send(splice.push(&t));
                     }
                 }
                 Some(Ok(Event::ToolCall(c))) => {
-                    if base_calls > 0 && !diverged {
-                        diverged = true;
-                        let _ = tx.send(Ok(Routed::Restart));
-                        if !fresh.is_empty() {
-                            let _ = tx.send(Ok(Routed::Text(fresh.clone())));
-                        }
+                    if base_calls > 0 {
+                        send(splice.restart());
                     }
                     calls += 1;
                     let _ = tx.send(Ok(Routed::ToolCall(c)));
@@ -519,11 +523,7 @@ pub(super) async fn drive(
         };
         match outcome {
             Ok(()) => {
-                if !diverged && fresh.len() < base.len() {
-                    // the new answer is shorter than what was shown: replace it
-                    let _ = tx.send(Ok(Routed::Restart));
-                    let _ = tx.send(Ok(Routed::Text(fresh.clone())));
-                }
+                send(splice.finish());
                 lock(&router.board).success(&st.name);
                 *lock(&router.last) = Some((st.name.clone(), st.model.clone()));
                 if let Some(k) = &rr.conversation {
@@ -542,12 +542,7 @@ pub(super) async fn drive(
                 return;
             }
             Err(e) => {
-                // what the user has seen now: the new text if it was sent, else the old
-                shown = if diverged || fresh.starts_with(base.as_str()) {
-                    fresh
-                } else {
-                    base
-                };
+                shown = splice.shown();
                 shown_calls = base_calls.max(calls);
                 lock(&router.board).failure(&st.name, &e, cfg.cooldown, Instant::now());
                 rec.s.attempts.push(Attempt {

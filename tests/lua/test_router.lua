@@ -139,7 +139,8 @@ return {
       ]])
       local st = explain(H, c)
       local seen = c:lua('return _G.titles')
-      H.ok(seen[1][1]:find('bad · claude-x', 1, true) and seen[1][2]:find('^Hello'), 'first bad\'s text: ' .. vim.inspect(seen))
+      H.ok(seen[1][1]:find('bad · claude-x', 1, true) and seen[1][2]:find('^Hello'),
+        'first bad\'s text: ' .. vim.inspect(seen))
       H.eq(ANSWER, st.text, 'then only the second answer, nothing of the first')
       H.eq(vim.split(ANSWER, '\n'), st.lines, 'the float shows just that')
       H.eq(1, st.restarts, 'one restart')
@@ -158,6 +159,8 @@ return {
       c:cmd('Zeke provider good')
       H.eq('good', pinned(c))
       H.eq(1, #notes_matching(c, 'zeke: provider good pinned for this session'), vim.inspect(c:notes()))
+      local out = c:lua([[return vim.api.nvim_exec2('Zeke status', { output = true }).output]])
+      H.ok(out:find('router: provider good pinned', 1, true), out)
       -- pinned: good goes first, no fallback needed
       local st = explain(H, c)
       H.eq(ANSWER, st.text)
@@ -199,6 +202,26 @@ return {
     end,
   },
   {
+    name = 'notices: a WARN message prefixed "zeke: ", the same one not repeated within seconds',
+    run = function(H)
+      local c = H.child()
+      c:setup({})
+      c:lua([[
+        local rpc = require('zeke.rpc')
+        rpc.dispatch('notice', { job = 'explain', message = 'cloud failed (HTTP 500); the next provider takes over' })
+        rpc.dispatch('notice', { job = 'fix', message = 'cloud failed (HTTP 500); the next provider takes over' })
+        rpc.dispatch('notice', { job = 'explain', message = 'total daily budget: $2.10 spent of $2.00' })
+      ]])
+      H.wait(function() return #c:notes() >= 2 end, 3000, 'the notices')
+      H.sleep(100)
+      H.eq({
+        { level = vim.log.levels.WARN, msg = 'zeke: cloud failed (HTTP 500); the next provider takes over' },
+        { level = vim.log.levels.WARN, msg = 'zeke: total daily budget: $2.10 spent of $2.00' },
+      }, c:notes())
+      H.eq('n', c:mode(), 'no prompt, no focus change')
+    end,
+  },
+  {
     name = ':Zeke usage with an empty ledger says so',
     needs = { 'ZEKE_BIN' },
     run = function(H)
@@ -210,7 +233,8 @@ return {
       H.ok(text:find('No requests recorded yet', 1, true), text)
       H.ok(text:find('Budget: none', 1, true), text)
       c:input('<Esc>')
-      H.wait(function() return c:lua('return vim.api.nvim_win_get_config(0).relative') == '' end, 3000, '<Esc> closes it')
+      H.wait(function() return c:lua('return vim.api.nvim_win_get_config(0).relative') == '' end, 3000,
+        '<Esc> closes it')
     end,
   },
   {
@@ -339,7 +363,7 @@ return {
       local missing = {}
       for _, l in ipairs(vim.fn.readfile(H.root .. '/doc/zeke.txt')) do
         for ref in l:gmatch('|([^|%s]+)|') do
-          if (ref:find('zeke', 1, true) or ref:find('Zeke', 1, true)) and not tags[ref] then missing[#missing + 1] = ref end
+          if ref:lower():find('zeke', 1, true) and not tags[ref] then missing[#missing + 1] = ref end
         end
       end
       H.eq({}, missing, 'links without a tag')
