@@ -66,6 +66,7 @@ impl Pool for OnePool {
             context_window: Some(8192),
             price: None,
             budget: None,
+            key_missing: None,
         }]
     }
     fn provider<'a>(

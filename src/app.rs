@@ -161,6 +161,11 @@ impl App {
         } else {
             None
         };
+        // the editor's table may name another ledger file (`router.ledger`)
+        let path = ledger_path(&config);
+        if self.router.ledger().is_none_or(|l| l.path() != path) {
+            self.router.set_ledger(open_ledger(&config));
+        }
         let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
         *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
         self.router.reconfigured();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 mod usage;
 pub use usage::{ask, models, usage};
 
-use crate::app::{App, Job};
+use crate::app::App;
 use crate::config::{self, Config};
 use crate::logging::{Choice, LogArgs, LogLevel};
 
@@ -132,8 +132,86 @@ pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
                 h.key
             );
         }
-        if let Some(s) = set.selected(Job::Complete) {
-            println!("      completions use {}", s.name);
+        // budgets: spend today / this month against each limit (the ledger of every process)
+        let spend = app.router.spend();
+        let show = |who: &str, b: &crate::config::Budget, today: f64, month: f64| {
+            let part = |period: &str, limit: Option<f64>, spent: f64| {
+                limit.map(|l| {
+                    let mark = if spent >= l {
+                        " SPENT"
+                    } else if spent >= 0.8 * l {
+                        " near"
+                    } else {
+                        ""
+                    };
+                    format!("{period} ${spent:.4} of ${l:.2}{mark}")
+                })
+            };
+            let parts: Vec<String> = [
+                part("today", b.daily_usd, today),
+                part("this month", b.monthly_usd, month),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let spent = b.daily_usd.is_some_and(|l| today >= l) || b.monthly_usd.is_some_and(|l| month >= l);
+            println!(
+                "{}  budget {who} ({}): {}",
+                if spent { "WARN" } else { "ok  " },
+                match b.mode {
+                    crate::config::BudgetMode::Soft => "soft: warns",
+                    crate::config::BudgetMode::Hard => "hard: cloud calls refused when spent",
+                },
+                parts.join(", ")
+            );
+        };
+        if let Some(b) = &set.config.budget {
+            let today = spend.values().map(|s| s.today_usd).sum::<f64>() + 0.0;
+            let month = spend.values().map(|s| s.month_usd).sum::<f64>() + 0.0;
+            show("total", b, today, month);
+        }
+        for (name, p) in &set.config.providers {
+            if let Some(b) = &p.budget {
+                let s = spend.get(name).copied().unwrap_or_default();
+                show(name, b, s.today_usd, s.month_usd);
+            }
+        }
+        match app.router.ledger() {
+            Some(l) => println!("ok    usage ledger: {}", l.path().display()),
+            None => println!(
+                "WARN  usage ledger {}: cannot be opened; usage is not recorded",
+                crate::app::ledger_path(&set.config).display()
+            ),
+        }
+        // the order the router would try now, per intent (a short prompt)
+        for intent in crate::core::llm::Intent::ALL {
+            let need = crate::router::Need {
+                intent,
+                est_tokens: 500,
+                max_output: 256,
+                tools: false,
+            };
+            let rr = crate::router::RouteRequest::new(intent, crate::router::Surface::Cli);
+            let plan = app.router.plan(set.as_ref(), &rr, &need);
+            let skipped: Vec<String> = plan
+                .skipped
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect();
+            println!(
+                "      {:<10} → {}{}",
+                intent.as_str(),
+                if plan.order.is_empty() {
+                    "nothing can answer".to_string()
+                } else {
+                    plan.order.join(", ")
+                },
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (skipped: {})", skipped.join("; "))
+                }
+            );
         }
         // the programs Zeke starts, by the absolute path it will use (never a relative PATH entry)
         match crate::sys::resolve("git") {

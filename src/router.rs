@@ -252,7 +252,7 @@ pub struct Router {
     pub(crate) board: Mutex<Board>,
     pub(crate) sticky: Mutex<HashMap<String, String>>,
     pinned: RwLock<Option<String>>,
-    pub(crate) ledger: Option<Arc<Ledger>>,
+    ledger: RwLock<Option<Arc<Ledger>>>,
     spend: Mutex<SpendCache>,
     warned: Mutex<HashSet<String>>,
     pub(crate) last: Mutex<Option<(String, String)>>,
@@ -269,15 +269,26 @@ impl Router {
             board: Mutex::new(Board::default()),
             sticky: Mutex::new(HashMap::new()),
             pinned: RwLock::new(None),
-            ledger,
+            ledger: RwLock::new(ledger),
             spend: Mutex::new(SpendCache::default()),
             warned: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
         })
     }
 
-    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
-        self.ledger.as_ref()
+    /// The ledger rows go to (`None`: it could not be opened).
+    pub fn ledger(&self) -> Option<Arc<Ledger>> {
+        self.ledger
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records to another ledger from now on (a new configuration named another file); budgets
+    /// re-read their spend from it.
+    pub fn set_ledger(&self, ledger: Option<Arc<Ledger>>) {
+        *self.ledger.write().unwrap_or_else(|e| e.into_inner()) = ledger;
+        lock(&self.spend).read_at = None;
     }
 
     /// Pins a provider for this session (`:Zeke provider`): it goes first for every intent.
@@ -311,7 +322,7 @@ impl Router {
     pub fn spend(&self) -> HashMap<String, Spend> {
         let mut c = lock(&self.spend);
         let stale = c.read_at.is_none_or(|t| t.elapsed() >= SPEND_REFRESH);
-        if stale && let Some(l) = &self.ledger {
+        if stale && let Some(l) = self.ledger() {
             match l.spend() {
                 Ok(rows) => {
                     c.map = rows.into_iter().collect();

@@ -276,6 +276,17 @@ impl ProviderSet {
                         .or_else(|| known.and_then(|k| k.context_window)),
                     price,
                     budget: e.cfg.budget,
+                    key_missing: match &e.cfg.key {
+                        KeySource::Env(var)
+                            if e.cfg.kind.needs_key()
+                                && built.is_none()
+                                && std::env::var(var).ok().is_none_or(|v| v.trim().is_empty()) =>
+                        {
+                            Some(key_hint(&e.cfg.key))
+                        }
+                        KeySource::None if e.cfg.kind.needs_key() => Some(key_hint(&e.cfg.key)),
+                        _ => None,
+                    },
                     model,
                 }
             })

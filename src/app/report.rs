@@ -53,11 +53,13 @@ fn cooling_s(h: Option<&Health>) -> Option<u64> {
 
 /// One object per configured provider: `{provider, kind, model, local, context_window,
 /// price_per_mtok: {input, output, cached_input, cache_write} | null, tools, native_fim,
-/// reachable, detail, key, ttft_ms, p95_ttft_ms, cooling_s, last_error, pinned}`. `health` holds
+/// reachable, detail, key, ttft_ms, p95_ttft_ms, cooling_s, last_error, budget,
+/// spent_today_usd, spent_month_usd, pinned}`. `health` holds
 /// probe results when the caller probed (else those fields are null).
 pub fn models(app: &App, set: &ProviderSet, health: &[ProviderHealth]) -> Vec<Value> {
     let measured = app.router.health();
     let pinned = app.router.pinned();
+    let spend = app.router.spend();
     set.candidates()
         .into_iter()
         .map(|c| {
@@ -83,6 +85,8 @@ pub fn models(app: &App, set: &ProviderSet, health: &[ProviderHealth]) -> Vec<Va
                 "cooling_s": cooling_s(m),
                 "last_error": m.and_then(|m| m.last_error.as_ref()).map(|(k, msg)| json!({"kind": k.as_str(), "message": msg})),
                 "budget": c.budget.as_ref().map(budget),
+                "spent_today_usd": spend.get(&c.name).map_or(0.0, |s| s.today_usd),
+                "spent_month_usd": spend.get(&c.name).map_or(0.0, |s| s.month_usd),
                 "pinned": pinned.as_deref() == Some(c.name.as_str()),
             })
         })
@@ -94,8 +98,8 @@ pub fn models(app: &App, set: &ProviderSet, health: &[ProviderHealth]) -> Vec<Va
 /// of a provider's own.
 pub fn router_status(app: &App, set: &ProviderSet) -> Value {
     let spend = app.router.spend();
-    let today: f64 = spend.values().map(|s| s.today_usd).sum();
-    let month: f64 = spend.values().map(|s| s.month_usd).sum();
+    let today: f64 = spend.values().map(|s| s.today_usd).sum::<f64>() + 0.0;
+    let month: f64 = spend.values().map(|s| s.month_usd).sum::<f64>() + 0.0;
     let near = |b: &crate::config::Budget, t: f64, m: f64| {
         b.daily_usd.is_some_and(|d| t >= 0.8 * d) || b.monthly_usd.is_some_and(|l| m >= 0.8 * l)
     };

@@ -44,6 +44,9 @@ pub struct CandidateInfo {
     /// USD per million tokens; `None` = unknown (cloud) or free (local).
     pub price: Option<Price>,
     pub budget: Option<Budget>,
+    /// The provider needs a key and its environment variable is unset (a key command is not run
+    /// to find out): what to set, e.g. `"set ANTHROPIC_API_KEY"`.
+    pub key_missing: Option<String>,
 }
 
 impl CandidateInfo {
@@ -81,6 +84,8 @@ pub struct BudgetHit {
     pub period: &'static str,
     pub limit_usd: f64,
     pub spent_usd: f64,
+    /// The worst-case cost of the request that would cross it.
+    pub request_usd: f64,
     pub mode: BudgetMode,
 }
 
@@ -94,17 +99,27 @@ impl std::fmt::Display for BudgetHit {
             None => format!("budget.{}_usd", self.period),
             Some(p) => format!("providers.{p}.budget.{}_usd", self.period),
         };
-        write!(
-            f,
-            "{whose} {} budget: ${:.4} spent of ${:.2} ({key})",
-            self.period, self.spent_usd, self.limit_usd
-        )
+        if self.spent_usd >= self.limit_usd {
+            write!(
+                f,
+                "{whose} {} budget is spent: ${:.4} of ${:.2} ({key})",
+                self.period, self.spent_usd, self.limit_usd
+            )
+        } else {
+            write!(
+                f,
+                "{whose} {} budget: ${:.4} spent of ${:.2}, and this request may cost up to ${:.4} ({key})",
+                self.period, self.spent_usd, self.limit_usd, self.request_usd
+            )
+        }
     }
 }
 
 /// Why a provider is not a candidate for this request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Skip {
+    /// Needs a key that is not set.
+    NoKey(String),
     NoTools,
     ContextWindow { window: u32, need: u32 },
     QuotaExhausted,
@@ -115,6 +130,7 @@ pub enum Skip {
 impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Skip::NoKey(hint) => write!(f, "no API key ({hint})"),
             Skip::NoTools => write!(f, "cannot take tools"),
             Skip::ContextWindow { window, need } => {
                 write!(f, "context window {window} tokens < ~{need} needed")
@@ -191,7 +207,9 @@ fn budget_hits(
             provider: provider.clone(),
             period,
             limit_usd: limit,
-            spent_usd: spent,
+            // + 0.0: a sum of nothing is -0.0
+            spent_usd: spent + 0.0,
+            request_usd: estimate,
             mode: b.mode,
         })
     })
@@ -215,13 +233,17 @@ pub fn plan(inp: &Inputs<'_>, need: &Need) -> Plan {
         pool.push(c);
     }
     let total_spent = Spend {
-        today_usd: inp.spend.values().map(|s| s.today_usd).sum(),
-        month_usd: inp.spend.values().map(|s| s.month_usd).sum(),
+        today_usd: inp.spend.values().map(|s| s.today_usd).sum::<f64>() + 0.0,
+        month_usd: inp.spend.values().map(|s| s.month_usd).sum::<f64>() + 0.0,
     };
     let mut ok: Vec<&CandidateInfo> = Vec::new();
     let mut cooling: Vec<(&CandidateInfo, Instant)> = Vec::new();
     for c in pool {
         let need_tokens = need.est_tokens.saturating_add(need.max_output);
+        if let Some(hint) = &c.key_missing {
+            out.skipped.push((c.name.clone(), Skip::NoKey(hint.clone())));
+            continue;
+        }
         if need.tools && !c.tools {
             out.skipped.push((c.name.clone(), Skip::NoTools));
             continue;
@@ -351,6 +373,7 @@ mod tests {
                 cache_write_per_mtok: None,
             }),
             budget: None,
+            key_missing: None,
         }
     }
 
@@ -523,6 +546,17 @@ mod tests {
             order: local
             skip claude: claude's daily budget: $0.9900 spent of $1.00 (providers.claude.budget.daily_usd)
             skip codestral: total daily budget: $0.9900 spent of $0.50 (budget.daily_usd)
+        "#]]);
+    }
+
+    #[test]
+    fn a_missing_key_is_skipped_with_what_to_set() {
+        let mut w = World::new();
+        w.cands[0].key_missing = Some("set the environment variable ANTHROPIC_API_KEY".into());
+        w.check(Intent::Chat, 9_000, false, Instant::now(), expect![[r#"
+            order: codestral
+            skip claude: no API key (set the environment variable ANTHROPIC_API_KEY)
+            skip local: context window 8192 tokens < ~10000 needed
         "#]]);
     }
 

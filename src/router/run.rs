@@ -85,7 +85,7 @@ impl Recorder {
             self.outcome = Some(if self.chars_out > 0 { "ok" } else { "cancelled" }.into());
         }
         let s = &self.s;
-        let Some(ledger) = &self.router.ledger else {
+        let Some(ledger) = self.router.ledger() else {
             return;
         };
         let fallbacks = s
@@ -448,10 +448,13 @@ pub(super) async fn drive(
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                if let Some(e) = last {
+                i += used;
+                // announced only when someone takes over (else the final error says it all)
+                if let Some(e) = last
+                    && i < order.len()
+                {
                     let _ = tx.send(Ok(Routed::Fallback { from: name, error: e }));
                 }
-                i += used;
                 continue;
             }
         };
@@ -554,13 +557,15 @@ pub(super) async fn drive(
                 rec.s.provider = None;
                 rec.s.model = None;
                 rec.s.usage = Usage::default();
-                let _ = tx.send(Ok(Routed::Fallback {
-                    from: st.name.clone(),
-                    error: e,
-                }));
                 // after the one that failed (a primary that lost the hedge race is tried again
                 // only when it comes later in the order)
                 i = won + 1;
+                if i < order.len() {
+                    let _ = tx.send(Ok(Routed::Fallback {
+                        from: st.name.clone(),
+                        error: e,
+                    }));
+                }
             }
         }
     }
