@@ -376,6 +376,17 @@ fn layers_point_one_way() {
             "workspace",
             [&surfaces[..], &["crate::app", "crate::providers", "rmcp"]].concat(),
         ),
+        // the router sees providers only through `Provider` and `core::llm`, and knows no surface
+        ("router", [&surfaces[..], &["crate::app", "rmpv", "nvim_rs", "rmcp"]].concat()),
+        // the ledger is storage: it knows rows, not who writes them
+        (
+            "ledger.rs",
+            [
+                &surfaces[..],
+                &["crate::app", "crate::providers", "crate::router", "rmcp"],
+            ]
+            .concat(),
+        ),
         (
             "git.rs",
             [&surfaces[..], &["crate::app", "crate::providers", "rmcp"]].concat(),
@@ -576,4 +587,53 @@ fn lua_uses_no_neovim_api_newer_than_0_10_unguarded() {
         }
     }
     assert!(v.is_empty(), "{}", v.join("\n"));
+}
+
+/// The numeric settings' defaults and limits are written once (`src/config/limits.rs`): the Lua
+/// side's copy (`lua/zeke/schema.json`, what `zeke config --schema` prints) must match it, and the
+/// help file must give every key with its default (`key = default` in its config example).
+#[test]
+fn one_config_schema_for_rust_lua_and_the_docs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let want = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&zeke::config::limits::schema()).unwrap()
+    );
+    let have = std::fs::read_to_string(format!("{root}/lua/zeke/schema.json")).unwrap();
+    assert!(
+        have == want,
+        "lua/zeke/schema.json is stale: run `zeke config --schema > lua/zeke/schema.json`"
+    );
+    let doc = std::fs::read_to_string(format!("{root}/doc/zeke.txt")).unwrap();
+    let missing: Vec<String> = zeke::config::limits::LIMITS
+        .iter()
+        .filter_map(|l| {
+            let leaf = l.key.rsplit('.').next().unwrap();
+            let line = format!("{leaf} = {}", l.default);
+            (!doc.contains(&line)).then(|| format!("{} (want `{line}` in doc/zeke.txt)", l.key))
+        })
+        .collect();
+    // and wherever the help file says "`key` … default N", N is the default
+    let stale: Vec<String> = zeke::config::limits::LIMITS
+        .iter()
+        .flat_map(|l| {
+            let leaf = format!("`{}`", l.key.rsplit('.').next().unwrap());
+            doc.lines()
+                .filter(move |line| line.contains(&leaf))
+                .filter_map(move |line| {
+                    let n: String = line
+                        .split("default ")
+                        .nth(1)?
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit())
+                        .collect();
+                    (!n.is_empty() && n != l.default.to_string())
+                        .then(|| format!("{}: {line:?} (default is {})", l.key, l.default))
+                })
+        })
+        .collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "undocumented or stale defaults: {missing:#?} {stale:#?}"
+    );
 }

@@ -27,8 +27,9 @@ M.defaults = {
   providers = {},
   routes = {},
   budget = nil,
+  -- numbers here are overwritten from schema.json (the backend's limits table)
   router = {
-    hedge = true, hedge_after_ms = 400, cooldown_ms = 60000, first_token_timeout_ms = 20000, max_attempts = 3,
+    hedge = true, hedge_after_ms = 400, cooldown_ms = 30000, first_token_timeout_ms = 20000, max_attempts = 3,
     ledger = nil,
   },
 }
@@ -140,10 +141,6 @@ local checks = {
     if v ~= 'soft' and v ~= 'hard' then return 'one of "soft", "hard"' end
   end,
   context_window = int_in(256, 100000000),
-  hedge_after_ms = int_in(10, 60000),
-  cooldown_ms = int_in(0, 3600000),
-  first_token_timeout_ms = int_in(100, 600000),
-  max_attempts = int_in(1, 16),
 }
 
 local BUDGET_KEYS = { daily_usd = 'usd', monthly_usd = 'usd', mode = 'budget_mode' }
@@ -217,10 +214,35 @@ local SCHEMA = {
   routes = 'routes',
   budget = 'budget',
   router = {
-    hedge = 'boolean', hedge_after_ms = 'hedge_after_ms', cooldown_ms = 'cooldown_ms',
-    first_token_timeout_ms = 'first_token_timeout_ms', max_attempts = 'max_attempts', ledger = 'string',
+    hedge = 'boolean', hedge_after_ms = 'positive', cooldown_ms = 'nonneg',
+    first_token_timeout_ms = 'positive', max_attempts = 'positive', ledger = 'string',
   },
 }
+
+-- Numeric limits and defaults come from one table in the backend (`src/config/limits.rs`), copied
+-- to schema.json next to this file by `zeke config --schema` (a test keeps the copy in step), so
+-- setup{} accepts exactly what the backend accepts.
+local function load_schema()
+  local here = debug.getinfo(1, 'S').source:sub(2):match('(.*/)') or './'
+  local ok, lines = pcall(vim.fn.readfile, here .. 'schema.json')
+  if not ok then return nil end
+  local dok, decoded = pcall(vim.json.decode, table.concat(lines, '\n'))
+  return dok and decoded or nil
+end
+M.schema = load_schema()
+if M.schema then
+  for key, l in pairs(M.schema.limits or {}) do
+    local section, name = key:match('^([%w_]+)%.([%w_]+)$')
+    if section and type(SCHEMA[section]) == 'table' and SCHEMA[section][name] then
+      local id = 'limit:' .. key
+      checks[id] = int_in(l.min, l.max)
+      SCHEMA[section][name] = id
+      if type(M.defaults[section]) == 'table' then M.defaults[section][name] = l.default end
+    end
+  end
+  for _, k in ipairs(M.schema.provider_kinds or {}) do KINDS[k] = true end
+  current = vim.deepcopy(M.defaults)
+end
 
 local check_scopes
 

@@ -50,9 +50,30 @@ return {
       c:setup({ completion = { debounce_ms = 'x' } })
       local p = c:problems()
       H.eq(1, #p, 'one message: ' .. vim.inspect(p))
-      H.eq('zeke: completion.debounce_ms must be a non-negative integer (got "x")', p[1])
+      H.eq('zeke: completion.debounce_ms must be an integer from 0 to 5000 (got "x")', p[1])
       -- the bad key falls back to its default; the editor stays usable
       H.eq(75, c:lua('return require("zeke.config").get().completion.debounce_ms'))
+    end,
+  },
+  {
+    name = 'setup{} takes exactly the limits the backend takes (one table: schema.json)',
+    run = function(H)
+      local c = H.child()
+      -- the backend refuses debounce_ms > 5000; so does setup{} now
+      c:setup({ completion = { debounce_ms = 6000 }, router = { max_attempts = 17 } })
+      local p = c:problems()
+      H.eq(1, #p, vim.inspect(p))
+      H.ok(p[1]:find('completion.debounce_ms must be an integer from 0 to 5000 (got 6000)', 1, true), p[1])
+      H.ok(p[1]:find('router.max_attempts must be an integer from 1 to 16 (got 17)', 1, true), p[1])
+      -- the defaults are the backend's
+      H.eq(30000, c:lua('return require("zeke.config").get().router.cooldown_ms'))
+      -- and the backend agrees with what setup{} accepts at the edges: no error from either side
+      local c2 = H.child()
+      c2:setup(H.fake("x", { completion = { debounce_ms = 5000 }, router = { max_attempts = 16 } }))
+      H.eq(5000, c2:lua('return require("zeke.config").get().completion.debounce_ms'))
+      H.ok(c2:status().pid, 'the backend runs with it')
+      H.sleep(200)
+      H.eq({}, c2:problems())
     end,
   },
   {
