@@ -33,8 +33,9 @@ impl Provider for Instant64 {
         &self.info
     }
     fn chat(&self, _req: ChatRequest) -> EventStream {
-        let mut evs: Vec<Result<Event, ProviderError>> =
-            (0..CHUNKS).map(|i| Ok(Event::Text(format!("t{i} ")))).collect();
+        let mut evs: Vec<Result<Event, ProviderError>> = (0..CHUNKS)
+            .map(|i| Ok(Event::Text(format!("t{i} "))))
+            .collect();
         evs.push(Ok(Event::Usage(Usage::new(10, CHUNKS as u32))));
         futures_util::stream::iter(evs).boxed()
     }
@@ -96,7 +97,8 @@ fn req() -> ChatRequest {
 }
 
 async fn pure_overhead(ledger: Option<Arc<zeke::ledger::Ledger>>) {
-    let config = Config::from_value(json!({"providers": {"instant": {"kind": "llamacpp"}}})).unwrap();
+    let config =
+        Config::from_value(json!({"providers": {"instant": {"kind": "llamacpp"}}})).unwrap();
     let provider: Arc<dyn Provider> = Arc::new(Instant64 {
         info: ProviderInfo::new(&config.providers["instant"]),
     });
@@ -150,19 +152,28 @@ async fn pure_overhead(ledger: Option<Arc<zeke::ledger::Ledger>>) {
 
 /// Time to first content of a direct streamed chat completion (reqwest + eventsource-stream).
 async fn direct_ttft(client: &reqwest::Client, url: &str) -> Duration {
+    direct_ttft_of(client, url, None).await
+}
+
+/// The same, for the conversation plus a trailing assistant message to continue (what a
+/// fallback that continues the cut answer is sent).
+async fn direct_ttft_of(client: &reqwest::Client, url: &str, prefill: Option<&str>) -> Duration {
     use eventsource_stream::Eventsource;
     let t0 = Instant::now();
     let resp = client
         .post(format!("{url}/v1/chat/completions"))
         .header("content-type", "application/json")
-        .body(
-            json!({
-                "messages": [{"role": "system", "content": "Answer in one short line."},
-                             {"role": "user", "content": "Name a colour."}],
-                "max_tokens": 16, "temperature": 0.0, "stream": true,
-            })
-            .to_string(),
-        )
+        .body({
+            let mut messages = vec![
+                json!({"role": "system", "content": "Answer in one short line."}),
+                json!({"role": "user", "content": "Name a colour."}),
+            ];
+            if let Some(p) = prefill {
+                messages.push(json!({"role": "assistant", "content": p}));
+            }
+            json!({"messages": messages, "max_tokens": 16, "temperature": 0.0, "stream": true})
+                .to_string()
+        })
         .send()
         .await
         .unwrap();
@@ -218,7 +229,8 @@ async fn against_llama(url: &str, fault: Option<&str>) {
     let Some(_) = fault else { return };
     let (mut pause, mut own) = (Vec::new(), Vec::new());
     for i in 0..14 {
-        let d = direct_ttft(&client, url).await;
+        // the fallback is asked to continue "def add(a," (the 3 chunks shown before the cut)
+        let d = direct_ttft_of(&client, url, Some("def add(a,")).await;
         let pool: Arc<dyn Pool> = set.clone();
         let mut s = app
             .router
@@ -249,8 +261,54 @@ async fn against_llama(url: &str, fault: Option<&str>) {
     }
 }
 
+/// `bench_router count direct|router N`: only N requests of one kind, for
+/// `valgrind --tool=callgrind` (instructions are repeatable where wall times are not): the
+/// difference of the two runs / N is what the router executes per request.
+async fn count(kind: &str, n: usize) {
+    let config =
+        Config::from_value(json!({"providers": {"instant": {"kind": "llamacpp"}}})).unwrap();
+    let provider: Arc<dyn Provider> = Arc::new(Instant64 {
+        info: ProviderInfo::new(&config.providers["instant"]),
+    });
+    let pool: Arc<dyn Pool> = Arc::new(OnePool {
+        config,
+        provider: provider.clone(),
+    });
+    let router = Router::new(None);
+    for _ in 0..n {
+        if kind == "direct" {
+            let mut s = provider.chat(req());
+            while s.next().await.is_some() {}
+        } else {
+            let mut s = router.chat(
+                pool.clone(),
+                RouteRequest::new(Intent::Chat, Surface::Cli),
+                req(),
+            );
+            while let Some(item) = s.next().await {
+                if matches!(item, Ok(Routed::Done(_))) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("count") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100);
+        rt.block_on(count(
+            args.get(2).map(String::as_str).unwrap_or("router"),
+            n,
+        ));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -14,6 +14,13 @@ echo "== zeke nvim ($("$ZEKE_BIN" --version 2>/dev/null || echo "$ZEKE_BIN")) on
 echo "== router: zeke (examples/bench_router.rs) and LiteLLM's Router, same llama-server, same prompts =="
 cargo build --release --locked --example bench_router -q
 "${CARGO_TARGET_DIR:-target}/release/examples/bench_router" | tee -a "$raw"
+if command -v valgrind >/dev/null; then
+  # instructions are repeatable where wall times on 2 noisy cores are not: (router − direct) / N
+  ins() { valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    "${CARGO_TARGET_DIR:-target}/release/examples/bench_router" count "$1" 400 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,; }
+  d=$(ins direct); r=$(ins router)
+  echo "router_instructions_per_request=$(( (r - d) / 400 )) (callgrind; 64-chunk answer, plan + task + splice + channel)" | tee -a "$raw"
+fi
 if [ -x "${ZEKE_LITELLM_PY:-}" ]; then
   "$ZEKE_LITELLM_PY" tests/bench/litellm_router.py 2>/dev/null | tee -a "$raw"
 else

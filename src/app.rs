@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::core::llm::ProviderError;
-use crate::ledger::Ledger;
 use crate::router::Router;
 
 pub use providers::{ProviderSet, Selected};
@@ -108,19 +107,6 @@ pub fn ledger_path(config: &Config) -> std::path::PathBuf {
         .unwrap_or_else(|| grants::state_dir().join("usage.sqlite3"))
 }
 
-/// Opens the usage ledger; a ledger that cannot be opened is logged and not used (requests still
-/// run, budgets then see only this process's spend).
-pub fn open_ledger(config: &Config) -> Option<Arc<Ledger>> {
-    let path = ledger_path(config);
-    match Ledger::open(&path) {
-        Ok(l) => Some(Arc::new(l)),
-        Err(e) => {
-            tracing::warn!(error = %e, "usage ledger unavailable; usage is not recorded");
-            None
-        }
-    }
-}
-
 impl App {
     /// An app with the given config; providers are built lazily on first use.
     pub fn new(config: Config) -> Arc<App> {
@@ -128,7 +114,9 @@ impl App {
         // the audit log is fixed at start ($ZEKE_AUDIT_LOG, else `[mcp] audit_log` from the file,
         // else the XDG state file): the same one `zeke mcp` writes; grants are the shared ones
         let gate = Arc::new(gate::Gate::from_config(&config));
-        let router = Router::new(open_ledger(&config));
+        // the usage ledger opens on the first request (an idle editor never loads SQLite); one
+        // that cannot be opened is logged and not used: requests still run
+        let router = Router::with_ledger_at(ledger_path(&config));
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
             router,
@@ -162,10 +150,7 @@ impl App {
             None
         };
         // the editor's table may name another ledger file (`router.ledger`)
-        let path = ledger_path(&config);
-        if self.router.ledger().is_none_or(|l| l.path() != path) {
-            self.router.set_ledger(open_ledger(&config));
-        }
+        self.router.set_ledger_path(ledger_path(&config));
         let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
         *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
         self.router.reconfigured();

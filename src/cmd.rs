@@ -4,9 +4,6 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-
-
-
 mod usage;
 pub use usage::{ask, models, usage};
 
@@ -154,7 +151,8 @@ pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
             .into_iter()
             .flatten()
             .collect();
-            let spent = b.daily_usd.is_some_and(|l| today >= l) || b.monthly_usd.is_some_and(|l| month >= l);
+            let spent = b.daily_usd.is_some_and(|l| today >= l)
+                || b.monthly_usd.is_some_and(|l| month >= l);
             println!(
                 "{}  budget {who} ({}): {}",
                 if spent { "WARN" } else { "ok  " },

@@ -441,16 +441,28 @@ impl Config {
         }
         let completion = CompletionConfig {
             provider: c.provider,
-            max_context_tokens: limited(&mut problems, "completion.max_context_tokens", c.max_context_tokens) as usize,
+            max_context_tokens: limited(
+                &mut problems,
+                "completion.max_context_tokens",
+                c.max_context_tokens,
+            ) as usize,
             max_tokens: limited(&mut problems, "completion.max_tokens", c.max_tokens) as u32,
             max_lines: limited(&mut problems, "completion.max_lines", c.max_lines) as usize,
-            timeout: Duration::from_millis(limited(&mut problems, "completion.timeout_ms", c.timeout_ms)),
+            timeout: Duration::from_millis(limited(
+                &mut problems,
+                "completion.timeout_ms",
+                c.timeout_ms,
+            )),
         };
         limited(&mut problems, "completion.debounce_ms", c.debounce_ms);
         let explain = ExplainConfig {
             provider: e.provider,
             max_tokens: limited(&mut problems, "explain.max_tokens", e.max_tokens) as u32,
-            timeout: Duration::from_millis(limited(&mut problems, "explain.timeout_ms", e.timeout_ms)),
+            timeout: Duration::from_millis(limited(
+                &mut problems,
+                "explain.timeout_ms",
+                e.timeout_ms,
+            )),
         };
         let fix = FixConfig {
             provider: f.provider,
@@ -468,16 +480,25 @@ impl Config {
                 .map(|r| expand_home(r))
                 .collect(),
             audit_log: m.audit_log.map(|p| expand_home(&p)),
-            max_output_chars: limited(&mut problems, "mcp.max_output_chars", m.max_output_chars) as usize,
-            tools_page_size: limited(&mut problems, "mcp.tools_page_size", m.tools_page_size) as usize,
-            prompt_timeout: Duration::from_millis(limited(&mut problems, "mcp.prompt_timeout_ms", m.prompt_timeout_ms)),
+            max_output_chars: limited(&mut problems, "mcp.max_output_chars", m.max_output_chars)
+                as usize,
+            tools_page_size: limited(&mut problems, "mcp.tools_page_size", m.tools_page_size)
+                as usize,
+            prompt_timeout: Duration::from_millis(limited(
+                &mut problems,
+                "mcp.prompt_timeout_ms",
+                m.prompt_timeout_ms,
+            )),
         };
         let f = parsed.fetch;
         let fetch = FetchConfig {
             allow_private: f.allow_private.unwrap_or(false),
-            timeout: Duration::from_millis(limited(&mut problems, "fetch.timeout_ms", f.timeout_ms)),
-            max_bytes: limited(&mut problems, "fetch.max_kb", f.max_kb) as usize
-                * 1024,
+            timeout: Duration::from_millis(limited(
+                &mut problems,
+                "fetch.timeout_ms",
+                f.timeout_ms,
+            )),
+            max_bytes: limited(&mut problems, "fetch.max_kb", f.max_kb) as usize * 1024,
         };
         let mut routes = BTreeMap::new();
         for (intent, names) in parsed.routes {
@@ -493,7 +514,11 @@ impl Config {
                     let known: Vec<&str> = providers.keys().map(String::as_str).collect();
                     problems.push(format!(
                         "routes.{intent}: no provider named {n:?} (configured: {})",
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
                     ));
                 }
             }
@@ -505,9 +530,21 @@ impl Config {
         let r = parsed.router;
         let router = RouterConfig {
             hedge: r.hedge.unwrap_or(true),
-            hedge_after: Duration::from_millis(limited(&mut problems, "router.hedge_after_ms", r.hedge_after_ms)),
-            cooldown: Duration::from_millis(limited(&mut problems, "router.cooldown_ms", r.cooldown_ms)),
-            first_token_timeout: Duration::from_millis(limited(&mut problems, "router.first_token_timeout_ms", r.first_token_timeout_ms)),
+            hedge_after: Duration::from_millis(limited(
+                &mut problems,
+                "router.hedge_after_ms",
+                r.hedge_after_ms,
+            )),
+            cooldown: Duration::from_millis(limited(
+                &mut problems,
+                "router.cooldown_ms",
+                r.cooldown_ms,
+            )),
+            first_token_timeout: Duration::from_millis(limited(
+                &mut problems,
+                "router.first_token_timeout_ms",
+                r.first_token_timeout_ms,
+            )),
             max_attempts: limited(&mut problems, "router.max_attempts", r.max_attempts) as usize,
             ledger: r.ledger.map(|p| expand_home(&p)),
         };

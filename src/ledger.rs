@@ -109,6 +109,8 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // a small page cache (256 KiB, not SQLite's 2 MB): the table is small and append-mostly
+    conn.pragma_update(None, "cache_size", -256)?;
     Ok(conn)
 }
 
@@ -175,7 +177,12 @@ impl Ledger {
 
     /// Queues one row for the writer thread.
     pub fn record(&self, row: Row) {
-        if let Some(tx) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(tx) = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             let _ = tx.send(Msg::Row(Box::new(row)));
         }
     }
@@ -183,14 +190,21 @@ impl Ledger {
     /// Waits (up to 5 s) until every row queued before this call is written.
     pub fn flush(&self) {
         let (done, wait) = mpsc::channel();
-        if let Some(tx) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some(tx) = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
             && tx.send(Msg::Flush(done)).is_ok()
         {
             let _ = wait.recv_timeout(Duration::from_secs(5));
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LedgerError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         f(&conn).map_err(|source| LedgerError {
             path: self.path.clone(),

@@ -5,10 +5,10 @@
 //! Streams are lazy and cancel-safe: dropping an [`EventStream`] drops the HTTP response, which
 //! closes the connection so the server stops generating.
 
-#[cfg(feature = "test-support")]
-pub mod fake;
 pub mod anthropic;
 pub mod azure;
+#[cfg(feature = "test-support")]
+pub mod fake;
 pub mod gemini;
 pub mod http;
 pub mod llamacpp;

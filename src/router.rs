@@ -29,13 +29,14 @@ mod run;
 pub mod splice;
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -137,14 +138,20 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Routed {
     /// A provider starts answering (its first token arrived).
-    Answering { provider: String, model: String },
+    Answering {
+        provider: String,
+        model: String,
+    },
     Text(String),
     ToolCall(ToolCall),
     /// Forget what was shown of this answer: a fallback provider answered differently, and what
     /// follows replaces it.
     Restart,
     /// `from` failed with `error`; the next candidate takes over with the whole conversation.
-    Fallback { from: String, error: ProviderError },
+    Fallback {
+        from: String,
+        error: ProviderError,
+    },
     /// Something the user should know: a soft budget crossed (once per budget and period), a
     /// cloud provider skipped for a hard budget.
     Notice(String),
@@ -252,10 +259,18 @@ pub struct Router {
     pub(crate) board: Mutex<Board>,
     pub(crate) sticky: Mutex<HashMap<String, String>>,
     pinned: RwLock<Option<String>>,
-    ledger: RwLock<Option<Arc<Ledger>>>,
+    ledger: RwLock<Slot>,
     spend: Mutex<SpendCache>,
     warned: Mutex<HashSet<String>>,
     pub(crate) last: Mutex<Option<(String, String)>>,
+}
+
+/// Where usage rows go: nowhere, an open ledger, or a file opened on first use (an idle editor
+/// never loads SQLite).
+enum Slot {
+    None,
+    Open(Arc<Ledger>),
+    Lazy(PathBuf, Arc<std::sync::OnceLock<Option<Arc<Ledger>>>>),
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -269,25 +284,58 @@ impl Router {
             board: Mutex::new(Board::default()),
             sticky: Mutex::new(HashMap::new()),
             pinned: RwLock::new(None),
-            ledger: RwLock::new(ledger),
+            ledger: RwLock::new(match ledger {
+                Some(l) => Slot::Open(l),
+                None => Slot::None,
+            }),
             spend: Mutex::new(SpendCache::default()),
             warned: Mutex::new(HashSet::new()),
             last: Mutex::new(None),
         })
     }
 
-    /// The ledger rows go to (`None`: it could not be opened).
-    pub fn ledger(&self) -> Option<Arc<Ledger>> {
-        self.ledger
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// A router recording to the ledger at `path`, opened when first needed.
+    pub fn with_ledger_at(path: PathBuf) -> Arc<Router> {
+        let r = Router::new(None);
+        r.set_ledger_path(path);
+        r
     }
 
-    /// Records to another ledger from now on (a new configuration named another file); budgets
-    /// re-read their spend from it.
-    pub fn set_ledger(&self, ledger: Option<Arc<Ledger>>) {
-        *self.ledger.write().unwrap_or_else(|e| e.into_inner()) = ledger;
+    /// The ledger rows go to, opened now if it was not (`None`: none, or it cannot be opened —
+    /// said once in the log).
+    pub fn ledger(&self) -> Option<Arc<Ledger>> {
+        let (path, cell) = match &*self.ledger.read().unwrap_or_else(|e| e.into_inner()) {
+            Slot::None => return None,
+            Slot::Open(l) => return Some(l.clone()),
+            Slot::Lazy(p, c) => (p.clone(), c.clone()),
+        };
+        cell.get_or_init(|| match Ledger::open(&path) {
+            Ok(l) => Some(Arc::new(l)),
+            Err(e) => {
+                tracing::warn!(error = %e, "usage ledger unavailable; usage is not recorded");
+                None
+            }
+        })
+        .clone()
+    }
+
+    /// The ledger's path (without opening it).
+    pub fn ledger_path(&self) -> Option<PathBuf> {
+        match &*self.ledger.read().unwrap_or_else(|e| e.into_inner()) {
+            Slot::None => None,
+            Slot::Open(l) => Some(l.path().to_path_buf()),
+            Slot::Lazy(p, _) => Some(p.clone()),
+        }
+    }
+
+    /// Records to the ledger at `path` from now on (opened on first use; a new configuration
+    /// named another file); budgets re-read their spend from it.
+    pub fn set_ledger_path(&self, path: PathBuf) {
+        if self.ledger_path().as_deref() == Some(path.as_path()) {
+            return;
+        }
+        *self.ledger.write().unwrap_or_else(|e| e.into_inner()) =
+            Slot::Lazy(path, Arc::new(std::sync::OnceLock::new()));
         lock(&self.spend).read_at = None;
     }
 
@@ -304,7 +352,10 @@ impl Router {
     }
 
     pub fn pinned(&self) -> Option<String> {
-        self.pinned.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.pinned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every provider's measured record.
@@ -318,11 +369,26 @@ impl Router {
     }
 
     /// Spend per provider today / this month, from the ledger (re-read every 5 s) plus what this
-    /// process spent since.
+    /// process spent since. Opens the ledger if needed (budget checks).
     pub fn spend(&self) -> HashMap<String, Spend> {
+        self.spend_from(self.ledger())
+    }
+
+    /// [`Router::spend`] for status lines: reads the ledger only once something opened it (the
+    /// first request does), so an idle editor's status never loads SQLite.
+    pub fn spend_if_open(&self) -> HashMap<String, Spend> {
+        let open = match &*self.ledger.read().unwrap_or_else(|e| e.into_inner()) {
+            Slot::None => None,
+            Slot::Open(l) => Some(l.clone()),
+            Slot::Lazy(_, c) => c.get().cloned().flatten(),
+        };
+        self.spend_from(open)
+    }
+
+    fn spend_from(&self, ledger: Option<Arc<Ledger>>) -> HashMap<String, Spend> {
         let mut c = lock(&self.spend);
         let stale = c.read_at.is_none_or(|t| t.elapsed() >= SPEND_REFRESH);
-        if stale && let Some(l) = self.ledger() {
+        if stale && let Some(l) = ledger {
             match l.spend() {
                 Ok(rows) => {
                     c.map = rows.into_iter().collect();
@@ -427,4 +493,3 @@ impl Router {
         lock(&self.warned).insert(key)
     }
 }
-

@@ -310,8 +310,14 @@ fn fake_keys_never_reach_output_logs_ledger_or_audit_log() {
         "trace",
         "hello",
     ]);
-    assert!(ask.contains("\"provider\":\"good\""), "the third answers: {ask}");
-    assert!(ask.contains("\"error\":\"auth\""), "the 401 and the key command are auth errors: {ask}");
+    assert!(
+        ask.contains("\"provider\":\"good\""),
+        "the third answers: {ask}"
+    );
+    assert!(
+        ask.contains("\"error\":\"auth\""),
+        "the 401 and the key command are auth errors: {ask}"
+    );
     let mut all = ask;
     all += &run(&["doctor"]);
     all += &run(&["models", "--probe"]);

@@ -205,7 +205,10 @@ fn live_anthropic_messages_endpoint_streams_text_and_usage(url: &str) {
     rt().block_on(async {
         let p = at_llama("anthropic", url);
         let req = ChatRequest::new(
-            vec![Message::system("Answer briefly."), Message::user("Name a colour.")],
+            vec![
+                Message::system("Answer briefly."),
+                Message::user("Name a colour."),
+            ],
             8,
             0.0,
         );
@@ -216,8 +219,14 @@ fn live_anthropic_messages_endpoint_streams_text_and_usage(url: &str) {
             _ => None,
         });
         let u = usage.expect("usage from message_start/message_delta");
-        assert!(u.input_tokens > 0 && (1..=8).contains(&u.output_tokens), "{u:?}");
-        assert!(other.contains(&Event::Finish(FinishReason::Length)) || other.contains(&Event::Finish(FinishReason::Stop)));
+        assert!(
+            u.input_tokens > 0 && (1..=8).contains(&u.output_tokens),
+            "{u:?}"
+        );
+        assert!(
+            other.contains(&Event::Finish(FinishReason::Length))
+                || other.contains(&Event::Finish(FinishReason::Stop))
+        );
     });
 }
 
@@ -280,7 +289,11 @@ fn live_zeke_ask_json_falls_back_to_llama_server(url: &str) {
         .env("XDG_STATE_HOME", dir.path().join("state"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -330,9 +343,11 @@ fn live_llama_server_continues_an_answer_cut_off_elsewhere(url: &str) {
         let set = app.configure(config).await;
         let pool: std::sync::Arc<dyn Pool> = set;
         let req = ChatRequest::new(vec![Message::user("Write a Python function add.")], 12, 0.0);
-        let mut s = app
-            .router
-            .chat(pool, RouteRequest::new(zeke::core::llm::Intent::Chat, Surface::Cli), req);
+        let mut s = app.router.chat(
+            pool,
+            RouteRequest::new(zeke::core::llm::Intent::Chat, Surface::Cli),
+            req,
+        );
         let (mut text, mut before, mut restarts, mut done) = (String::new(), None, 0, None);
         while let Some(item) = s.next().await {
             match item.expect("llama-server answers") {
@@ -346,8 +361,14 @@ fn live_llama_server_continues_an_answer_cut_off_elsewhere(url: &str) {
         let before = before.expect("the cut stream fell back");
         assert_eq!(before, "def add(a,");
         assert_eq!(restarts, 0);
-        assert!(text.starts_with(&before) && text.len() > before.len(), "{text:?}");
-        assert!(!text[before.len()..].starts_with("def add(a,"), "not shown twice: {text:?}");
+        assert!(
+            text.starts_with(&before) && text.len() > before.len(),
+            "{text:?}"
+        );
+        assert!(
+            !text[before.len()..].starts_with("def add(a,"),
+            "not shown twice: {text:?}"
+        );
         assert_eq!(done.unwrap().provider.as_deref(), Some("llama"));
     });
 }

@@ -136,13 +136,43 @@ fn every_fault_falls_back_with_the_whole_conversation_and_the_answer_shown_once(
         format!("http://127.0.0.1:{p}")
     };
     let cases: Vec<(&str, String, &str, ErrorKind)> = vec![
-        ("429", url(&tag("p"), "status/429"), "openai", ErrorKind::RateLimited),
-        ("500", url(&tag("p"), "status/500"), "openai", ErrorKind::Unavailable),
-        ("529", url(&tag("p"), "status/529"), "openai", ErrorKind::Overloaded),
+        (
+            "429",
+            url(&tag("p"), "status/429"),
+            "openai",
+            ErrorKind::RateLimited,
+        ),
+        (
+            "500",
+            url(&tag("p"), "status/500"),
+            "openai",
+            ErrorKind::Unavailable,
+        ),
+        (
+            "529",
+            url(&tag("p"), "status/529"),
+            "openai",
+            ErrorKind::Overloaded,
+        ),
         ("refused", closed, "openai", ErrorKind::Unavailable),
-        ("no first token", url(&tag("p"), "hang"), "openai", ErrorKind::Timeout),
-        ("cut mid-answer", url(&tag("p"), "cutafter/3"), "openai", ErrorKind::Malformed),
-        ("malformed SSE", url(&tag("p"), "malformed"), "openai", ErrorKind::Malformed),
+        (
+            "no first token",
+            url(&tag("p"), "hang"),
+            "openai",
+            ErrorKind::Timeout,
+        ),
+        (
+            "cut mid-answer",
+            url(&tag("p"), "cutafter/3"),
+            "openai",
+            ErrorKind::Malformed,
+        ),
+        (
+            "malformed SSE",
+            url(&tag("p"), "malformed"),
+            "openai",
+            ErrorKind::Malformed,
+        ),
         (
             "anthropic error event after 200",
             url(&tag("p"), "replay/anthropic_error_after_200.sse"),
@@ -197,7 +227,11 @@ fn every_fault_falls_back_with_the_whole_conversation_and_the_answer_shown_once(
             };
             assert_eq!(seen.text, want, "{what}: nothing is shown twice");
             if shown_before.is_empty() {
-                assert_eq!(roles, ["system", "user", "assistant", "tool", "user"], "{what}");
+                assert_eq!(
+                    roles,
+                    ["system", "user", "assistant", "tool", "user"],
+                    "{what}"
+                );
             } else {
                 // llama-server continues a trailing assistant message: it gets what was shown
                 assert_eq!(
@@ -277,11 +311,20 @@ fn a_provider_that_continues_picks_up_the_cut_answer_where_it_stopped() {
         .await;
         let seen = run_items(chat(&w, Intent::Chat, conversation())).await;
         assert!(seen.done.is_some(), "{:?}", seen.failure);
-        assert!(!seen.items.contains(&Routed::Restart), "a continuation, not a restart");
-        assert_eq!(seen.text, "def add`add` returns the sum of its two arguments.");
+        assert!(
+            !seen.items.contains(&Routed::Restart),
+            "a continuation, not a restart"
+        );
+        assert_eq!(
+            seen.text,
+            "def add`add` returns the sum of its two arguments."
+        );
         // Anthropic got the shown text as the assistant turn to continue (prefill)
         let st = tag_stats(&ts).await;
-        let msgs = st["requests"][0]["body"]["messages"].as_array().unwrap().clone();
+        let msgs = st["requests"][0]["body"]["messages"]
+            .as_array()
+            .unwrap()
+            .clone();
         let last = msgs.last().unwrap();
         assert_eq!(last["role"], "assistant");
         assert_eq!(last["content"][0]["text"], "def add");
@@ -292,7 +335,12 @@ fn a_provider_that_continues_picks_up_the_cut_answer_where_it_stopped() {
 fn a_failing_provider_cools_down_and_is_skipped() {
     rt().block_on(async {
         let tp = tag("p");
-        let w = world(two(&url(&tp, "status/500"), "openai", &url(&tag("s"), "ok"))).await;
+        let w = world(two(
+            &url(&tp, "status/500"),
+            "openai",
+            &url(&tag("s"), "ok"),
+        ))
+        .await;
         let first = run_items(chat(&w, Intent::Chat, conversation())).await;
         assert_eq!(first.done.unwrap().attempts.len(), 2);
         let second = run_items(chat(&w, Intent::Chat, conversation())).await;
@@ -372,8 +420,15 @@ fn hedging_starts_a_backup_after_the_delay_and_closes_the_losers_connection() {
         let d = seen.done.expect("the hedge answers");
         assert!(d.hedged);
         assert_eq!(d.provider.as_deref(), Some("b"));
-        assert!(started.elapsed() < Duration::from_millis(1400), "did not wait for a");
-        assert!(d.attempts.iter().any(|a| a.provider == "a" && a.hedge_loser));
+        assert!(
+            started.elapsed() < Duration::from_millis(1400),
+            "did not wait for a"
+        );
+        assert!(
+            d.attempts
+                .iter()
+                .any(|a| a.provider == "a" && a.hedge_loser)
+        );
         // the loser's server sees its connection closed when it starts writing
         let deadline = Instant::now() + Duration::from_secs(6);
         loop {
@@ -382,7 +437,10 @@ fn hedging_starts_a_backup_after_the_delay_and_closes_the_losers_connection() {
                 assert_eq!(s["completed"], 0);
                 break;
             }
-            assert!(Instant::now() < deadline, "the loser was never cancelled: {s}");
+            assert!(
+                Instant::now() < deadline,
+                "the loser was never cancelled: {s}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(tag_stats(&tb).await["completed"], 1);
@@ -469,7 +527,12 @@ fn a_conversation_sticks_to_the_provider_that_answered_it() {
 #[test]
 fn every_request_is_one_ledger_row() {
     rt().block_on(async {
-        let w = world(two(&url(&tag("p"), "status/500"), "openai", &url(&tag("s"), "ok"))).await;
+        let w = world(two(
+            &url(&tag("p"), "status/500"),
+            "openai",
+            &url(&tag("s"), "ok"),
+        ))
+        .await;
         let _ = run_items(chat(&w, Intent::Chat, conversation())).await;
         // dropped after the first text: still recorded
         let mut s = chat(&w, Intent::Explain, conversation());
@@ -482,15 +545,61 @@ fn every_request_is_one_ledger_row() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ledger = w.app.router.ledger().unwrap();
         ledger.flush();
-        let sum = zeke::ledger::Ledger::open(&w.ledger).unwrap().summary(10).unwrap();
+        let sum = zeke::ledger::Ledger::open(&w.ledger)
+            .unwrap()
+            .summary(10)
+            .unwrap();
         assert_eq!(sum.last.len(), 2, "{:?}", sum.last);
         let chat_row = sum.last.iter().find(|r| r.intent == "chat").unwrap();
         assert_eq!(
-            (chat_row.provider.as_str(), chat_row.outcome.as_str(), chat_row.fallbacks),
+            (
+                chat_row.provider.as_str(),
+                chat_row.outcome.as_str(),
+                chat_row.fallbacks
+            ),
             ("secondary", "ok", 1)
         );
         assert_eq!(chat_row.surface, "cli");
         assert!(chat_row.ttft_ms.is_some());
         assert_eq!(chat_row.input_tokens, 5, "usage as the server reported it");
+    });
+}
+
+#[test]
+fn anthropic_cache_reads_are_priced_as_cache_reads_and_recorded() {
+    rt().block_on(async {
+        let w = world(json!({
+            "providers": {
+                "claude": {"kind": "anthropic", "model": "claude-sonnet-4-5", "local": false,
+                           "url": url(&tag("a"), "replay/anthropic_tool_use.sse"),
+                           "api_key_env": "ZEKE_TEST_ROUTER_KEY"},
+            },
+        }))
+        .await;
+        let seen = run_items(chat(&w, Intent::Chat, conversation())).await;
+        let d = seen.done.expect("answered");
+        assert!(
+            seen.items.iter().any(|i| matches!(i, Routed::ToolCall(_))),
+            "the tool call is passed on"
+        );
+        assert_eq!(
+            (
+                d.usage.input_tokens,
+                d.usage.cached_input_tokens,
+                d.usage.output_tokens
+            ),
+            (14 + 2310, 2310, 87)
+        );
+        // claude-sonnet-4-5 in the bundled table: $3 in, $0.30 cache read, $15 out per Mtok
+        // 14 × 3 + 2310 × 0.30 + 87 × 15 = 42 + 693 + 1305 = 2040 → $0.002040
+        assert!((d.cost_usd - 0.002040).abs() < 1e-9, "{}", d.cost_usd);
+        assert!(!d.cost_estimated);
+        w.app.router.ledger().unwrap().flush();
+        let rows = zeke::ledger::Ledger::open(&w.ledger)
+            .unwrap()
+            .summary(5)
+            .unwrap();
+        assert!((rows.last[0].cost_usd - 0.002040).abs() < 1e-9);
+        assert_eq!(rows.last[0].cached_input_tokens, 2310);
     });
 }

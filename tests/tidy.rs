@@ -377,7 +377,10 @@ fn layers_point_one_way() {
             [&surfaces[..], &["crate::app", "crate::providers", "rmcp"]].concat(),
         ),
         // the router sees providers only through `Provider` and `core::llm`, and knows no surface
-        ("router", [&surfaces[..], &["crate::app", "rmpv", "nvim_rs", "rmcp"]].concat()),
+        (
+            "router",
+            [&surfaces[..], &["crate::app", "rmpv", "nvim_rs", "rmcp"]].concat(),
+        ),
         // the ledger is storage: it knows rows, not who writes them
         (
             "ledger.rs",

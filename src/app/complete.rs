@@ -13,9 +13,9 @@ use futures_util::StreamExt;
 use crate::app::{App, Job, Sink, Stats, UiEvent};
 use crate::core::context::fim_context;
 use crate::core::llm::{ErrorKind, FimRequest, Intent, ProviderError};
-use crate::router::{Pool, RouteRequest, Routed, Surface};
 use crate::core::suggestion::{Shape, shape};
 use crate::core::text::BufferText;
+use crate::router::{Pool, RouteRequest, Routed, Surface};
 
 /// A completion request as the editor sends it. Positions are 0-based (row, byte col).
 #[derive(Debug, Clone)]
@@ -109,9 +109,11 @@ async fn run(
     };
     let pool: Arc<dyn Pool> = setup.clone();
     let sent = Instant::now();
-    let mut stream = app
-        .router
-        .fim(pool, RouteRequest::new(Intent::Complete, Surface::Nvim), req);
+    let mut stream = app.router.fim(
+        pool,
+        RouteRequest::new(Intent::Complete, Surface::Nvim),
+        req,
+    );
     let mut raw = String::new();
     let mut shown = String::new();
     let mut first_sent = false;

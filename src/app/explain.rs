@@ -7,10 +7,10 @@ use futures_util::StreamExt;
 
 use crate::app::{App, Job, Sink, Stats, UiEvent};
 use crate::core::llm::{ErrorKind, Intent, ProviderError};
-use crate::router::{Pool, RouteRequest, Routed, Surface};
 use crate::core::prompt::{self, ExplainInput};
 use crate::core::syntax;
 use crate::core::text::BufferText;
+use crate::router::{Pool, RouteRequest, Routed, Surface};
 
 /// Most bytes of code sent for one explanation.
 const MAX_CODE_BYTES: usize = 24 * 1024;
@@ -124,11 +124,9 @@ async fn run(
         setup.config.explain.max_tokens,
     );
     let pool: Arc<dyn Pool> = setup.clone();
-    let mut stream = app.router.chat(
-        pool,
-        RouteRequest::new(Intent::Explain, Surface::Nvim),
-        req,
-    );
+    let mut stream = app
+        .router
+        .chat(pool, RouteRequest::new(Intent::Explain, Surface::Nvim), req);
     let (mut name, mut model) = (String::new(), String::new());
     let mut sent_any = false;
     let mut restart = false;

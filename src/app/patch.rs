@@ -21,12 +21,12 @@ use crate::app::gate::{Gate, How, Step};
 use crate::app::grants::GrantScope;
 use crate::app::{App, Job, Sink, UiEvent};
 use crate::core::llm::{ErrorKind, Intent, ProviderError};
-use crate::router::{Pool, RouteRequest, Routed, RoutedStream, Surface};
 use crate::core::patch::{self, Answer, Edit, Hunk, PatchError};
 use crate::core::policy::{Capability, Decision, Rule, Scope};
 use crate::core::prompt::{self, Diagnostic, PatchInput};
 use crate::core::testfile;
 use crate::core::text::BufferText;
+use crate::router::{Pool, RouteRequest, Routed, RoutedStream, Surface};
 
 /// The capability a patch needs: it changes the user's files (through their buffers).
 pub const CAPABILITY: Capability = Capability::FsWrite;
@@ -661,7 +661,10 @@ async fn collect(
                 });
             }
             Routed::Notice(message) => {
-                let _ = sink.send(UiEvent::Notice { job: p.job, message });
+                let _ = sink.send(UiEvent::Notice {
+                    job: p.job,
+                    message,
+                });
             }
             Routed::ToolCall(_) => {}
             Routed::Done(_) => break,

@@ -12,8 +12,8 @@ use tokio::sync::OnceCell;
 use crate::app::Job;
 use crate::config::{Config, KeySource, ProviderConfig, ProviderKind};
 use crate::core::llm::{ErrorKind, ProviderError};
-use crate::router::pricing;
 use crate::providers::{self, Provider, Secret, http};
+use crate::router::pricing;
 use crate::router::{CandidateInfo, Pool};
 use futures_util::future::BoxFuture;
 
@@ -170,11 +170,15 @@ impl ProviderSet {
                 if entry.cfg.local && p.info().model().is_none() {
                     // a local server names the model it loaded: learn it once (≤ 500 ms), so
                     // answers, the ledger and the status line name it
-                    let _ = tokio::time::timeout(LEARN_TIMEOUT, p.probe().next()).await.ok().flatten().map(|r| {
-                        if let Ok(m) = r {
-                            p.info().learn_model(&m);
-                        }
-                    });
+                    let _ = tokio::time::timeout(LEARN_TIMEOUT, p.probe().next())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| {
+                            if let Ok(m) = r {
+                                p.info().learn_model(&m);
+                            }
+                        });
                 }
                 Ok(p)
             })
@@ -244,7 +248,8 @@ impl ProviderSet {
                     .and_then(|m| pricing::lookup(e.cfg.kind.as_str(), m));
                 let o = &e.cfg.overrides;
                 let table = known.map(|k| k.price);
-                let any_override = o.input_cost_per_mtok.is_some() || o.output_cost_per_mtok.is_some();
+                let any_override =
+                    o.input_cost_per_mtok.is_some() || o.output_cost_per_mtok.is_some();
                 let price = if e.cfg.local {
                     None
                 } else if table.is_some() || any_override {
@@ -257,8 +262,12 @@ impl ProviderSet {
                     Some(pricing::Price {
                         input_per_mtok: o.input_cost_per_mtok.unwrap_or(t.input_per_mtok),
                         output_per_mtok: o.output_cost_per_mtok.unwrap_or(t.output_per_mtok),
-                        cached_input_per_mtok: o.cached_input_cost_per_mtok.or(t.cached_input_per_mtok),
-                        cache_write_per_mtok: o.cache_write_cost_per_mtok.or(t.cache_write_per_mtok),
+                        cached_input_per_mtok: o
+                            .cached_input_cost_per_mtok
+                            .or(t.cached_input_per_mtok),
+                        cache_write_per_mtok: o
+                            .cache_write_cost_per_mtok
+                            .or(t.cache_write_per_mtok),
                     })
                 } else {
                     None
@@ -269,7 +278,10 @@ impl ProviderSet {
                     local: e.cfg.local,
                     tools: e.cfg.kind != ProviderKind::Fake && known.is_none_or(|k| k.tools),
                     native_fim: built.is_some_and(|p| p.native_fim())
-                        || matches!(e.cfg.kind, ProviderKind::Mistral | ProviderKind::Deepseek | ProviderKind::Ollama),
+                        || matches!(
+                            e.cfg.kind,
+                            ProviderKind::Mistral | ProviderKind::Deepseek | ProviderKind::Ollama
+                        ),
                     context_window: o
                         .context_window
                         .or_else(|| built.and_then(|p| p.context_window()))

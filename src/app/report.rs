@@ -48,7 +48,11 @@ pub fn usage(config: &Config, path: &Path, s: &Summary) -> Value {
 
 fn cooling_s(h: Option<&Health>) -> Option<u64> {
     h.and_then(|h| h.cooling(std::time::Instant::now()))
-        .map(|u| u.saturating_duration_since(std::time::Instant::now()).as_secs().max(1))
+        .map(|u| {
+            u.saturating_duration_since(std::time::Instant::now())
+                .as_secs()
+                .max(1)
+        })
 }
 
 /// One object per configured provider: `{provider, kind, model, local, context_window,
@@ -97,13 +101,19 @@ pub fn models(app: &App, set: &ProviderSet, health: &[ProviderHealth]) -> Vec<Va
 /// budget: {…} | null, budget_near: bool}` — near = 80 % of a daily or monthly total budget, or
 /// of a provider's own.
 pub fn router_status(app: &App, set: &ProviderSet) -> Value {
-    let spend = app.router.spend();
+    let cfg = Pool::config(set);
+    let budgets = cfg.budget.is_some() || cfg.providers.values().any(|p| p.budget.is_some());
+    // with budgets the spend matters now; else the ledger is read once a request opened it
+    let spend = if budgets {
+        app.router.spend()
+    } else {
+        app.router.spend_if_open()
+    };
     let today: f64 = spend.values().map(|s| s.today_usd).sum::<f64>() + 0.0;
     let month: f64 = spend.values().map(|s| s.month_usd).sum::<f64>() + 0.0;
     let near = |b: &crate::config::Budget, t: f64, m: f64| {
         b.daily_usd.is_some_and(|d| t >= 0.8 * d) || b.monthly_usd.is_some_and(|l| m >= 0.8 * l)
     };
-    let cfg = Pool::config(set);
     let mut budget_near = cfg.budget.as_ref().is_some_and(|b| near(b, today, month));
     for (name, p) in &cfg.providers {
         if let Some(b) = &p.budget {

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::app::{App, report};
 use crate::core::llm::{ChatRequest, Intent, Message, ProviderError, Usage};
-use crate::router::pricing;
 use crate::logging::LogArgs;
+use crate::router::pricing;
 use crate::router::{Attempt, Pool, RouteRequest, Routed, Summary, Surface};
 
 use super::{runtime, start};
@@ -225,7 +225,10 @@ pub fn usage(log: LogArgs, json_out: bool, last: usize) -> anyhow::Result<i32> {
         }
     }
     if let Some(b) = config.budget {
-        let limit = |v: Option<f64>| v.map(|v| format!("${v:.2}")).unwrap_or_else(|| "none".into());
+        let limit = |v: Option<f64>| {
+            v.map(|v| format!("${v:.2}"))
+                .unwrap_or_else(|| "none".into())
+        };
         println!(
             "budget ({:?}): daily {} · monthly {}",
             b.mode,
@@ -255,7 +258,11 @@ pub fn usage(log: LogArgs, json_out: bool, last: usize) -> anyhow::Result<i32> {
             r.total_ms,
             r.outcome,
             if r.fallbacks > 0 {
-                format!(" ({} fallback{})", r.fallbacks, if r.fallbacks == 1 { "" } else { "s" })
+                format!(
+                    " ({} fallback{})",
+                    r.fallbacks,
+                    if r.fallbacks == 1 { "" } else { "s" }
+                )
             } else {
                 String::new()
             }
@@ -277,7 +284,11 @@ fn format_utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// `zeke models [--json] [--probe]`: every candidate with what the router knows of it.
@@ -307,11 +318,7 @@ pub fn models(log: LogArgs, json_out: bool, probe: bool) -> anyhow::Result<i32> 
             let price = match &r["price_per_mtok"] {
                 Value::Null if r["local"] == true => "free (local)".to_string(),
                 Value::Null => "price unknown".to_string(),
-                p => format!(
-                    "${}/${} per Mtok in/out",
-                    p["input"],
-                    p["output"]
-                ),
+                p => format!("${}/${} per Mtok in/out", p["input"], p["output"]),
             };
             println!(
                 "{:<14} {:<10} {:<30} ctx {:<9} {:<28} tools {:<5} fim {:<5}{}{}",
@@ -330,7 +337,10 @@ pub fn models(log: LogArgs, json_out: bool, probe: bool) -> anyhow::Result<i32> 
                     Some(false) => format!("  UNREACHABLE: {}", r["detail"].as_str().unwrap_or("")),
                     None => String::new(),
                 },
-                r["key"].as_str().map(|k| format!(" · key {k}")).unwrap_or_default(),
+                r["key"]
+                    .as_str()
+                    .map(|k| format!(" · key {k}"))
+                    .unwrap_or_default(),
             );
         }
         println!("prices: {}", pricing::table_source());

@@ -141,7 +141,9 @@ pub(super) fn budget(key: &str, b: RawBudget, problems: &mut Vec<String>) -> Opt
         None | Some("soft") => BudgetMode::Soft,
         Some("hard") => BudgetMode::Hard,
         Some(m) => {
-            problems.push(format!("{key}.mode: must be \"soft\" or \"hard\" (got {m:?})"));
+            problems.push(format!(
+                "{key}.mode: must be \"soft\" or \"hard\" (got {m:?})"
+            ));
             return None;
         }
     };
@@ -159,4 +161,3 @@ pub(super) fn budget(key: &str, b: RawBudget, problems: &mut Vec<String>) -> Opt
         mode,
     })
 }
-

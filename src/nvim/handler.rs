@@ -390,7 +390,11 @@ impl NvimHandler {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let set = self.app.setup();
-        let health = if probe { set.health().await } else { Vec::new() };
+        let health = if probe {
+            set.health().await
+        } else {
+            Vec::new()
+        };
         let rows = crate::app::report::models(&self.app, &set, &health);
         json_value(&serde_json::json!({
             "providers": rows,

@@ -144,7 +144,8 @@ pub fn chat_body(req: &ChatRequest, _model: &str) -> Value {
         .collect();
     let mut config = json!({"maxOutputTokens": req.max_tokens, "temperature": req.temperature});
     if !req.stop.is_empty() {
-        config["stopSequences"] = json!(req.stop);
+        // Gemini takes at most 5 stop sequences (more is a 400)
+        config["stopSequences"] = json!(req.stop.iter().take(5).collect::<Vec<_>>());
     }
     let mut body = json!({"contents": contents, "generationConfig": config});
     if !system.is_empty() {

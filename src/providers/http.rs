@@ -267,9 +267,8 @@ where
             Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
             Ok(resp) => frames(resp)
                 .map(move |frame| {
-                    let r = frame.and_then(|f| {
-                        decode.lock().unwrap_or_else(|e| e.into_inner()).map(&f)
-                    });
+                    let r = frame
+                        .and_then(|f| decode.lock().unwrap_or_else(|e| e.into_inner()).map(&f));
                     match r {
                         Ok(evs) => futures_util::stream::iter(evs.into_iter().map(Ok)).boxed(),
                         Err(e) => futures_util::stream::iter([Err(e)]).boxed(),

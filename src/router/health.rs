@@ -71,9 +71,15 @@ pub fn is_quota_exhausted(e: &ProviderError) -> bool {
         return false;
     }
     let m = e.message.to_ascii_lowercase();
-    ["quota", "billing", "credit", "insufficient_quota", "resource_exhausted"]
-        .iter()
-        .any(|w| m.contains(w))
+    [
+        "quota",
+        "billing",
+        "credit",
+        "insufficient_quota",
+        "resource_exhausted",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
 }
 
 impl Board {
@@ -181,7 +187,10 @@ mod tests {
         let mut b = Board::default();
         let mut e = ProviderError::new(ErrorKind::RateLimited, "HTTP 429: slow down");
         e.retry_after = Some(Duration::from_secs(7));
-        assert_eq!(b.failure("a", &e, cd, now), Some(now + Duration::from_secs(7)));
+        assert_eq!(
+            b.failure("a", &e, cd, now),
+            Some(now + Duration::from_secs(7))
+        );
         assert!(!b.get("a").unwrap().quota_exhausted);
         let q = ProviderError::new(
             ErrorKind::RateLimited,
@@ -190,7 +199,11 @@ mod tests {
         b.failure("q", &q, cd, now);
         assert!(b.get("q").unwrap().quota_exhausted);
         let t = ProviderError::new(ErrorKind::Timeout, "slow");
-        assert_eq!(b.failure("t", &t, cd, now), None, "one timeout is not a pattern");
+        assert_eq!(
+            b.failure("t", &t, cd, now),
+            None,
+            "one timeout is not a pattern"
+        );
         assert_eq!(b.failure("t", &t, cd, now), Some(now + cd));
         let i = ProviderError::new(ErrorKind::ContextTooLarge, "too long");
         assert_eq!(b.failure("i", &i, cd, now), None);

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use crate::config::{Budget, BudgetMode, ProviderKind};
 use crate::core::llm::{ErrorKind, Intent};
-use crate::router::pricing::{self, Price};
 use crate::ledger::Spend;
+use crate::router::pricing::{self, Price};
 
 use super::health::Health;
 
@@ -121,9 +121,15 @@ pub enum Skip {
     /// Needs a key that is not set.
     NoKey(String),
     NoTools,
-    ContextWindow { window: u32, need: u32 },
+    ContextWindow {
+        window: u32,
+        need: u32,
+    },
     QuotaExhausted,
-    CoolingDown { secs_left: u64, last: Option<ErrorKind> },
+    CoolingDown {
+        secs_left: u64,
+        last: Option<ErrorKind>,
+    },
     Budget(BudgetHit),
 }
 
@@ -241,7 +247,8 @@ pub fn plan(inp: &Inputs<'_>, need: &Need) -> Plan {
     for c in pool {
         let need_tokens = need.est_tokens.saturating_add(need.max_output);
         if let Some(hint) = &c.key_missing {
-            out.skipped.push((c.name.clone(), Skip::NoKey(hint.clone())));
+            out.skipped
+                .push((c.name.clone(), Skip::NoKey(hint.clone())));
             continue;
         }
         if need.tools && !c.tools {
@@ -282,7 +289,8 @@ pub fn plan(inp: &Inputs<'_>, need: &Need) -> Plan {
                 )
                 .collect();
             if let Some(hard) = hits.iter().find(|h| h.mode == BudgetMode::Hard) {
-                out.skipped.push((c.name.clone(), Skip::Budget(hard.clone())));
+                out.skipped
+                    .push((c.name.clone(), Skip::Budget(hard.clone())));
                 continue;
             }
             for h in hits {
@@ -357,7 +365,12 @@ mod tests {
     use crate::core::llm::ProviderError;
     use crate::router::health::Board;
 
-    fn cand(name: &str, kind: ProviderKind, local: bool, price: Option<(f64, f64)>) -> CandidateInfo {
+    fn cand(
+        name: &str,
+        kind: ProviderKind,
+        local: bool,
+        price: Option<(f64, f64)>,
+    ) -> CandidateInfo {
         CandidateInfo {
             name: name.into(),
             kind,
@@ -443,17 +456,35 @@ mod tests {
     fn local_first_for_short_hops_price_for_long() {
         let w = World::new();
         let now = Instant::now();
-        w.check(Intent::Complete, 500, false, now, expect![[r#"
+        w.check(
+            Intent::Complete,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: local, codestral, claude
-        "#]]);
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        "#]],
+        );
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: local, codestral, claude
-        "#]]);
+        "#]],
+        );
         // too big for the local window (8192): cloud only, cheapest first
-        w.check(Intent::Chat, 9_000, false, now, expect![[r#"
+        w.check(
+            Intent::Chat,
+            9_000,
+            false,
+            now,
+            expect![[r#"
             order: codestral, claude
             skip local: context window 8192 tokens < ~10000 needed
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
@@ -462,17 +493,35 @@ mod tests {
         let now = Instant::now();
         w.routes
             .insert(Intent::Chat, vec!["claude".into(), "local".into()]);
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: claude, local
-        "#]]);
+        "#]],
+        );
         w.sticky = Some("local");
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: local, claude
-        "#]]);
+        "#]],
+        );
         w.pinned = Some("codestral"); // not in the route, but the user picked it
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: codestral, local, claude
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
@@ -481,9 +530,15 @@ mod tests {
         let now = Instant::now();
         w.board.first_token("claude", Duration::from_millis(300));
         w.board.first_token("codestral", Duration::from_millis(900));
-        w.check(Intent::Fix, 5_000, false, now, expect![[r#"
+        w.check(
+            Intent::Fix,
+            5_000,
+            false,
+            now,
+            expect![[r#"
             order: claude, codestral, local
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
@@ -494,19 +549,33 @@ mod tests {
         rl.retry_after = Some(Duration::from_secs(7));
         w.board.failure("local", &rl, Duration::from_secs(30), now);
         let q = ProviderError::new(ErrorKind::RateLimited, "HTTP 429: insufficient_quota");
-        w.board.failure("codestral", &q, Duration::from_secs(30), now);
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        w.board
+            .failure("codestral", &q, Duration::from_secs(30), now);
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: claude
             skip codestral: quota exhausted
             skip local: cooling down for 7 s after rate_limited
-        "#]]);
+        "#]],
+        );
         let down = ProviderError::new(ErrorKind::Unavailable, "refused");
-        w.board.failure("claude", &down, Duration::from_secs(30), now);
+        w.board
+            .failure("claude", &down, Duration::from_secs(30), now);
         // every usable one cools: tried anyway, soonest first; the exhausted quota never
-        w.check(Intent::Chat, 500, false, now, expect![[r#"
+        w.check(
+            Intent::Chat,
+            500,
+            false,
+            now,
+            expect![[r#"
             order: local, claude
             skip codestral: quota exhausted
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
@@ -532,9 +601,9 @@ mod tests {
         });
         w.check(Intent::Chat, 9_000, false, now, expect![[r#"
             order: codestral
-            skip claude: claude's daily budget: $0.9900 spent of $1.00 (providers.claude.budget.daily_usd)
+            skip claude: claude's daily budget: $0.9900 spent of $1.00, and this request may cost up to $0.0420 (providers.claude.budget.daily_usd)
             skip local: context window 8192 tokens < ~10000 needed
-            warn: total monthly budget: $4.0000 spent of $4.00 (budget.monthly_usd)
+            warn: total monthly budget is spent: $4.0000 of $4.00 (budget.monthly_usd)
         "#]]);
         // a hard total stops every cloud call; the local model still answers
         w.total = Some(Budget {
@@ -544,8 +613,8 @@ mod tests {
         });
         w.check(Intent::Chat, 500, false, now, expect![[r#"
             order: local
-            skip claude: claude's daily budget: $0.9900 spent of $1.00 (providers.claude.budget.daily_usd)
-            skip codestral: total daily budget: $0.9900 spent of $0.50 (budget.daily_usd)
+            skip claude: claude's daily budget: $0.9900 spent of $1.00, and this request may cost up to $0.0165 (providers.claude.budget.daily_usd)
+            skip codestral: total daily budget is spent: $0.9900 of $0.50 (budget.daily_usd)
         "#]]);
     }
 
@@ -553,20 +622,32 @@ mod tests {
     fn a_missing_key_is_skipped_with_what_to_set() {
         let mut w = World::new();
         w.cands[0].key_missing = Some("set the environment variable ANTHROPIC_API_KEY".into());
-        w.check(Intent::Chat, 9_000, false, Instant::now(), expect![[r#"
+        w.check(
+            Intent::Chat,
+            9_000,
+            false,
+            Instant::now(),
+            expect![[r#"
             order: codestral
             skip claude: no API key (set the environment variable ANTHROPIC_API_KEY)
             skip local: context window 8192 tokens < ~10000 needed
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
     fn tools_filter() {
         let mut w = World::new();
         w.cands[2].tools = false;
-        w.check(Intent::Chat, 100, true, Instant::now(), expect![[r#"
+        w.check(
+            Intent::Chat,
+            100,
+            true,
+            Instant::now(),
+            expect![[r#"
             order: codestral, claude
             skip local: cannot take tools
-        "#]]);
+        "#]],
+        );
     }
 }

@@ -188,7 +188,11 @@ impl Table {
                 m.cache_read_per_mtok,
                 m.cache_write_per_mtok,
             ];
-            if prices.iter().flatten().any(|v| !(v.is_finite() && *v >= 0.0)) {
+            if prices
+                .iter()
+                .flatten()
+                .any(|v| !(v.is_finite() && *v >= 0.0))
+            {
                 return Err(format!("models[{i}]: a price is not a number of USD >= 0"));
             }
             if t.exact.insert(key(&m.provider, &m.model), i).is_some() {
@@ -198,7 +202,10 @@ impl Table {
             if let Some(base) = strip_date(&lower) {
                 t.undated.entry(key(&m.provider, base)).or_default().push(i);
             }
-            t.folded.entry(key(&m.provider, &lower)).or_default().push(i);
+            t.folded
+                .entry(key(&m.provider, &lower))
+                .or_default()
+                .push(i);
             t.entries.push(ModelInfo {
                 price: Price {
                     input_per_mtok: m.input_per_mtok,

@@ -82,7 +82,14 @@ impl Recorder {
         if self.outcome.is_none() {
             // dropped by the caller: an answer it stopped reading, or one it gave up on
             self.settle();
-            self.outcome = Some(if self.chars_out > 0 { "ok" } else { "cancelled" }.into());
+            self.outcome = Some(
+                if self.chars_out > 0 {
+                    "ok"
+                } else {
+                    "cancelled"
+                }
+                .into(),
+            );
         }
         let s = &self.s;
         let Some(ledger) = self.router.ledger() else {
@@ -173,7 +180,9 @@ async fn first_event(
         let model = model_of(p.as_ref());
         // what the user saw goes to a provider that can continue it
         let (stream, prefilled) = match prefill {
-            Some(t) if work.can_prefill(p.as_ref()) => (work.with_prefill(t).open(p.as_ref()), true),
+            Some(t) if work.can_prefill(p.as_ref()) => {
+                (work.with_prefill(t).open(p.as_ref()), true)
+            }
             _ => (work.open(p.as_ref()), false),
         };
         Ok::<Live, (String, ProviderError)>(Live {
@@ -380,10 +389,9 @@ pub(super) async fn drive(
         }));
     };
     if plan.order.is_empty() {
-        let only_budget = plan
-            .skipped
-            .iter()
-            .all(|(_, s)| matches!(s, Skip::Budget(b) if b.mode == crate::config::BudgetMode::Hard));
+        let only_budget = plan.skipped.iter().all(
+            |(_, s)| matches!(s, Skip::Budget(b) if b.mode == crate::config::BudgetMode::Hard),
+        );
         let kind = if only_budget && !plan.skipped.is_empty() {
             ErrorKind::Denied
         } else {
@@ -453,7 +461,10 @@ pub(super) async fn drive(
                 if let Some(e) = last
                     && i < order.len()
                 {
-                    let _ = tx.send(Ok(Routed::Fallback { from: name, error: e }));
+                    let _ = tx.send(Ok(Routed::Fallback {
+                        from: name,
+                        error: e,
+                    }));
                 }
                 continue;
             }
@@ -510,7 +521,7 @@ pub(super) async fn drive(
                 Some(Ok(Event::Text(t))) => {
                     if !t.is_empty() {
                         rec.chars_out += t.len();
-                        send(splice.push(&t));
+                        send(splice.push(t));
                     }
                 }
                 Some(Ok(Event::ToolCall(c))) => {

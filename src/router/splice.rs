@@ -50,11 +50,11 @@ impl Splice {
         }
     }
 
-    /// One text delta of the attempt.
-    pub fn push(&mut self, t: &str) -> Option<Out> {
-        self.fresh.push_str(t);
+    /// One text delta of the attempt (moved through when it goes out as is).
+    pub fn push(&mut self, t: String) -> Option<Out> {
+        self.fresh.push_str(&t);
         match self.mode {
-            Mode::Echo | Mode::Continuation | Mode::Diverged => Some(Out::Text(t.to_string())),
+            Mode::Echo | Mode::Continuation | Mode::Diverged => Some(Out::Text(t)),
             Mode::Holding => {
                 if self.base.starts_with(self.fresh.as_str()) {
                     None
@@ -120,7 +120,7 @@ mod tests {
         let mut s = Splice::new(base.into(), prefilled);
         let mut out = String::new();
         for c in chunks {
-            if let Some(o) = s.push(c) {
+            if let Some(o) = s.push(c.to_string()) {
                 out.push_str(&format!("{o:?} "));
             }
         }
@@ -134,43 +134,86 @@ mod tests {
     #[test]
     fn splices() {
         // nothing shown before: everything goes out
-        check("", false, &["def", " add"], expect![[r#"
+        check(
+            "",
+            false,
+            &["def", " add"],
+            expect![[r#"
             Text("def") Text(" add") | shown "def add"
-        "#]]);
+        "#]],
+        );
         // the fallback repeats the shown text, then continues: only the rest is sent
-        check("def add(a,", false, &["def", " add(a,", " b):"], expect![[r#"
+        check(
+            "def add(a,",
+            false,
+            &["def", " add(a,", " b):"],
+            expect![[r#"
             Text(" b):") | shown "def add(a, b):"
-        "#]]);
+        "#]],
+        );
         // …with the boundary inside a chunk
-        check("def add(a,", false, &["def add(a, b", "):"], expect![[r#"
+        check(
+            "def add(a,",
+            false,
+            &["def add(a, b", "):"],
+            expect![[r#"
             Text(" b") Text("):") | shown "def add(a, b):"
-        "#]]);
+        "#]],
+        );
         // a different answer replaces what was shown
-        check("def add(a,", false, &["def", " sum(x"], expect![[r#"
+        check(
+            "def add(a,",
+            false,
+            &["def", " sum(x"],
+            expect![[r#"
             Replace("def sum(x") | shown "def sum(x"
-        "#]]);
+        "#]],
+        );
         // a prefilled provider continues: appended as is
-        check("one, two,", true, &[" three,", " four"], expect![[r#"
+        check(
+            "one, two,",
+            true,
+            &[" three,", " four"],
+            expect![[r#"
             Text(" three,") Text(" four") | shown "one, two, three, four"
-        "#]]);
+        "#]],
+        );
         // a prefilled server that echoes the prefill (llama-server does): only the rest
-        check("one, two,", true, &["one, two", ", three"], expect![[r#"
+        check(
+            "one, two,",
+            true,
+            &["one, two", ", three"],
+            expect![[r#"
             Text(" three") | shown "one, two, three"
-        "#]]);
+        "#]],
+        );
         // an answer shorter than what was shown, then the end: it replaces it
-        check("def add(a, b):", false, &["def add"], expect![[r#"
+        check(
+            "def add(a, b):",
+            false,
+            &["def add"],
+            expect![[r#"
             end:Replace("def add") | shown "def add"
-        "#]]);
+        "#]],
+        );
         // the same answer exactly: nothing to send
-        check("def add", false, &["def", " add"], expect![[r#"
+        check(
+            "def add",
+            false,
+            &["def", " add"],
+            expect![[r#"
             | shown "def add"
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
     fn a_tool_call_after_shown_calls_restarts() {
         let mut s = Splice::new("Let me look.".into(), true);
-        assert_eq!(s.push(" Reading"), Some(Out::Text(" Reading".into())));
+        assert_eq!(
+            s.push(" Reading".into()),
+            Some(Out::Text(" Reading".into()))
+        );
         assert_eq!(
             s.restart(),
             Some(Out::Replace("Let me look. Reading".into()))

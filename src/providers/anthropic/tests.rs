@@ -192,8 +192,7 @@ fn tool_use_without_input_is_empty_object_and_finish_reasons_map() {
         ("tool_use", FinishReason::ToolCalls),
         ("refusal", FinishReason::Other),
     ] {
-        let delta =
-            format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"{reason}"}}}}"#);
+        let delta = format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"{reason}"}}}}"#);
         let (events, _) = decode(&[&delta, r#"{"type":"message_stop"}"#]);
         assert_eq!(events, vec![Event::Finish(want)], "{reason}");
     }
