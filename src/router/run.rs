@@ -15,6 +15,9 @@ use super::{
 };
 use crate::core::llm::{ErrorKind, Event, Intent, ProviderError, Usage};
 use crate::ledger;
+
+/// Most conversations whose provider is remembered.
+const MAX_STICKY: usize = 4096;
 use crate::providers::{EventStream, Provider};
 
 /// Writes the ledger row when the request ends — normally or because its task was aborted.
@@ -541,7 +544,12 @@ pub(super) async fn drive(
                 lock(&router.board).success(&st.name);
                 *lock(&router.last) = Some((st.name.clone(), st.model.clone()));
                 if let Some(k) = &rr.conversation {
-                    lock(&router.sticky).insert(k.clone(), st.name.clone());
+                    let mut sticky = lock(&router.sticky);
+                    if sticky.len() >= MAX_STICKY && !sticky.contains_key(k) {
+                        // bounded: forgetting old conversations costs a cache miss, nothing more
+                        sticky.clear();
+                    }
+                    sticky.insert(k.clone(), st.name.clone());
                 }
                 rec.s.attempts.push(Attempt {
                     provider: st.name.clone(),
