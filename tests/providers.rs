@@ -386,43 +386,32 @@ fn azure_probe_checks_key_and_deployment() {
     });
 }
 
-/// Mistral's `POST /v1/fim/completions` streamed: chat-completion-shaped chunks, usage in the last
-/// (Mistral API reference: CompletionChunk; mistralai/client-ts docs/models/components/
-/// completionchunk.md).
+/// Native FIM streams, recorded in the vendors' shapes: Mistral's `POST /v1/fim/completions`
+/// (chat-completion-shaped chunks, usage in the last; Mistral API reference: CompletionChunk,
+/// mistralai/client-ts docs/models/components/completionchunk.md) and DeepSeek's
+/// `POST /beta/completions` with `include_usage` (legacy `text_completion` chunks, then a usage
+/// chunk with `prompt_cache_hit_tokens`; DeepSeek API docs: "FIM Completion (Beta)", "Context
+/// Caching").
 #[test]
-fn recorded_mistral_fim_stream() {
+fn recorded_native_fim_streams() {
     rt().block_on(async {
-        let p = provider("mistral", &replay("mistral_fim_stream.sse"));
-        let (text, other, err) = collect(p.fim(fim())).await;
-        assert_eq!(err, None);
-        assert_eq!(text, "\n    if a <= 1:\n        return a\n");
-        assert_eq!(
-            other,
-            vec![
-                Event::Finish(FinishReason::Stop),
-                Event::Usage(Usage::new(27, 12))
-            ]
-        );
-    });
-}
-
-/// DeepSeek's `POST /beta/completions` (FIM, beta) streamed with `include_usage`: legacy
-/// `text_completion` chunks (`choices[].text`), then a usage chunk with `prompt_cache_hit_tokens`
-/// (DeepSeek API docs: "FIM Completion (Beta)", "Context Caching").
-#[test]
-fn recorded_deepseek_fim_stream() {
-    rt().block_on(async {
-        let p = provider("deepseek", &replay("deepseek_fim_stream.sse"));
-        let (text, other, err) = collect(p.fim(fim())).await;
-        assert_eq!(err, None);
-        assert_eq!(text, "\n    if a <= 1:\n        return a\n");
-        assert_eq!(
-            other,
-            vec![
-                Event::Finish(FinishReason::Stop),
-                Event::Usage(Usage::new(27, 12))
-            ]
-        );
+        for (kind, fixture) in [
+            ("mistral", "mistral_fim_stream.sse"),
+            ("deepseek", "deepseek_fim_stream.sse"),
+        ] {
+            let p = provider(kind, &replay(fixture));
+            let (text, other, err) = collect(p.fim(fim())).await;
+            assert_eq!(err, None, "{kind}");
+            assert_eq!(text, "\n    if a <= 1:\n        return a\n", "{kind}");
+            assert_eq!(
+                other,
+                vec![
+                    Event::Finish(FinishReason::Stop),
+                    Event::Usage(Usage::new(27, 12))
+                ],
+                "{kind}"
+            );
+        }
     });
 }
 

@@ -271,24 +271,10 @@ pub fn usage(log: LogArgs, json_out: bool, last: usize) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `YYYY-MM-DD HH:MM` (UTC) of Unix seconds (days-to-civil, H. Hinnant's algorithm).
+/// `YYYY-MM-DD HH:MM` (UTC) of Unix seconds.
 fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    crate::workspace::files::iso8601(t)[..16].replace('T', " ")
 }
 
 /// `zeke models [--json] [--probe]`: every candidate with what the router knows of it.
