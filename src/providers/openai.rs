@@ -142,11 +142,18 @@ impl OpenAi {
         if let Some(m) = cfg.kind.default_model() {
             info.learn_model(m); // only when none is configured
         }
+        // kind = "openai" also names other OpenAI-compatible servers: OpenAI's own quirks
+        // (`max_completion_tokens`) only for OpenAI's endpoint
+        let official = cfg.kind != ProviderKind::Openai || cfg.url.contains("api.openai.com");
         OpenAi {
             info,
             key,
             client,
-            preset: preset(cfg.kind),
+            preset: if official {
+                preset(cfg.kind)
+            } else {
+                Preset::DEFAULT
+            },
         }
     }
 
