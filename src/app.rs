@@ -6,6 +6,8 @@
 //! lock is held across an `.await` (buffers are passed in as O(1) rope snapshots).
 
 pub mod audit;
+pub mod chat;
+pub mod chat_edit;
 pub mod complete;
 pub mod explain;
 pub mod gate;
@@ -57,6 +59,53 @@ pub enum UiEvent {
         model: String,
         range: (usize, usize),
     },
+    /// What a chat turn carries: the attachments and the rules file, with estimated tokens.
+    ChatContext {
+        id: u64,
+        session: String,
+        items: Vec<(String, u64)>,
+        rules: Option<(String, u64)>,
+    },
+    /// The next piece of a chat answer (`restart`: replace this turn's text so far).
+    ChatDelta {
+        id: u64,
+        session: String,
+        delta: String,
+        restart: bool,
+        provider: String,
+        model: String,
+    },
+    /// A tool call of the chat agent: running, then its outcome (one folded line in the panel).
+    ChatTool {
+        id: u64,
+        session: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: chat::ToolStatus,
+        summary: String,
+    },
+    /// A chat turn ended: who answered, tokens (input = the last prompt: the window in use) and
+    /// cost, the model's context window, tool steps taken.
+    ChatDone {
+        id: u64,
+        session: String,
+        provider: String,
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        context_window: Option<u64>,
+        cost_usd: f64,
+        steps: u64,
+    },
+    /// The policy asks the user (a chat agent's `run_command`, `fetch`, …); answered by `answer`.
+    Ask {
+        ask: u64,
+        capability: String,
+        tool: String,
+        what: String,
+        root: String,
+    },
     /// Something the user should know about a job in flight (a fallback, a budget).
     Notice { job: Job, message: String },
     /// A job failed.
@@ -95,6 +144,10 @@ pub struct App {
     pub patches: patch::Patches,
     /// The one router (health, stickiness, the session's pinned provider, the usage ledger).
     pub router: Arc<Router>,
+    /// Chat sessions on disk, per project.
+    pub chats: chat::store::Store,
+    /// Policy questions waiting for the editor's answer.
+    pub asks: chat::Asks,
     client: reqwest::Client,
 }
 
@@ -120,6 +173,8 @@ impl App {
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
             router,
+            chats: chat::store::Store::new(grants::state_dir().join("chats")),
+            asks: chat::Asks::default(),
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),

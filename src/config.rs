@@ -231,6 +231,17 @@ pub struct Budget {
     pub mode: BudgetMode,
 }
 
+/// Chat panel and agent settings (`[chat]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatConfig {
+    /// Most model calls per turn (each tool round is one).
+    pub max_steps: usize,
+    /// Most tokens the model may write per call.
+    pub max_tokens: u32,
+    /// The whole turn's time limit (tool calls and reviews included).
+    pub timeout: Duration,
+}
+
 /// Router settings (`[router]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterConfig {
@@ -326,6 +337,7 @@ pub struct Config {
     /// `[budget]`: the total over every provider.
     pub budget: Option<Budget>,
     pub router: RouterConfig,
+    pub chat: ChatConfig,
     pub mcp: McpConfig,
     /// `[capabilities]` and `[scopes."…"]`: what needs asking (shared by every surface).
     pub policy: Policy,
@@ -548,6 +560,24 @@ impl Config {
             max_attempts: limited(&mut problems, "router.max_attempts", r.max_attempts) as usize,
             ledger: r.ledger.map(|p| expand_home(&p)),
         };
+        let ch = parsed.chat;
+        if let Some(l) = &ch.layout
+            && l != "float"
+            && l != "split"
+        {
+            problems.push(format!(
+                "chat.layout: must be \"float\" or \"split\" (got {l:?})"
+            ));
+        }
+        let chat = ChatConfig {
+            max_steps: limited(&mut problems, "chat.max_steps", ch.max_steps) as usize,
+            max_tokens: limited(&mut problems, "chat.max_tokens", ch.max_tokens) as u32,
+            timeout: Duration::from_millis(limited(
+                &mut problems,
+                "chat.timeout_ms",
+                ch.timeout_ms,
+            )),
+        };
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
@@ -563,6 +593,7 @@ impl Config {
             routes,
             budget,
             router,
+            chat,
             mcp,
             policy,
             raw,

@@ -4,7 +4,10 @@
 //! `sh -c`, as `*_cmd` config keys do), a working directory, a time limit, stdin closed. When the
 //! limit passes or its future is dropped (a cancelled call, a client gone), it is ended
 //! gracefully: SIGTERM, up to [`GRACE`] to exit (git removes its `index.lock` then), then
-//! SIGKILL — so a killed `git add` does not leave a lock that blocks every later git write.
+//! SIGKILL — so a killed `git add` does not leave a lock that blocks every later git write. A
+//! command line run for a model ([`run_command`]) gets a process group of its own, and the whole
+//! group is ended that way, also after the shell exits (nothing it started in the background
+//! outlives the call).
 //!
 //! Programs are started by absolute path ([`resolve`]): a bare name is looked up once per process
 //! in the absolute entries of `$PATH` only. An empty, `.` or other relative entry is skipped, since
@@ -223,6 +226,258 @@ pub async fn run_shell(line: &str, timeout: Duration) -> Result<Output, SysError
     run("sh", &["-c", line], None, timeout).await
 }
 
+/// What one output stream of a [`run_command`] command printed: all of it in `head` when it fits
+/// the cap, else its first bytes in `head` and its last in `tail`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    /// Bytes written to the stream in all.
+    pub total: u64,
+}
+
+impl Captured {
+    /// Bytes left out between `head` and `tail`.
+    pub fn cut(&self) -> u64 {
+        self.total - (self.head.len() + self.tail.len()) as u64
+    }
+}
+
+/// How a [`run_command`] command ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The shell's exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// The signal that ended the shell, if one did.
+    pub signal: Option<i32>,
+    /// The time limit passed and the command was stopped.
+    pub timed_out: bool,
+    /// The caller cancelled and the command was stopped.
+    pub cancelled: bool,
+    /// It exited leaving processes in its group, and they were stopped.
+    pub stray: bool,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub elapsed: Duration,
+}
+
+/// Keeps the first and the last bytes of a stream, at most `cap` in all.
+struct Capture {
+    head_cap: usize,
+    tail_cap: usize,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    total: u64,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Capture {
+        Capture {
+            head_cap: cap / 2,
+            tail_cap: cap - cap / 2,
+            head: Vec::new(),
+            tail: Default::default(),
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, mut b: &[u8]) {
+        self.total += b.len() as u64;
+        let take = b.len().min(self.head_cap - self.head.len());
+        self.head.extend_from_slice(&b[..take]);
+        b = &b[take..];
+        if b.len() >= self.tail_cap {
+            self.tail.clear();
+            b = &b[b.len() - self.tail_cap..];
+        }
+        self.tail.extend(b);
+        let over = self.tail.len().saturating_sub(self.tail_cap);
+        self.tail.drain(..over);
+    }
+
+    fn take(&mut self) -> Captured {
+        Captured {
+            head: std::mem::take(&mut self.head),
+            tail: std::mem::take(&mut self.tail).into(),
+            total: self.total,
+        }
+    }
+}
+
+/// Reads `stream` to its end into a shared [`Capture`] (shared, so what came is kept when the
+/// reader is given up on).
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    stream: Option<R>,
+    cap: usize,
+) -> (std::sync::Arc<Mutex<Capture>>, tokio::task::JoinHandle<()>) {
+    let buf = std::sync::Arc::new(Mutex::new(Capture::new(cap)));
+    let shared = buf.clone();
+    let task = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let Some(mut s) = stream else { return };
+        let mut chunk = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = s.read(&mut chunk).await {
+            shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&chunk[..n]);
+        }
+    });
+    (buf, task)
+}
+
+/// A command's process group; dropping it stops the group gracefully (SIGTERM, then SIGKILL
+/// after [`GRACE`], from a thread of its own).
+struct Group {
+    child: Option<tokio::process::Child>,
+    pgid: Option<rustix::process::Pid>,
+}
+
+impl Group {
+    /// Whether the shell has exited and no process is left in its group.
+    fn settled(&mut self, pgid: rustix::process::Pid) -> bool {
+        let reaped = self
+            .child
+            .as_mut()
+            .is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+        reaped && rustix::process::test_kill_process_group(pgid).is_err()
+    }
+
+    /// Stops every process of the group: SIGTERM, then SIGKILL to what is left after [`GRACE`].
+    async fn stop(&mut self) {
+        let Some(pgid) = self.pgid else { return };
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::TERM);
+        let deadline = std::time::Instant::now() + GRACE;
+        while !self.settled(pgid) {
+            if std::time::Instant::now() >= deadline {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+                if let Some(c) = self.child.as_mut() {
+                    let _ = c.wait().await;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.pgid = None;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(pgid) = self.pgid.take() else {
+            return;
+        };
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::TERM);
+        let mut rest = Group {
+            child: self.child.take(),
+            pgid: None,
+        };
+        let _ = std::thread::Builder::new()
+            .name("zeke-reap".into())
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + GRACE;
+                while !rest.settled(pgid) {
+                    if std::time::Instant::now() >= deadline {
+                        let _ = rustix::process::kill_process_group(
+                            pgid,
+                            rustix::process::Signal::KILL,
+                        );
+                        if let Some(c) = rest.child.as_mut() {
+                            let _ = c.start_kill();
+                            let _ = c.try_wait();
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+    }
+}
+
+/// Runs the shell command line `line` (`/bin/sh -c LINE`, the line one argument, never
+/// re-interpreted here) in `cwd`, in a process group of its own, stdin `/dev/null`, without the
+/// inherited variables `hide_env` names, keeping at most `cap` bytes of each output stream (its
+/// first and last halves; the rest is read and counted). The whole group is stopped (SIGTERM,
+/// then SIGKILL after [`GRACE`]) when `timeout` passes, when `ct` is cancelled, when the future is
+/// dropped, and after the shell exits (whatever it left running in the background): nothing it
+/// started outlives the call unless it left the group. `Err` only when it cannot start.
+pub async fn run_command(
+    line: &str,
+    cwd: &Path,
+    hide_env: fn(&std::ffi::OsStr) -> bool,
+    timeout: Duration,
+    cap: usize,
+    ct: &tokio_util::sync::CancellationToken,
+) -> Result<Finished, SysError> {
+    use std::os::unix::process::ExitStatusExt;
+    let started = std::time::Instant::now();
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, _) in std::env::vars_os() {
+        if hide_env(&k) {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|source| SysError::Spawn {
+        program: "/bin/sh".into(),
+        source,
+    })?;
+    let pgid = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let (out, mut out_task) = capture(child.stdout.take(), cap);
+    let (err, mut err_task) = capture(child.stderr.take(), cap);
+    let mut group = Group {
+        child: Some(child),
+        pgid,
+    };
+    let (mut timed_out, mut cancelled) = (false, false);
+    let exited = match group.child.as_mut() {
+        Some(c) => tokio::select! {
+            s = c.wait() => s.is_ok(),
+            _ = tokio::time::sleep(timeout) => { timed_out = true; false }
+            _ = ct.cancelled() => { cancelled = true; false }
+        },
+        None => false,
+    };
+    let stray = exited && pgid.is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok());
+    group.stop().await;
+    let status = match group.child.as_mut() {
+        Some(c) => c.wait().await.ok(),
+        None => None,
+    };
+    // the pipes close when the group is gone; a process that left the group holding them is not
+    // waited for
+    let drain = async {
+        let _ = (&mut out_task).await;
+        let _ = (&mut err_task).await;
+    };
+    if tokio::time::timeout(Duration::from_millis(500), drain)
+        .await
+        .is_err()
+    {
+        out_task.abort();
+        err_task.abort();
+    }
+    let take = |c: &Mutex<Capture>| c.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok(Finished {
+        code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        timed_out,
+        cancelled,
+        stray,
+        stdout: take(&out),
+        stderr: take(&err),
+        elapsed: started.elapsed(),
+    })
+}
+
 /// Resident set size of this process in KiB (Linux `/proc/self/status` `VmRSS`), if known.
 pub fn rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -260,6 +515,29 @@ mod tests {
         std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         assert_eq!(find_in("tool", &path_var), Some(real));
+    }
+
+    #[test]
+    fn a_capture_keeps_the_first_and_last_bytes() {
+        let mut c = Capture::new(6);
+        c.push(b"ab");
+        c.push(b"cd");
+        assert_eq!(
+            c.take(),
+            Captured {
+                head: b"abc".to_vec(),
+                tail: b"d".to_vec(),
+                total: 4
+            },
+            "under the cap: all of it, head then tail"
+        );
+        let mut c = Capture::new(6);
+        for chunk in [&b"0123"[..], b"456789", b"a", b"bcdefghij"] {
+            c.push(chunk);
+        }
+        let got = c.take();
+        assert_eq!((got.total, got.cut()), (20, 14));
+        assert_eq!((got.head, got.tail), (b"012".to_vec(), b"hij".to_vec()));
     }
 
     #[test]

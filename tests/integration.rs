@@ -5,6 +5,7 @@
 //! every surface. The live tests against a real llama-server
 //! are a binary of their own (`tests/live.rs`), because they decide at run time to skip.
 
+mod chat;
 mod cli;
 mod common;
 mod logging;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use crate::app::audit::{Outcome, Record};
 use crate::app::explain::{ExplainParams, pick_range};
@@ -158,8 +159,16 @@ pub struct Patches {
     denials: Mutex<HashMap<i64, String>>,
     /// Proposals replaced by a newer one for the same buffer (already audited as superseded).
     superseded: Mutex<BTreeSet<u64>>,
+    /// Agent proposals whose turn waits for the answer.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Reviewed>>>,
     gate: Arc<Gate>,
 }
+
+/// How a proposal was answered: the review and the hunks applied (0-based).
+pub type Reviewed = (Review, Vec<usize>);
+
+/// What the chat agent waits on for one of its proposals.
+pub type Waiter = oneshot::Receiver<Reviewed>;
 
 impl Patches {
     /// Proposals decided, granted and audited by `gate`.
@@ -169,6 +178,7 @@ impl Patches {
             pending: Mutex::default(),
             denials: Mutex::default(),
             superseded: Mutex::default(),
+            waiters: Mutex::default(),
             gate,
         }
     }
@@ -246,7 +256,59 @@ impl Patches {
             _ => (Outcome::Ok, None),
         };
         self.record(patch, &p, &review.word(), how, outcome, message, applied);
+        if let Some(tx) = lock(&self.waiters).remove(&patch) {
+            let _ = tx.send((review, applied.to_vec()));
+        }
         Ok(())
+    }
+
+    /// Proposes a change to the file `path` (not tied to a buffer: the editor applies it to the
+    /// buffer showing the file, or loads, changes and writes the file) for the chat agent, whose
+    /// turn waits on the returned [`Waiter`]. `base` are the file's lines the hunks were computed
+    /// against; the editor's buffer may differ (unsaved edits): the hunks are rebased on apply.
+    #[allow(clippy::too_many_arguments)]
+    pub fn propose_file(
+        &self,
+        job: Job,
+        path: String,
+        scope: Scope,
+        verdict: (Decision, Rule),
+        base: Vec<String>,
+        hunks: Vec<Hunk>,
+        provider: String,
+    ) -> (u64, Waiter) {
+        let id = self.propose(Pending {
+            job,
+            buf: 0,
+            path,
+            tick: -1,
+            scope,
+            verdict,
+            base,
+            hunks,
+            provider,
+            created: Instant::now(),
+        });
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(id, tx);
+        (id, rx)
+    }
+
+    /// Takes back a proposal nobody will answer (its chat turn was cancelled): a later `apply`
+    /// for it is refused, so nothing is half-applied. Audited as cancelled.
+    pub fn withdraw(&self, patch: u64) {
+        lock(&self.waiters).remove(&patch);
+        if let Some(p) = lock(&self.pending).remove(&patch) {
+            self.record(
+                patch,
+                &p,
+                "cancelled",
+                None,
+                Outcome::Cancelled,
+                Some("the chat turn was cancelled"),
+                &[],
+            );
+        }
     }
 
     /// Appends one audit record for proposal `patch`: its line ranges (1-based first line, lines
@@ -311,12 +373,21 @@ impl Patches {
         );
         let old: Vec<u64> = {
             let mut map = lock(&self.pending);
+            // the same buffer, or (proposals for a file, not a buffer) the same file
             let old = map
                 .iter()
-                .filter(|(_, p)| p.buf == pending.buf)
+                .filter(|(_, p)| {
+                    p.buf == pending.buf && (pending.buf != 0 || p.path == pending.path)
+                })
                 .map(|(k, _)| *k)
                 .collect::<Vec<_>>();
             for k in &old {
+                if let Some(tx) = lock(&self.waiters).remove(k) {
+                    let _ = tx.send((
+                        Review::Deny(Some("superseded by a newer proposal".into())),
+                        vec![],
+                    ));
+                }
                 if let Some(p) = map.remove(k) {
                     self.record(
                         *k,

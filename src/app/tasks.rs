@@ -20,6 +20,8 @@ pub enum Job {
     Fix,
     /// `:Zeke test`: a patch adding tests.
     Test,
+    /// A chat turn (the panel's conversation and its agent).
+    Chat,
     Config,
     Rpc,
 }
@@ -31,6 +33,7 @@ impl Job {
             Job::Explain => "explain",
             Job::Fix => "fix",
             Job::Test => "test",
+            Job::Chat => "chat",
             Job::Config => "config",
             Job::Rpc => "rpc",
         }

@@ -14,6 +14,7 @@
 //! call is audited, including unknown tools, refusals and cancellations.
 
 pub mod catalog;
+pub mod cmd;
 pub mod fs;
 pub mod git;
 pub mod net;
@@ -296,6 +297,8 @@ async fn dispatch(call: &Call<'_>, args: Value) -> Result<Output, ToolError> {
         git::run(call, name, args).await
     } else if name == "fetch" {
         net::run(call, name, args).await
+    } else if name == "run_command" {
+        cmd::run(call, name, args).await
     } else {
         fs::run(call, name, args).await
     }

@@ -61,6 +61,9 @@ pub const LIMITS: &[Limit] = &[
         "milliseconds",
     ),
     l("router.max_attempts", 3, 1, 16, "providers"),
+    l("chat.max_steps", 12, 1, 100, "model calls per turn"),
+    l("chat.max_tokens", 2048, 16, 65_536, "tokens"),
+    l("chat.timeout_ms", 600_000, 1_000, 7_200_000, "milliseconds"),
 ];
 
 /// The row of `key`. Panics on a key not in the table: that is a programming error caught by

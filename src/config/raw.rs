@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) router: RawRouter,
     #[serde(default)]
+    pub(super) chat: RawChat,
+    #[serde(default)]
     pub(super) capabilities: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) scopes: BTreeMap<String, BTreeMap<String, String>>,
@@ -150,6 +152,17 @@ pub(super) struct RawBudget {
     pub(super) daily_usd: Option<f64>,
     pub(super) monthly_usd: Option<f64>,
     pub(super) mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChat {
+    pub(super) max_steps: Option<u64>,
+    pub(super) max_tokens: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+    /// Lua only: the panel's layout.
+    #[allow(dead_code)]
+    pub(super) layout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

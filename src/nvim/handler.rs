@@ -360,6 +360,42 @@ impl NvimHandler {
         ])
     }
 
+    /// `chat_sessions {root}` → `[{id, title, updated_ms, turns}]`, newest first.
+    fn chat_sessions(&self, args: Vec<Value>) -> Result<Value, Value> {
+        let p: proto::ChatSessions = params("chat_sessions", args).map_err(Value::from)?;
+        Ok(Value::Array(
+            self.app
+                .chats
+                .list(&p.root)
+                .into_iter()
+                .map(|l| {
+                    map(vec![
+                        ("id", l.id.into()),
+                        ("title", l.title.into()),
+                        ("updated_ms", l.updated_ms.into()),
+                        ("turns", (l.turns as u64).into()),
+                    ])
+                })
+                .collect(),
+        ))
+    }
+
+    /// `chat_load {root, session}` → `{id, title, messages = [{role, content, tool_calls?,
+    /// tool_call_id?, provider?, model?}]}` (to show a resumed conversation).
+    fn chat_load(&self, args: Vec<Value>) -> Result<Value, Value> {
+        let p: proto::ChatSessions = params("chat_load", args).map_err(Value::from)?;
+        let id = p
+            .session
+            .ok_or_else(|| Value::from("chat_load needs `session`"))?;
+        let s = self
+            .app
+            .chats
+            .load(&p.root, &id)
+            .map_err(|e| Value::from(format!("zeke: chat session {id}: {e}")))?;
+        let v = serde_json::to_value(&s).map_err(|e| Value::from(e.to_string()))?;
+        Ok(json_value(&v))
+    }
+
     /// `usage {last?}` → the same object as `zeke usage --json`.
     fn usage(&self, args: Vec<Value>) -> Result<Value, Value> {
         let last = args
@@ -501,6 +537,8 @@ impl Handler for NvimHandler {
             "test_target" => self.test_target(args),
             "grants" => Ok(self.grants()),
             "usage" => self.usage(args),
+            "chat_sessions" => self.chat_sessions(args),
+            "chat_load" => self.chat_load(args),
             "models" => Ok(self.models(args).await),
             "pin" => self.pin(args),
             "revoke" => self.revoke(args),
@@ -537,6 +575,49 @@ impl Handler for NvimHandler {
                 Err(e) => self.rpc_error(None, Job::Rpc, e),
             },
             "complete" => self.on_complete(args, nvim),
+            "chat" => match params::<proto::Chat>("chat", args) {
+                Ok(p) => {
+                    let (app, sink) = (self.app.clone(), self.sink.clone());
+                    let id = p.id;
+                    let params = crate::app::chat::ChatParams {
+                        id: p.id,
+                        session: p.session,
+                        message: p.message,
+                        context: p
+                            .context
+                            .into_iter()
+                            .map(|a| crate::app::chat::Attachment {
+                                label: a.label,
+                                text: a.text,
+                            })
+                            .collect(),
+                        root: p.root,
+                        agent: p.agent,
+                    };
+                    self.app.tasks.spawn(
+                        Job::Chat,
+                        id,
+                        false,
+                        crate::app::chat::turn(app, params, sink),
+                    );
+                }
+                Err(e) => self.rpc_error(None, Job::Chat, e),
+            },
+            "answer" => match params::<proto::AnswerParams>("answer", args) {
+                Ok(p) => match crate::app::chat::parse_answer(
+                    &p.choice,
+                    p.scope.as_deref(),
+                    p.reason.as_deref(),
+                ) {
+                    Ok(a) => {
+                        if !self.app.asks.answer(p.ask, a) {
+                            tracing::warn!(ask = p.ask, "answer for a question nobody waits on");
+                        }
+                    }
+                    Err(e) => self.rpc_error(None, Job::Rpc, e),
+                },
+                Err(e) => self.rpc_error(None, Job::Rpc, e),
+            },
             "cancel" => match params::<proto::Cancel>("cancel", args) {
                 Ok(p) => {
                     let n = self.app.tasks.cancel(Job::Complete, p.id);

@@ -219,6 +219,10 @@ pub struct Apply {
     #[serde(default, deserialize_with = "list")]
     pub accepted: Vec<bool>,
     pub tick: i64,
+    /// The buffer the editor applies a file proposal to (one made for a path, not a buffer: the
+    /// chat agent's); ignored for buffer proposals.
+    #[serde(default)]
+    pub buf: Option<i64>,
 }
 
 /// `resolve` params.
@@ -251,6 +255,50 @@ pub struct Revoke {
 
 fn lines_value(lines: &[String]) -> Value {
     Value::Array(lines.iter().map(|l| Value::from(l.as_str())).collect())
+}
+
+/// `chat {id, session?, message, context?, root, agent?}`.
+#[derive(Debug, Deserialize)]
+pub struct Chat {
+    pub id: u64,
+    #[serde(default)]
+    pub session: Option<String>,
+    pub message: String,
+    #[serde(default, deserialize_with = "list")]
+    pub context: Vec<ChatAttachment>,
+    pub root: String,
+    #[serde(default = "yes")]
+    pub agent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `{label, text}` of a chat attachment.
+#[derive(Debug, Deserialize)]
+pub struct ChatAttachment {
+    pub label: String,
+    pub text: String,
+}
+
+/// `answer {ask, choice, scope?, reason?}`.
+#[derive(Debug, Deserialize)]
+pub struct AnswerParams {
+    pub ask: u64,
+    pub choice: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `chat_sessions {root}` / `chat_load {root, session}`.
+#[derive(Debug, Deserialize)]
+pub struct ChatSessions {
+    pub root: String,
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 /// An app event as `(event name, payload)` for `zeke.rpc.dispatch`.
@@ -298,6 +346,116 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                     "range",
                     Value::Array(vec![(range.0 as u64).into(), (range.1 as u64).into()]),
                 ),
+            ]),
+        ),
+        UiEvent::ChatContext {
+            id,
+            session,
+            items,
+            rules,
+        } => (
+            "chat_context",
+            map(vec![
+                ("id", (*id).into()),
+                ("session", session.as_str().into()),
+                (
+                    "items",
+                    Value::Array(
+                        items
+                            .iter()
+                            .map(|(l, t)| {
+                                map(vec![("label", l.as_str().into()), ("tokens", (*t).into())])
+                            })
+                            .collect(),
+                    ),
+                ),
+                (
+                    "rules",
+                    rules
+                        .as_ref()
+                        .map(|(n, t)| {
+                            map(vec![("name", n.as_str().into()), ("tokens", (*t).into())])
+                        })
+                        .unwrap_or(Value::Nil),
+                ),
+            ]),
+        ),
+        UiEvent::ChatDelta {
+            id,
+            session,
+            delta,
+            restart,
+            provider,
+            model,
+        } => (
+            "chat_delta",
+            map(vec![
+                ("id", (*id).into()),
+                ("session", session.as_str().into()),
+                ("delta", delta.as_str().into()),
+                ("restart", (*restart).into()),
+                ("provider", provider.as_str().into()),
+                ("model", model.as_str().into()),
+            ]),
+        ),
+        UiEvent::ChatTool {
+            id,
+            session,
+            call_id,
+            name,
+            arguments,
+            status,
+            summary,
+        } => (
+            "chat_tool",
+            map(vec![
+                ("id", (*id).into()),
+                ("session", session.as_str().into()),
+                ("call_id", call_id.as_str().into()),
+                ("name", name.as_str().into()),
+                ("arguments", arguments.as_str().into()),
+                ("status", status.as_str().into()),
+                ("summary", summary.as_str().into()),
+            ]),
+        ),
+        UiEvent::ChatDone {
+            id,
+            session,
+            provider,
+            model,
+            input_tokens,
+            output_tokens,
+            context_window,
+            cost_usd,
+            steps,
+        } => (
+            "chat_done",
+            map(vec![
+                ("id", (*id).into()),
+                ("session", session.as_str().into()),
+                ("provider", provider.as_str().into()),
+                ("model", model.as_str().into()),
+                ("input_tokens", (*input_tokens).into()),
+                ("output_tokens", (*output_tokens).into()),
+                ("context_window", opt(*context_window)),
+                ("cost_usd", (*cost_usd).into()),
+                ("steps", (*steps).into()),
+            ]),
+        ),
+        UiEvent::Ask {
+            ask,
+            capability,
+            tool,
+            what,
+            root,
+        } => (
+            "ask",
+            map(vec![
+                ("ask", (*ask).into()),
+                ("capability", capability.as_str().into()),
+                ("tool", tool.as_str().into()),
+                ("what", what.as_str().into()),
+                ("root", root.as_str().into()),
             ]),
         ),
         UiEvent::Notice { job, message } => (

@@ -88,12 +88,22 @@ impl NvimHandler {
     /// `apply {patch, accepted, tick}` → `{tick, rebased, edits}` or an error naming the hunk.
     pub(super) async fn apply(&self, args: Vec<Value>) -> Result<Value, Value> {
         let p: proto::Apply = params("apply", args)?;
-        let buf = self.app.patches.buffer_of(p.patch).ok_or_else(|| {
-            Value::from(format!(
-                "no pending proposal {} (already applied or denied)",
-                p.patch
-            ))
-        })?;
+        let buf = match self.app.patches.buffer_of(p.patch) {
+            None => {
+                return Err(Value::from(format!(
+                    "no pending proposal {} (already applied, denied or withdrawn)",
+                    p.patch
+                )));
+            }
+            // a proposal for a file: the editor names the buffer it loaded the file into
+            Some(0) => p.buf.filter(|b| *b > 0).ok_or_else(|| {
+                Value::from(format!(
+                    "proposal {} is for a file: apply needs the buffer (`buf`) showing it",
+                    p.patch
+                ))
+            })?,
+            Some(b) => b,
+        };
         let text = self
             .buffers
             .wait_tick(buf, p.tick, MIRROR_WAIT)

@@ -21,6 +21,10 @@ provider configured with url = http://127.0.0.1:PORT/<mode> talks to it unchange
                      retry-after: 1), later ones like /ok
   /quota/...         429 with OpenAI's insufficient_quota error (an exhausted quota) and retry-after: 1
   /cutafter/N/...    sends N chunks of the reply, then closes the connection (no [DONE])
+  /script/NAME/...   a scripted OpenAI chat model: the k-th POST (per tag) streams step k of
+                     tests/fixtures/scripts/NAME.json (the last step repeats): {"text": "..."} as
+                     content deltas, or {"tool_calls": [{"name", "arguments": {...}}]} as tool-call
+                     deltas by index (arguments in two pieces) with finish_reason tool_calls
   GET /stats         JSON counts: requests started, streams completed, streams aborted by the client
   POST /reset        zeroes the counts
 Any path may start with /t/TAG/ (TAG: letters, digits, -): the request is also counted under that
@@ -108,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         if tag is not None and path == "/stats":
             st = tag_stats(tag)
             with LOCK:
-                return self._json(200, {k: v for k, v in st.items() if k != "once"})
+                return self._json(200, {k: v for k, v in st.items() if k not in ("once", "script")})
         parts = path.strip("/").split("/")
         if parts == ["stats"]:
             with LOCK:
@@ -157,6 +161,34 @@ class Handler(BaseHTTPRequestHandler):
                 if first:
                     headers = [("retry-after", "1")] if code in (429, 503) else []
                     return self._json(code, {"error": {"message": "error %d (first request)" % code, "type": "fault"}}, headers)
+            if mode == "script":
+                with open(os.path.join(FIXTURES, "..", "scripts", os.path.basename(parts[1]) + ".json")) as f:
+                    steps = json.load(f)
+                with LOCK:
+                    st = TAGS.setdefault(tag, {"started": 0, "completed": 0, "aborted": 0, "requests": [], "once": 0})
+                    k = st.setdefault("script", 0)
+                    st["script"] = k + 1
+                step = steps[min(k, len(steps) - 1)]
+                self._stream_start()
+                base = {"id": "script-1", "object": "chat.completion.chunk", "model": "script-model"}
+                if "tool_calls" in step:
+                    for i, c in enumerate(step["tool_calls"]):
+                        args = json.dumps(c.get("arguments", {}))
+                        half = len(args) // 2
+                        first = {"index": i, "id": "call_%d_%d" % (k, i), "type": "function",
+                                 "function": {"name": c["name"], "arguments": args[:half]}}
+                        rest = {"index": i, "function": {"arguments": args[half:]}}
+                        for piece in (first, rest):
+                            self._send("data: " + json.dumps(dict(base, choices=[{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}])) + "\n\n")
+                    self._send("data: " + json.dumps(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])) + "\n\n")
+                else:
+                    words = step.get("text", "").split(" ")
+                    for i, w in enumerate(words):
+                        self._send(chunk(w if i == 0 else " " + w))
+                    self._send(chunk(None, "stop"))
+                self._send(chunk(usage={"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60}))
+                self._send("data: [DONE]\n\n")
+                return bump("completed")
             if mode == "quota":
                 return self._json(429, {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
                                                   "type": "insufficient_quota", "code": "insufficient_quota"}},

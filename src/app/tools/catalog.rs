@@ -592,6 +592,15 @@ pub static TOOLS: &[Spec] = &[
         None,
         "Fetches a URL from the internet and optionally extracts its contents as markdown. HTML pages are simplified to Markdown unless raw is true; long pages come in pieces of max_length characters (call again with start_index). Needs the net.http capability; addresses on this machine or its private network are refused unless the config allows them."
     ),
+    spec!(
+        "run_command",
+        "Run Command",
+        CmdExec,
+        Some((true, false)),
+        super::cmd::RunCommand,
+        Some(output::<super::cmd::CommandOut>),
+        "Run a shell command line with /bin/sh -c in a directory inside the allowed directories (cwd; default: the first of them). Needs the cmd.exec capability, which is refused unless the Zeke config allows it or asks the user (who then sees the exact command and directory). stdin is /dev/null; the environment is inherited except *_API_KEY variables. Returns the exit code (or the signal), the wall time, stdout and stderr (each cut to its first and last 8 KiB when longer: redirect to a file and read it for all of it). After timeout_ms (default 30000, at most 600000) the command's processes are stopped (SIGTERM, then SIGKILL) and the result says it timed out; processes it leaves in the background are stopped when it exits. Do not ask for another page: that would run the command again."
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {

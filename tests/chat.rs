@@ -1,0 +1,279 @@
+//! The chat agent in-process against a scripted OpenAI-compatible model on 127.0.0.1 (the fault
+//! server's `/script/NAME/` mode streams tool calls): tools run through the tool layer, an
+//! `edit_file` becomes a reviewed proposal (the backend never writes), the review's answer goes
+//! back to the model as the tool result, cancelling withdraws the proposal, `fs.write = "deny"`
+//! refuses without asking, and the conversation persists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zeke::app::chat::{self, ChatParams, ToolStatus};
+use zeke::app::patch::Review;
+use zeke::app::{App, UiEvent};
+use zeke::config::Config;
+
+use crate::common::{fault_url, rt};
+
+static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn tag() -> String {
+    format!(
+        "chat-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+    app: Arc<App>,
+    tag: String,
+}
+
+async fn project(script: &str, extra: Value) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("calc.py"),
+        "def add(a, b):\n    return a - b\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("AGENTS.md"), "Use four spaces.\n").unwrap();
+    let tag = tag();
+    let mut table = json!({
+        "providers": {"model": {"kind": "openai", "url": format!("{}/t/{tag}/script/{script}", fault_url()),
+                                "api_key_env": "ZEKE_TEST_CHAT_KEY"}},
+        "router": {"ledger": dir.path().join("usage.sqlite3").display().to_string()},
+    });
+    if let (Value::Object(t), Value::Object(e)) = (&mut table, extra) {
+        t.extend(e);
+    }
+    // SAFETY: the same value in every test; set before any request reads it
+    unsafe { std::env::set_var("ZEKE_TEST_CHAT_KEY", "sk-chat-test") };
+    unsafe {
+        std::env::set_var(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("zeke-chat-tests"),
+        )
+    };
+    let config = Config::from_value(table).unwrap();
+    let app = App::new(config.clone());
+    app.configure(config).await;
+    Project { dir, app, tag }
+}
+
+async fn requests(tag: &str) -> Vec<Value> {
+    let r = reqwest::get(format!("{}/t/{tag}/stats", fault_url()))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    v["requests"].as_array().cloned().unwrap_or_default()
+}
+
+fn params(p: &Project, message: &str) -> ChatParams {
+    ChatParams {
+        id: 7,
+        session: None,
+        message: message.into(),
+        context: vec![],
+        root: std::fs::canonicalize(p.dir.path())
+            .unwrap()
+            .display()
+            .to_string(),
+        agent: true,
+    }
+}
+
+/// Runs a turn, answering every proposal with `review`; returns the events.
+async fn turn(p: &Project, params: ChatParams, review: Review) -> Vec<UiEvent> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(chat::turn(p.app.clone(), params, tx));
+    let mut events = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        if let UiEvent::Patch(pr) = &ev {
+            let applied: Vec<usize> = match review {
+                Review::Deny(_) => vec![],
+                _ => (0..pr.hunks.len()).collect(),
+            };
+            p.app
+                .patches
+                .resolve(pr.patch, review.clone(), &applied)
+                .unwrap();
+        }
+        events.push(ev);
+    }
+    task.await.unwrap();
+    events
+}
+
+fn tools(events: &[UiEvent]) -> Vec<(String, ToolStatus, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UiEvent::ChatTool {
+                name,
+                status,
+                summary,
+                ..
+            } if *status != ToolStatus::Running => Some((name.clone(), *status, summary.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(events: &[UiEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UiEvent::ChatDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_edit_is_a_reviewed_proposal_and_the_answer_goes_back_to_the_model() {
+    rt().block_on(async {
+        let p = project("agent_edit", json!({})).await;
+        let events = turn(&p, params(&p, "fix add"), Review::AllowOnce).await;
+        let t = tools(&events);
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(
+            (t[0].0.as_str(), t[0].1),
+            ("read_text_file", ToolStatus::Ok)
+        );
+        assert!(t[0].2.contains("def add"), "the file was read: {t:?}");
+        assert_eq!((t[1].0.as_str(), t[1].1), ("edit_file", ToolStatus::Ok));
+        let proposal = events
+            .iter()
+            .find_map(|e| match e {
+                UiEvent::Patch(pr) => Some(pr.clone()),
+                _ => None,
+            })
+            .expect("a proposal");
+        assert_eq!(proposal.buf, 0, "for the file, not a buffer");
+        assert!(proposal.path.ends_with("calc.py"));
+        assert_eq!(proposal.hunks[0].new, vec!["    return a + b".to_string()]);
+        // the backend never writes: the editor applies an approved proposal
+        assert_eq!(
+            std::fs::read_to_string(p.dir.path().join("calc.py")).unwrap(),
+            "def add(a, b):\n    return a - b\n"
+        );
+        assert_eq!(answer(&events), "I fixed add in calc.py.");
+        // the model saw the result of each tool, and the project's rules
+        let reqs = requests(&p.tag).await;
+        assert_eq!(reqs.len(), 3);
+        let msgs = reqs[2]["body"]["messages"].as_array().unwrap();
+        assert!(
+            msgs[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Use four spaces.")
+        );
+        let last = msgs.last().unwrap();
+        assert_eq!(last["role"], "tool");
+        assert!(
+            last["content"].as_str().unwrap().contains("approved"),
+            "{last}"
+        );
+        let offered: Vec<&str> = reqs[0]["body"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert!(offered.contains(&"edit_file") && offered.contains(&"git_status"));
+        // the conversation was saved and can be resumed
+        let session = events
+            .iter()
+            .find_map(|e| match e {
+                UiEvent::ChatDone { session, .. } => Some(session.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let root = params(&p, "").root;
+        let listed = p.app.chats.list(&root);
+        assert_eq!(listed[0].id, session);
+        assert_eq!(listed[0].title, "fix add");
+        let stored = p.app.chats.load(&root, &session).unwrap();
+        let roles: Vec<&str> = stored.messages.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(
+            roles,
+            [
+                "user",
+                "assistant",
+                "tool",
+                "assistant",
+                "tool",
+                "assistant"
+            ]
+        );
+    });
+}
+
+#[test]
+fn a_denied_edit_sends_the_reason_to_the_model() {
+    rt().block_on(async {
+        let p = project("agent_edit", json!({})).await;
+        let events = turn(
+            &p,
+            params(&p, "fix add"),
+            Review::Deny(Some("use operator.add".into())),
+        )
+        .await;
+        let t = tools(&events);
+        assert_eq!((t[1].0.as_str(), t[1].1), ("edit_file", ToolStatus::Denied));
+        let reqs = requests(&p.tag).await;
+        let last = reqs[2]["body"]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            last["content"],
+            "The user denied the change to calc.py: use operator.add"
+        );
+    });
+}
+
+#[test]
+fn fs_write_deny_refuses_without_a_proposal() {
+    rt().block_on(async {
+        let p = project("agent_edit", json!({"capabilities": {"fs.write": "deny"}})).await;
+        let events = turn(&p, params(&p, "fix add"), Review::AllowOnce).await;
+        assert!(!events.iter().any(|e| matches!(e, UiEvent::Patch(_))));
+        let t = tools(&events);
+        assert_eq!(t[1].1, ToolStatus::Denied);
+        assert!(t[1].2.contains("fs.write = \"deny\""), "{t:?}");
+    });
+}
+
+#[test]
+fn cancelling_a_turn_withdraws_its_proposal() {
+    rt().block_on(async {
+        let p = project("agent_edit", json!({})).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(chat::turn(p.app.clone(), params(&p, "fix add"), tx));
+        let patch = loop {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(UiEvent::Patch(pr))) => break pr.patch,
+                Ok(Some(_)) => continue,
+                other => panic!("no proposal: {}", other.is_ok()),
+            }
+        };
+        assert!(p.app.patches.buffer_of(patch).is_some(), "pending");
+        task.abort();
+        let _ = task.await;
+        assert!(
+            p.app.patches.buffer_of(patch).is_none(),
+            "withdrawn: a late apply is refused, nothing half-applied"
+        );
+        assert!(
+            p.app
+                .patches
+                .resolve(patch, Review::AllowOnce, &[0])
+                .is_err()
+        );
+    });
+}
