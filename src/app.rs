@@ -98,6 +98,13 @@ pub enum UiEvent {
         cost_usd: f64,
         steps: u64,
     },
+    /// `/compact` replaced older turns by a summary (estimated tokens before and after).
+    ChatCompacted {
+        id: u64,
+        session: String,
+        before_tokens: u64,
+        after_tokens: u64,
+    },
     /// The policy asks the user (a chat agent's `run_command`, `fetch`, …); answered by `answer`.
     Ask {
         ask: u64,

@@ -326,6 +326,31 @@ fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     (buf, task)
 }
 
+/// Whether a process of group `pgid` still runs. A zombie does not count: it holds nothing open,
+/// and its reaping is up to whoever adopted it (an init that reaps slowly must not make every
+/// stop last the whole grace), so on Linux `/proc` is asked which members are more than that.
+fn alive(pgid: rustix::process::Pid) -> bool {
+    if rustix::process::test_kill_process_group(pgid).is_err() {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let want = pgid.as_raw_nonzero().get().to_string();
+    procs.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses
+        let mut rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace())
+            .into_iter()
+            .flatten();
+        let state = rest.next();
+        let pgrp = rest.nth(1);
+        pgrp == Some(want.as_str()) && !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
 /// A command's process group; dropping it stops the group gracefully (SIGTERM, then SIGKILL
 /// after [`GRACE`], from a thread of its own).
 struct Group {
@@ -340,7 +365,7 @@ impl Group {
             .child
             .as_mut()
             .is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
-        reaped && rustix::process::test_kill_process_group(pgid).is_err()
+        reaped && !alive(pgid)
     }
 
     /// Stops every process of the group: SIGTERM, then SIGKILL to what is left after [`GRACE`].
@@ -446,7 +471,7 @@ pub async fn run_command(
         },
         None => false,
     };
-    let stray = exited && pgid.is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok());
+    let stray = exited && pgid.is_some_and(alive);
     group.stop().await;
     let status = match group.child.as_mut() {
         Some(c) => c.wait().await.ok(),

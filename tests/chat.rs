@@ -277,3 +277,42 @@ fn cancelling_a_turn_withdraws_its_proposal() {
         );
     });
 }
+
+#[test]
+fn compact_replaces_older_turns_with_a_summary() {
+    rt().block_on(async {
+        let p = project("agent_edit", json!({})).await;
+        // a plain model: every answer is the fault server's reply
+        let config = Config::from_value(json!({
+            "providers": {"m": {"kind": "llamacpp", "url": format!("{}/t/{}/ok", fault_url(), p.tag)}},
+            "router": {"ledger": p.dir.path().join("u.sqlite3").display().to_string()},
+        }))
+        .unwrap();
+        p.app.configure(config).await;
+        let mut session = None;
+        for msg in ["one", "two", "three"] {
+            let mut prm = params(&p, msg);
+            prm.agent = false;
+            prm.session = session.clone();
+            let events = turn(&p, prm, Review::AllowOnce).await;
+            session = events.iter().find_map(|e| match e {
+                UiEvent::ChatDone { session, .. } => Some(session.clone()),
+                _ => None,
+            });
+        }
+        let session = session.unwrap();
+        let root = params(&p, "").root;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        chat::compact(p.app.clone(), 9, root.clone(), session.clone(), tx).await;
+        let ev = rx.recv().await.unwrap();
+        let UiEvent::ChatCompacted { before_tokens, after_tokens, .. } = ev else {
+            panic!("not compacted: {ev:?}")
+        };
+        assert!(after_tokens < before_tokens + 100, "{before_tokens} → {after_tokens}");
+        let s = p.app.chats.load(&root, &session).unwrap();
+        let firsts: Vec<&str> = s.messages.iter().map(|m| m.content.as_str()).collect();
+        assert!(firsts[0].starts_with("Summary of the earlier conversation:"), "{firsts:?}");
+        assert_eq!(firsts[2], "two", "the last two turns stay as they were");
+        assert_eq!(s.messages.len(), 2 + 4);
+    });
+}

@@ -341,6 +341,12 @@ fn each_capability_deny_refuses_prompt_asks_allow_runs() {
             "Created branch",
         ),
         ("net.http", "fetch", json!({"url": url}), "served"),
+        (
+            "cmd.exec",
+            "run_command",
+            json!({"command": "touch cmd-marker && echo ran"}),
+            "ran",
+        ),
     ];
     for (cap, tool, args, ok_text) in cases {
         for decision in ["deny", "prompt", "allow"] {
@@ -358,6 +364,11 @@ fn each_capability_deny_refuses_prompt_asks_allow_runs() {
             );
             let (err, body, _) = m.call(tool, args.clone());
             let what = format!("{cap} = {decision}: {tool}: {body}");
+            assert_eq!(
+                root.join("cmd-marker").exists(),
+                cap == "cmd.exec" && decision == "allow",
+                "a command runs only when allowed: {what}"
+            );
             match decision {
                 "deny" => assert!(
                     err && body.contains("(rule policy-deny)")
@@ -374,4 +385,172 @@ fn each_capability_deny_refuses_prompt_asks_allow_runs() {
         }
     }
     assert!(root.join("made").is_dir(), "the allowed write happened");
+}
+
+/// `run_command` on the MCP surface: in the catalog with its schema; `prompt` asks with the whole
+/// command line and runs it only on Allow; `deny` runs nothing whatever the model tries; allowed,
+/// it reports the exit code and both streams, caps them, hides `*_API_KEY` variables, stops a
+/// command at its time limit, and a cancelled call stops its command.
+#[test]
+fn run_command_through_the_server() {
+    let t = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(repo(&t.path().join("proj"))).unwrap();
+    let marker = root.join("ran");
+    let touch = format!("touch {}", marker.display());
+
+    // deny (the default): the model's retries with variations all refused, nothing runs
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "",
+            ..Opts::default()
+        },
+    );
+    let tools = m.request("tools/list", json!({}));
+    let spec = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "run_command")
+        .cloned()
+        .expect("run_command is listed");
+    assert_eq!(
+        spec["inputSchema"]["required"],
+        json!(["command"]),
+        "{spec}"
+    );
+    assert_eq!(spec["annotations"]["readOnlyHint"], json!(false));
+    assert_eq!(spec["annotations"]["destructiveHint"], json!(true));
+    for args in [
+        json!({"command": touch}),
+        json!({"command": touch, "cwd": "."}),
+        json!({"command": format!("true\n{touch}"), "timeout_ms": 5}),
+        json!({"command": format!("/bin/sh -c '{touch}'")}),
+    ] {
+        let (err, body, _) = m.call("run_command", args);
+        assert!(
+            err && body.contains("(rule policy-deny)") && body.contains("cmd.exec is denied"),
+            "{body}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!marker.exists(), "deny: nothing ran");
+    drop(m);
+
+    // prompt: the question carries every line verbatim; Deny runs nothing, Allow once runs it
+    let (responder, asked) = answering(&["deny", "allow_once"]);
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "[capabilities]\n\"cmd.exec\" = \"prompt\"\n",
+            capabilities: json!({"elicitation": {}}),
+            responder: Some(responder),
+            ..Opts::default()
+        },
+    );
+    let command = format!("echo harmless\n{touch}; echo $(echo sub)");
+    let (err, body, _) = m.call("run_command", json!({"command": command}));
+    assert!(err && body.contains("denied by the user"), "{body}");
+    assert!(!marker.exists(), "prompt + deny: nothing ran");
+    let (err, body, r) = m.call("run_command", json!({"command": command}));
+    assert!(!err, "{body}");
+    assert!(marker.exists(), "prompt + allow once: it ran");
+    assert_eq!(
+        r["structuredContent"]["stdout"],
+        json!("harmless\nsub\n"),
+        "{r}"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    for q in &asked {
+        assert!(
+            q.contains(&format!("in {} (/bin/sh -c", root.display()))
+                && q.contains(&format!(":\n{command}\n"))
+                && q.contains("2 lines, every one runs"),
+            "{q}"
+        );
+    }
+    drop(m);
+
+    // allow
+    let mut m = Mcp::start(
+        t.path(),
+        Opts {
+            roots: vec![&root],
+            config: "[capabilities]\n\"cmd.exec\" = \"allow\"\n",
+            env: vec![
+                ("ZEKE_TEST_API_KEY", "sekrit-value".into()),
+                ("OPENAI_API_KEY", "sk-sekrit".into()),
+                ("ZEKE_TEST_VISIBLE", "seen".into()),
+            ],
+            ..Opts::default()
+        },
+    );
+    let (err, body, r) = m.call(
+        "run_command",
+        json!({"command": "env; printf '\\377' >&2; exit 4"}),
+    );
+    let sc = &r["structuredContent"];
+    assert!(!err && sc["exit_code"] == json!(4), "{body}");
+    assert!(body.contains("ZEKE_TEST_VISIBLE=seen"), "inherited: {body}");
+    assert!(
+        !body.contains("sekrit"),
+        "no *_API_KEY reaches the command: {body}"
+    );
+    assert_eq!(sc["stderr"], json!("\u{FFFD}"), "invalid UTF-8 is replaced");
+    // capped
+    let (err, body, r) = m.call("run_command", json!({"command": "seq 1 100000"}));
+    let sc = &r["structuredContent"];
+    assert!(!err && sc["stdout_bytes"] == json!(588_895), "{body}");
+    assert_eq!(sc["stdout_cut"], json!(588_895 - 16 * 1024));
+    assert!(
+        body.contains("bytes cut here")
+            && body.ends_with("99999\n100000\n--- stderr (0 bytes) ---\n"),
+        "{}",
+        &body[body.len() - 200..]
+    );
+    assert!(
+        sc.get("pages").is_none(),
+        "one page: a second would run it again"
+    );
+    // timed out: stopped, and says so with what it printed
+    let started = std::time::Instant::now();
+    let (err, body, r) = m.call(
+        "run_command",
+        json!({"command": "echo before; sleep 30", "timeout_ms": 300}),
+    );
+    assert!(!err && started.elapsed().as_secs() < 5, "{body}");
+    assert!(
+        body.starts_with("timed out after 300 ms") && body.contains("before\n"),
+        "{body}"
+    );
+    assert_eq!(r["structuredContent"]["timed_out"], json!(true));
+    // cancelled by the client: its command is stopped, the server carries on
+    let late = root.join("late");
+    let id = m.start_request(
+        "tools/call",
+        json!({"name": "run_command", "arguments": {"command": format!("(sleep 1; touch {}) & sleep 30", late.display())}}),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    m.notify(
+        "notifications/cancelled",
+        json!({"requestId": id, "reason": "test"}),
+    );
+    let (err, body, _) = m.call("run_command", json!({"command": "echo still here"}));
+    assert!(!err && body.contains("still here"), "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!late.exists(), "the cancelled command's group was stopped");
+    let records = m.audit_records();
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.to_string().contains("ZEKE_TEST_VISIBLE=seen")),
+        "no output in the audit log"
+    );
+    assert!(
+        records.iter().any(|r| r["outcome"] == "cancelled"),
+        "{records:?}"
+    );
 }

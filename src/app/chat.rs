@@ -10,7 +10,10 @@
 //! asked through the editor ([`EditorAsker`]). A turn is one task: cancelling it drops its
 //! pending proposal (nothing half-applied) and kills a running command.
 
+mod compact;
 pub mod store;
+
+pub use compact::compact;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -100,6 +100,8 @@ pub struct PatchParams {
     pub diagnostics: Vec<Diagnostic>,
     /// Why the user denied the previous proposal (from the editor, or remembered here).
     pub reason: Option<String>,
+    /// `:Zeke edit`: what to do to the code.
+    pub instruction: Option<String>,
 }
 
 /// Another buffer the patch goes to (a test file), as mirrored now.
@@ -526,10 +528,16 @@ async fn run(
         diagnostics: &diagnostics,
         reason: p.reason.as_deref(),
     };
-    let req = if p.job == Job::Test {
-        prompt::tests(&input, cfg.max_tokens)
-    } else {
-        prompt::fix(&input, cfg.max_tokens)
+    let req = match (p.job, p.instruction.as_deref()) {
+        (Job::Test, _) => prompt::tests(&input, cfg.max_tokens),
+        (Job::Edit, Some(instruction)) => prompt::edit(&input, instruction, cfg.max_tokens),
+        (Job::Edit, None) => {
+            return Err(ProviderError::new(
+                ErrorKind::Invalid,
+                "nothing to do: :Zeke edit needs an instruction",
+            ));
+        }
+        _ => prompt::fix(&input, cfg.max_tokens),
     };
     let intent = if p.job == Job::Test {
         Intent::Test

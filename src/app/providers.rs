@@ -109,7 +109,7 @@ impl ProviderSet {
                 .completion
                 .provider
                 .as_deref()),
-            Job::Fix | Job::Test => self
+            Job::Fix | Job::Test | Job::Edit => self
                 .config
                 .fix
                 .provider

@@ -22,6 +22,8 @@ pub enum Job {
     Test,
     /// A chat turn (the panel's conversation and its agent).
     Chat,
+    /// `:Zeke edit`: a patch rewriting code as the user instructed.
+    Edit,
     Config,
     Rpc,
 }
@@ -34,6 +36,7 @@ impl Job {
             Job::Fix => "fix",
             Job::Test => "test",
             Job::Chat => "chat",
+            Job::Edit => "edit",
             Job::Config => "config",
             Job::Rpc => "rpc",
         }

@@ -166,6 +166,45 @@ pub fn fix(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {
     }
 }
 
+/// A chat request for `input.code` rewritten as `instruction` says (`:Zeke edit`), as one fenced
+/// block replacing exactly the given lines.
+pub fn edit(input: &PatchInput<'_>, instruction: &str, max_tokens: u32) -> ChatRequest {
+    let lang = fence_lang(input.language);
+    let system = format!(
+        "You are an expert {lang} engineer editing code as instructed. Reply with the rewritten code in one ```{lang} \
+         block that replaces exactly the lines you were given. No explanation."
+    );
+    let mut user = String::new();
+    if !input.path.is_empty() {
+        user.push_str(&format!("File: {}\n", input.path));
+    }
+    if !input.above.trim().is_empty() {
+        user.push_str(&format!(
+            "Code above (for context, do not repeat it):\n```{lang}\n{}\n```\n",
+            input.above
+        ));
+    }
+    user.push_str(&format!(
+        "Lines {}-{}:\n```{lang}\n{}\n```\nInstruction: {instruction}\n",
+        input.start_row + 1,
+        input.end_row + 1,
+        input.code
+    ));
+    if let Some(reason) = input.reason.filter(|r| !r.trim().is_empty()) {
+        user.push_str(&format!("Your previous proposal was rejected: {reason}\n"));
+    }
+    user.push_str(&format!(
+        "Reply with the rewritten lines {}-{} in one ```{lang} block.",
+        input.start_row + 1,
+        input.end_row + 1
+    ));
+    ChatRequest::new(
+        vec![Message::system(system), Message::user(user)],
+        max_tokens,
+        0.2,
+    )
+}
+
 /// A chat request for unit tests of `input.code`, as one fenced block. For Rust the tests go into
 /// the file's `#[cfg(test)] mod tests` (so: test functions only); otherwise a whole test file.
 pub fn tests(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {

@@ -603,6 +603,18 @@ impl Handler for NvimHandler {
                 }
                 Err(e) => self.rpc_error(None, Job::Chat, e),
             },
+            "chat_compact" => match params::<proto::ChatCompact>("chat_compact", args) {
+                Ok(p) => {
+                    let (app, sink) = (self.app.clone(), self.sink.clone());
+                    self.app.tasks.spawn(
+                        Job::Chat,
+                        p.id,
+                        false,
+                        crate::app::chat::compact(app, p.id, p.root, p.session, sink),
+                    );
+                }
+                Err(e) => self.rpc_error(None, Job::Chat, e),
+            },
             "answer" => match params::<proto::AnswerParams>("answer", args) {
                 Ok(p) => match crate::app::chat::parse_answer(
                     &p.choice,
@@ -631,6 +643,7 @@ impl Handler for NvimHandler {
             "explain" => self.on_explain(args, nvim),
             "fix" => self.on_patch(Job::Fix, args, nvim),
             "test" => self.on_patch(Job::Test, args, nvim),
+            "edit" => self.on_patch(Job::Edit, args, nvim),
             "stop" => {
                 let n = self.app.tasks.cancel_all();
                 tracing::info!(n, "stopped all jobs");

@@ -151,6 +151,9 @@ pub struct Patch {
     pub diagnostics: Vec<Diag>,
     pub reason: Option<String>,
     pub target_buf: Option<i64>,
+    /// `edit` only: what the user wants done to the code.
+    #[serde(default)]
+    pub instruction: Option<String>,
 }
 
 /// One `vim.diagnostic` entry as the plugin sends it.
@@ -195,6 +198,7 @@ impl Patch {
             filetype: at.filetype,
             path: at.path,
             root: self.root,
+            instruction: self.instruction.filter(|i| !i.trim().is_empty()),
             diagnostics: self
                 .diagnostics
                 .into_iter()
@@ -291,6 +295,14 @@ pub struct AnswerParams {
     pub scope: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// `chat_compact {id, root, session}`.
+#[derive(Debug, Deserialize)]
+pub struct ChatCompact {
+    pub id: u64,
+    pub root: String,
+    pub session: String,
 }
 
 /// `chat_sessions {root}` / `chat_load {root, session}`.
@@ -440,6 +452,20 @@ pub fn to_proto(ev: &UiEvent) -> (&'static str, Value) {
                 ("context_window", opt(*context_window)),
                 ("cost_usd", (*cost_usd).into()),
                 ("steps", (*steps).into()),
+            ]),
+        ),
+        UiEvent::ChatCompacted {
+            id,
+            session,
+            before_tokens,
+            after_tokens,
+        } => (
+            "chat_compacted",
+            map(vec![
+                ("id", (*id).into()),
+                ("session", session.as_str().into()),
+                ("before_tokens", (*before_tokens).into()),
+                ("after_tokens", (*after_tokens).into()),
             ]),
         ),
         UiEvent::Ask {

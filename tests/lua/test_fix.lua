@@ -680,4 +680,115 @@ return {
       H.eq(CODE, buf_lines(c, buf), 'nothing applied')
     end,
   },
+  {
+    name = ':bwipeout! of the buffer drops its review, window and denial reason; a later :Zeke fix in a new buffer works',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, path, buf = start(H, REPLY)
+      local function ds(what) return c:lua('return require("zeke.diff").debug_state().' .. what) end
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('Zeke deny keep the subtraction') -- a reason remembered for the buffer
+      c:cmd('Zeke test') -- and a review pending (a test does not use the reason up)
+      local st = c:wait_review()
+      H.eq('test', st.job)
+      H.ok(st.window, 'the review window is open')
+      H.eq('keep the subtraction', c:lua('return require("zeke.diff").debug_state().reasons[...]', buf))
+      H.eq(st.window, c:lua('return vim.api.nvim_get_current_win()'), 'wiped from the review window')
+      c:cmd('bwipeout! ' .. buf)
+      H.wait(function() return wins(c) == 1 end, 5000, 'the review window closed')
+      H.eq(nil, c:review(), 'nothing pending')
+      H.eq(0, #ds('pending'))
+      H.eq(0, c:lua('return vim.tbl_count(require("zeke.diff").debug_state().reasons)'), 'no reason kept')
+      H.eq(nil, ds('review'))
+      H.ok(not vim.tbl_contains(ds('watched'), buf), 'no autocmd left for it')
+      H.eq({}, c:lua([[return vim.tbl_filter(function(b) return vim.api.nvim_buf_get_name(b):find('zeke://review', 1, true) end,
+        vim.api.nvim_list_bufs())]]), 'the review buffer is gone too')
+      H.ok(H.wait(function()
+        for _, r in ipairs(c:audit()) do
+          if vim.inspect(r):find('buffer closed', 1, true) then return true end
+        end
+      end, 5000, 'the backend was told'))
+      -- the same file again, in a new buffer: a fix is asked (without the old reason) and applied
+      c:cmd('edit ' .. vim.fn.fnameescape(path))
+      c:lua('vim.bo.filetype = "rust"')
+      local nbuf = c:lua('return vim.api.nvim_get_current_buf()')
+      H.ok(nbuf ~= buf, 'a new buffer')
+      c:cmd('1,7Zeke fix')
+      H.eq(nil, ds('last_params.reason'), 'the wiped buffer\'s reason is not sent')
+      st = c:wait_review()
+      H.eq(nbuf, st.buf)
+      c:cmd('Zeke allow')
+      H.eq(FIXED, buf_lines(c, nbuf))
+      H.eq(1, wins(c))
+      H.eq({}, c:problems())
+      H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = ':bwipeout! while the model answers cancels the request: no review appears later',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, _, buf = start(H, REPLY, { delay_ms = 60 })
+      c:cmd('1,7Zeke fix')
+      H.wait(function() return #c:lua('return require("zeke.diff").debug_state().requests') == 1 end, 5000, 'in flight')
+      c:cmd('bwipeout! ' .. buf)
+      H.eq(0, #c:lua('return require("zeke.diff").debug_state().requests'), 'forgotten')
+      H.sleep(3000)
+      H.eq(nil, c:review(), 'no proposal')
+      H.eq(1, wins(c))
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'a proposal naming only a path (buf 0) applies to the loaded buffer showing that file, unsaved',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, path, buf = start(H, REPLY)
+      -- the backend names buffers today; make its event name only the file
+      c:lua([[local d = require('zeke.diff'); local on_patch = d.on_patch
+        d.on_patch = function(ev) ev.buf = 0; return on_patch(ev) end]])
+      c:cmd('1,7Zeke fix')
+      local st = c:wait_review()
+      H.eq(nil, st.buf, 'no buffer named')
+      H.eq(path, st.path)
+      H.ok(st.window and has(st.lines, '^%[x%] hunk 2/2'), vim.inspect(st.lines))
+      H.eq(CODE, buf_lines(c, buf), 'nothing applied before Allow')
+      c:cmd('Zeke allow')
+      H.eq(FIXED, buf_lines(c, buf), 'applied in the buffer showing the file')
+      H.eq(CODE, vim.fn.readfile(path), 'not written: the file is open')
+      H.eq(true, c:lua('return vim.bo[...].modified', buf))
+      H.eq(nil, c:review())
+      H.ok(has(infos(c), 'not saved', true), vim.inspect(infos(c)))
+      H.eq({}, c:problems())
+    end,
+  },
+  {
+    name = 'a proposal naming only a path whose file is not loaded: written only after Allow, then unloaded again',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, path, buf = start(H, REPLY)
+      c:lua([[local d = require('zeke.diff'); local on_patch = d.on_patch
+        d.on_patch = function(ev) ev.buf = 0; return on_patch(ev) end]])
+      c:cmd('1,7Zeke fix')
+      c:wait_review()
+      c:cmd('bunload ' .. buf) -- the file is no longer open anywhere
+      H.eq(false, c:lua('return vim.api.nvim_buf_is_loaded(...)', buf))
+      local st = c:review()
+      H.ok(st and st.path == path, 'still pending: ' .. vim.inspect(st))
+      H.eq(CODE, vim.fn.readfile(path), 'nothing written before Allow')
+      c:cmd('Zeke allow')
+      H.eq(FIXED, vim.fn.readfile(path), 'written after Allow')
+      H.eq(false, c:lua('return vim.api.nvim_buf_is_loaded(...)', buf), 'unloaded again')
+      H.eq(nil, c:review())
+      H.eq(1, wins(c))
+      H.ok(has(infos(c), 'applied 2 of 2 hunks', true) and has(infos(c), 'written', true), vim.inspect(infos(c)))
+      H.eq({}, c:problems())
+      H.ok(H.wait(function()
+        for _, r in ipairs(c:audit()) do
+          if vim.inspect(r):find('allow_once', 1, true) then return true end
+        end
+      end, 5000, 'audit record of allow_once'))
+    end,
+  },
 }

@@ -28,7 +28,7 @@ EXPECTED_TOOLS = {
     "create_directory", "list_directory", "list_directory_with_sizes", "directory_tree", "move_file",
     "search_files", "get_file_info", "list_allowed_directories", "git_status", "git_diff_unstaged",
     "git_diff_staged", "git_diff", "git_commit", "git_add", "git_reset", "git_log", "git_create_branch",
-    "git_checkout", "git_show", "git_branch", "fetch",
+    "git_checkout", "git_show", "git_branch", "fetch", "run_command",
 }
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Zeke Test", "GIT_AUTHOR_EMAIL": "test@zeke.invalid",
@@ -122,8 +122,9 @@ async def every_tool(base, root):
         res = await s.call_tool("read_text_file", {"path": "a.txt"})
         check(res.structured_content == {"content": "one\n"}, "structuredContent matches outputSchema", res.structured_content)
         called = {n for n, _, _ in calls}
-        # fetch needs net.http and a web server: fetch_gated_by_net_http
-        check(called == EXPECTED_TOOLS - {"fetch"}, "every file and git tool was called", EXPECTED_TOOLS - called)
+        # fetch needs net.http and a web server (fetch_gated_by_net_http); run_command needs cmd.exec,
+        # denied by default (tests/mcp_policy.rs runs it)
+        check(called == EXPECTED_TOOLS - {"fetch", "run_command"}, "every file and git tool was called", EXPECTED_TOOLS - called)
         res = await s.call_tool("read_text_file", {"path": "/etc/passwd"})
         check(res.is_error and "(rule outside-roots)" in text(res), "a refusal is an isError result naming the rule", text(res))
 

@@ -1,10 +1,10 @@
--- lua/zeke/review/window.lua: owns the review of one proposal, whatever proposed it (`:Zeke fix`,
--- `:Zeke test`, later the chat agent: a proposal names its `job`): taking it in (`propose`: applied
--- at once when a policy rule allowed it, else pending and shown), the review window (hunks with
--- their marks, per-hunk toggles, keys), the inline preview in the buffer, and the answers: Allow
--- once, Allow all (with a scope), Deny with a reason. Applying is `zeke.review.apply`'s.
--- Invariants: nothing is applied before an Allow; at most one pending proposal per buffer/file (a
--- new one supersedes the old) and one review window; a wiped buffer takes its proposals with it.
+-- lua/zeke/review/window.lua: owns the review UI of one pending proposal, whatever proposed it
+-- (`:Zeke fix`, `:Zeke test`, later the chat agent: a proposal names its `job`): the review window
+-- (title, hunks with their [x]/[ ] marks and context, per-hunk toggles, keys), finding the proposal
+-- a command is about, and the answers: Allow once, Allow all (with a scope), Deny with a reason.
+-- Taking proposals in is `zeke.review`'s, applying them `zeke.review.apply`'s.
+-- Invariants: nothing is applied before an Allow; one review window, showing a pending proposal;
+-- closing it (q) keeps the proposal pending.
 local config = require('zeke.config')
 local store = require('zeke.review.store')
 local apply = require('zeke.review.apply')
@@ -18,24 +18,6 @@ M.ns = api.nvim_create_namespace('zeke.diff')
 M.ns_inline = preview.ns
 
 local SCOPES = { 'session', 'project' }
-
----@class zeke.Proposal
----@field patch any backend id for apply/resolve
----@field id integer|nil request id
----@field job string "fix" | "test" | another source's name
----@field buf integer|nil buffer the hunks apply to (nil: the file at `path`)
----@field key integer|string where it is pending (see store.key)
----@field src integer|nil buffer the command ran in
----@field path string
----@field tick integer|nil
----@field hunks {start: integer, old: string[], new: string[]}[]
----@field accepted boolean[]
----@field provider string|nil
----@field model string|nil
----@field decision string|nil
----@field rule string|nil
----@field note string|nil
----@field win integer|nil window the command ran in
 
 local R = nil ---@type {win: integer, buf: integer, key: integer|string, hunk_rows: integer[]}|nil
 
@@ -173,6 +155,14 @@ local function jump(dir)
   if target then api.nvim_win_set_cursor(R.win, { target, 0 }) end
 end
 
+--- Closes window `win`; when it is the last one, it shows an empty buffer instead (the review
+--- buffer is wiped with it either way).
+local function shut(win)
+  if not pcall(api.nvim_win_close, win, true) and api.nvim_win_is_valid(win) then
+    pcall(api.nvim_win_call, win, function() vim.cmd('enew') end)
+  end
+end
+
 --- Closes the review window; the proposal stays pending.
 function M.close()
   local r = R
@@ -181,22 +171,18 @@ function M.close()
   if api.nvim_win_is_valid(r.win) then
     local cur = api.nvim_get_current_win() == r.win
     local p = store.get(r.key)
-    pcall(api.nvim_win_close, r.win, true)
+    shut(r.win)
     if cur and p and p.win and api.nvim_win_is_valid(p.win) then pcall(api.nvim_set_current_win, p.win) end
   end
 end
 
---- Closes the review window after the current autocommand (no layout changes inside
---- BufWipeout); when it is the last window, it shows an empty buffer instead.
+--- As `close`, after the current autocommand (no layout changes inside BufWipeout).
 function M.close_soon()
   local r = R
   if not r then return end
   R = nil
   vim.schedule(function()
-    if not api.nvim_win_is_valid(r.win) then return end
-    if not pcall(api.nvim_win_close, r.win, true) and api.nvim_win_is_valid(r.win) then
-      pcall(api.nvim_win_call, r.win, function() vim.cmd('enew') end)
-    end
+    if api.nvim_win_is_valid(r.win) then shut(r.win) end
   end)
 end
 
