@@ -316,3 +316,46 @@ fn compact_replaces_older_turns_with_a_summary() {
         assert_eq!(s.messages.len(), 2 + 4);
     });
 }
+
+/// Two editors of one project saving the same session at once (two stores on one directory, as
+/// two processes would have): a reader never sees a half-written file.
+#[test]
+fn concurrent_saves_never_leave_a_corrupt_session() {
+    use zeke::app::chat::store::{Session, Store, Stored};
+    use zeke::core::llm::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |n: usize| Session {
+        id: "20261201-000000-abcdef".into(),
+        root: "/p".into(),
+        title: format!("writer {n}"),
+        created_ms: 1,
+        updated_ms: n as i64,
+        messages: (0..200)
+            .map(|i| Stored::from_message(&Message::user(format!("{n} {i} {}", "x".repeat(500))), None, None))
+            .collect(),
+    };
+    let writers: Vec<_> = (0..2)
+        .map(|n| {
+            let store = Store::new(dir.path().to_path_buf());
+            let s = mk(n);
+            std::thread::spawn(move || {
+                for _ in 0..60 {
+                    store.save(&s).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = Store::new(dir.path().to_path_buf());
+    let mut seen = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        if let Ok(s) = reader.load("/p", "20261201-000000-abcdef") {
+            assert_eq!(s.messages.len(), 200, "a whole file, never a torn one");
+            seen += 1;
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(seen > 0);
+    assert_eq!(reader.list("/p").len(), 1, "no temporary file is listed");
+}

@@ -329,7 +329,7 @@ async fn run_command_prompt_shows_the_exact_command_and_directory() {
     assert!(!marker.exists(), "denied: nothing ran");
     let out = s.run(&asker, args).await.unwrap();
     assert!(marker.exists(), "allowed once: it ran");
-    assert!(out.text.contains("hello   \ndone\n"), "{}", out.text);
+    assert!(out.text.contains("\nhello\ndone\n"), "{}", out.text);
     let asked = asker.asked.lock().unwrap().clone();
     let sub = s.root.join("sub");
     let want = format!(

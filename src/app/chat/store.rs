@@ -187,7 +187,11 @@ impl Store {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        let tmp = dir.join(format!(".{}.{}.tmp", s.id, std::process::id()));
+        // unique per save: two saves of one session (two processes, or two tasks) never share a
+        // temporary file
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{}.{}.{n}.tmp", s.id, std::process::id()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
