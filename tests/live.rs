@@ -73,6 +73,10 @@ fn main() {
             live_llama_server_continues_an_answer_cut_off_elsewhere,
         ),
         (
+            "live_chat_two_turns_stream_and_continue_one_session",
+            live_chat_two_turns_stream_and_continue_one_session,
+        ),
+        (
             "live_zeke_ask_json_falls_back_to_llama_server",
             live_zeke_ask_json_falls_back_to_llama_server,
         ),
@@ -370,5 +374,57 @@ fn live_llama_server_continues_an_answer_cut_off_elsewhere(url: &str) {
             "not shown twice: {text:?}"
         );
         assert_eq!(done.unwrap().provider.as_deref(), Some("llama"));
+    });
+}
+
+/// The chat panel's backend against llama-server: two turns of one conversation (the agent's
+/// tools offered, as the panel does), both streamed, the second carrying the first.
+fn live_chat_two_turns_stream_and_continue_one_session(url: &str) {
+    use zeke::app::UiEvent;
+    use zeke::app::chat::{self, ChatParams};
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.py"), "def add(a, b):\n    return a + b\n").unwrap();
+        let config = Config::from_value(json!({
+            "providers": {"llama": {"kind": "llamacpp", "url": url}},
+            "router": {"ledger": dir.path().join("u.sqlite3").display().to_string()},
+            "chat": {"max_tokens": 24, "max_steps": 2},
+        }))
+        .unwrap();
+        let app = zeke::app::App::new(config.clone());
+        app.configure(config).await;
+        let root = std::fs::canonicalize(dir.path()).unwrap().display().to_string();
+        let mut session = None;
+        for msg in ["What is Python?", "And in one word?"] {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let p = ChatParams {
+                id: 1,
+                session: session.clone(),
+                message: msg.into(),
+                context: vec![],
+                root: root.clone(),
+                agent: true,
+            };
+            let task = tokio::spawn(chat::turn(app.clone(), p, tx));
+            let (mut deltas, mut done) = (0, None);
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    UiEvent::ChatDelta { delta, .. } if !delta.is_empty() => deltas += 1,
+                    UiEvent::ChatDone { session, provider, .. } => done = Some((session, provider)),
+                    UiEvent::Error { error, .. } => panic!("chat failed: {error}"),
+                    _ => {}
+                }
+            }
+            task.await.unwrap();
+            let (s, provider) = done.expect("the turn finished");
+            assert!(deltas >= 1, "streamed");
+            assert_eq!(provider, "llama");
+            if let Some(prev) = &session {
+                assert_eq!(&s, prev, "the same conversation");
+            }
+            session = Some(s);
+        }
+        let stored = app.chats.load(&root, session.as_deref().unwrap()).unwrap();
+        assert!(stored.messages.iter().filter(|m| m.role == "user").count() == 2);
     });
 }

@@ -195,7 +195,6 @@ function M.forget(p)
   preview.clear(p)
   if M.shows(p) then M.close() end
 end
-local forget = M.forget
 
 local function set_keys(buf)
   local function map(lhs, fn, desc) vim.keymap.set('n', lhs, fn, { buffer = buf, nowait = true, desc = 'Zeke review: ' .. desc }) end
@@ -298,7 +297,7 @@ function M.allow()
   local p = pending_here()
   if not (p and has_accepted(p, 'toggle one (<Space> in the review window), or :Zeke deny')) then return false end
   local ok = apply.approve(p, 'allow_once')
-  forget(p)
+  M.forget(p)
   return ok
 end
 
@@ -306,7 +305,7 @@ local function do_allow_all(p, scope)
   local how = ('later file changes (fs.write) in this project are applied without review for this %s%s')
     :format(scope, scope == 'project' and ', by zeke mcp too' or '')
   local ok = apply.approve(p, 'allow_all', { scope = scope }, how)
-  forget(p)
+  M.forget(p)
   return ok
 end
 
@@ -350,7 +349,7 @@ function M.deny(reason)
   if reason and vim.trim(reason) == '' then reason = nil end
   apply.resolve(p, 'deny', { reason = reason })
   if reason and p.src then store.set_reason(p.src, reason) end
-  forget(p)
+  M.forget(p)
   notify(('zeke: %s proposal denied%s'):format(p.job, reason and ' (the reason goes with the next :Zeke fix)' or ''))
   return true
 end
