@@ -16,7 +16,7 @@ end
 api.nvim_create_user_command('Zeke', function(o) require('zeke.commands').run(o) end, {
   nargs = '*',
   range = true,
-  desc = 'Zeke: explain, fix, test, review, allow, deny, grants, revoke, complete, accept, dismiss, status, usage, '
+  desc = 'Zeke: chat, explain, fix, test, review, allow, deny, grants, revoke, complete, accept, dismiss, status, usage, '
     .. 'provider, model, log, restart, stop, enable, disable, toggle, health',
   complete = function(arglead, cmdline, pos) return require('zeke.commands').complete(arglead, cmdline, pos) end,
 })
@@ -49,6 +49,13 @@ local function nxmap(name, fn, what)
 end
 nxmap('fix', 'fix', 'propose a fix')
 nxmap('test', 'test', 'propose tests')
+vim.keymap.set('n', '<Plug>(zeke-chat)', function() require('zeke').chat() end,
+  { desc = 'Zeke: open the chat panel' })
+vim.keymap.set('x', '<Plug>(zeke-chat)', function()
+  local a, b = vim.fn.line('v'), vim.fn.line('.')
+  api.nvim_feedkeys(api.nvim_replace_termcodes('<Esc>', true, false, true), 'nx', false)
+  require('zeke').chat(nil, { math.min(a, b) - 1, math.max(a, b) - 1 })
+end, { desc = 'Zeke: open the chat panel with the selection as #selection' })
 vim.keymap.set('n', '<Plug>(zeke-review)', function() require('zeke').review() end,
   { desc = 'Zeke: reopen the pending proposal' })
 

@@ -15,14 +15,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::core::llm::Intent;
-use crate::core::policy::{Decision, Policy, ScopeKey};
+use crate::core::policy::Policy;
 pub use crate::logging::LogLevel;
 
 pub mod limits;
 mod provider;
 mod raw;
+mod tables;
 use provider::{budget, provider};
 use raw::*;
+use tables::{merge, normalize, policy};
 
 /// Which wire protocol and defaults a provider uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -305,6 +307,21 @@ pub struct McpConfig {
     pub prompt_timeout: Duration,
 }
 
+/// An external MCP server whose tools the chat agent may call (`[mcp_servers.NAME]`), started on
+/// first use by `app::mcp_client`; each call needs the `mcp.call` capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServerConfig {
+    /// The table's name (`[A-Za-z0-9_-]+`): its tools are offered as `NAME__TOOL`.
+    pub name: String,
+    /// The program: an absolute path, or a bare name found in an absolute `$PATH` entry.
+    pub command: String,
+    pub args: Vec<String>,
+    /// Variables set for the server, over Zeke's environment less its `*_API_KEY` variables.
+    pub env: BTreeMap<String, String>,
+    /// Time limit of the start (handshake), of listing its tools and of each call.
+    pub timeout: Duration,
+}
+
 /// Settings of the `fetch` tool (`[fetch]`); whether it may run at all is the `net.http`
 /// capability.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,6 +356,8 @@ pub struct Config {
     pub router: RouterConfig,
     pub chat: ChatConfig,
     pub mcp: McpConfig,
+    /// `[mcp_servers.NAME]`: external MCP servers for the chat agent, by name.
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
     /// `[capabilities]` and `[scopes."…"]`: what needs asking (shared by every surface).
     pub policy: Policy,
     /// The merged raw table (file + editor), echoed to Lua so it sees TOML-only settings.
@@ -578,6 +597,10 @@ impl Config {
                 ch.timeout_ms,
             )),
         };
+        let mcp_servers = (parsed.mcp_servers.into_iter())
+            .filter_map(|(name, s)| s.validate(name, &mut problems))
+            .map(|s| (s.name.clone(), s))
+            .collect();
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
@@ -595,6 +618,7 @@ impl Config {
             router,
             chat,
             mcp,
+            mcp_servers,
             policy,
             raw,
         })
@@ -625,54 +649,6 @@ fn ranged(
     }
 }
 
-/// `[capabilities]` and `[scopes]` → a [`Policy`]. `root:` paths are canonicalized when they exist,
-/// so a scope written through a symlink still matches the resolved project root.
-fn policy(
-    global: BTreeMap<String, String>,
-    scopes: BTreeMap<String, BTreeMap<String, String>>,
-    problems: &mut Vec<String>,
-) -> Policy {
-    let decisions = |table: &str,
-                     rules: BTreeMap<String, String>,
-                     problems: &mut Vec<String>|
-     -> BTreeMap<String, Decision> {
-        rules
-            .into_iter()
-            .filter_map(|(cap, d)| match Decision::parse(&d) {
-                Ok(d) => Some((cap, d)),
-                Err(e) => {
-                    problems.push(format!("{table}.\"{cap}\": {e}"));
-                    None
-                }
-            })
-            .collect()
-    };
-    let g = decisions("capabilities", global, problems);
-    let mut s = BTreeMap::new();
-    for (key, rules) in scopes {
-        let rules = decisions(&format!("scopes.\"{key}\""), rules, problems);
-        let key = match key.strip_prefix("root:") {
-            Some(p) => format!(
-                "root:{}",
-                std::fs::canonicalize(expand_home(p))
-                    .unwrap_or_else(|_| expand_home(p))
-                    .display()
-            ),
-            None => key,
-        };
-        match ScopeKey::parse(&key) {
-            Ok(k) => {
-                s.insert(k, rules);
-            }
-            Err(e) => problems.push(format!("scopes: {e}")),
-        }
-    }
-    Policy::new(g, s).unwrap_or_else(|e| {
-        problems.extend(e);
-        Policy::default()
-    })
-}
-
 /// `~` and `~/…` → `$HOME/…`.
 fn expand_home(p: &str) -> PathBuf {
     match (
@@ -696,35 +672,6 @@ pub fn default_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
     Some(base.join("zeke").join("config.toml"))
-}
-
-/// Lua sends an empty table as an empty array and `nil`-valued keys as `vim.NIL`: treat both as
-/// absent so they take defaults.
-fn normalize(v: Value) -> Value {
-    match v {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter_map(|(k, v)| {
-                    let v = normalize(v);
-                    (!v.is_null()).then_some((k, v))
-                })
-                .collect(),
-        ),
-        Value::Array(a) if a.is_empty() => Value::Null,
-        other => other,
-    }
-}
-
-/// Deep-merges `top` into `base` (objects merge key by key; anything else replaces).
-fn merge(base: &mut Value, top: Value) {
-    match (base, top) {
-        (Value::Object(b), Value::Object(t)) => {
-            for (k, v) in t {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, t) => *b = t,
-    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod mcp;
+pub mod mcp_client;
 pub mod nvim;
 
 pub mod logging;

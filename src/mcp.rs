@@ -232,12 +232,21 @@ impl Server {
             .shared
             .questions
             .accept(request.request_state.as_deref(), request.input_responses);
+        // a later page is the same call again: for a tool that is not idempotent (run_command)
+        // that would do it twice
+        let reruns = matches!(page, Ok(p) if p > 1)
+            && tools::find(&request.name).is_some_and(|s| matches!(s.writes, Some((_, false))));
         let refused = match (&page, &answers) {
             (_, Err(forged)) => Some(ToolError::Denied(format!(
                 "refused (rule policy-forged): {forged}; answer only the questions Zeke asks, in \
                  the call it asked them for"
             ))),
             (Err(e), _) => Some(ToolError::Failed(e.clone())),
+            (Ok(p), _) if reruns => Some(ToolError::Failed(format!(
+                "page {p} of {} would run it again; its output was cut to fit one page \
+                 (redirect it to a file and read that file in pages)",
+                request.name
+            ))),
             _ => None,
         };
         let asker = asker::McpAsker::new(

@@ -10,6 +10,7 @@
 pub mod frames;
 pub mod handler;
 pub mod proto;
+mod requests;
 pub mod review;
 pub mod session;
 

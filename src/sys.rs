@@ -7,7 +7,8 @@
 //! SIGKILL — so a killed `git add` does not leave a lock that blocks every later git write. A
 //! command line run for a model ([`run_command`]) gets a process group of its own, and the whole
 //! group is ended that way, also after the shell exits (nothing it started in the background
-//! outlives the call).
+//! outlives the call). So does a server spoken to over its pipes ([`spawn_piped`]: an external
+//! MCP server), its group stopped that way when its [`Piped`] handle is dropped.
 //!
 //! Programs are started by absolute path ([`resolve`]): a bare name is looked up once per process
 //! in the absolute entries of `$PATH` only. An empty, `.` or other relative entry is skipped, since
@@ -500,6 +501,82 @@ pub async fn run_command(
         stdout: take(&out),
         stderr: take(&err),
         elapsed: started.elapsed(),
+    })
+}
+
+/// A long-running child started by [`spawn_piped`], in a process group of its own. Dropping it
+/// stops the whole group gracefully (SIGTERM, then SIGKILL after [`GRACE`]).
+pub struct Piped {
+    group: Mutex<Group>,
+    pid: Option<u32>,
+}
+
+impl Piped {
+    /// The child's process id (also its process group's).
+    pub fn id(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Whether the child has exited (it is reaped then).
+    pub fn exited(&self) -> bool {
+        let mut g = self.group.lock().unwrap_or_else(|e| e.into_inner());
+        g.child
+            .as_mut()
+            .is_none_or(|c| !matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+/// What [`spawn_piped`] started: the handle and our ends of the child's three pipes.
+pub struct Spawned {
+    pub process: Piped,
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    pub stderr: tokio::process::ChildStderr,
+}
+
+/// Starts `program args…` (resolved by [`resolve`]) as a server spoken to over its pipes: stdin,
+/// stdout and stderr piped, in a process group of its own, without the inherited variables
+/// `hide_env` names, with `set` added. The caller reads stderr (or drops it).
+pub fn spawn_piped(
+    program: &str,
+    args: &[String],
+    set: &[(&str, &str)],
+    hide_env: fn(&std::ffi::OsStr) -> bool,
+) -> Result<Spawned, SysError> {
+    let exe = resolve(program)?;
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, _) in std::env::vars_os() {
+        if hide_env(&k) {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|source| SysError::Spawn {
+        program: program.to_string(),
+        source,
+    })?;
+    let pid = child.id();
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        unreachable!("all three are piped");
+    };
+    let pgid = pid.and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let child = Some(child);
+    let group = Mutex::new(Group { child, pgid });
+    let process = Piped { group, pid };
+    Ok(Spawned {
+        process,
+        stdin,
+        stdout,
+        stderr,
     })
 }
 

@@ -331,7 +331,13 @@ fn concurrent_saves_never_leave_a_corrupt_session() {
         created_ms: 1,
         updated_ms: n as i64,
         messages: (0..200)
-            .map(|i| Stored::from_message(&Message::user(format!("{n} {i} {}", "x".repeat(500))), None, None))
+            .map(|i| {
+                Stored::from_message(
+                    &Message::user(format!("{n} {i} {}", "x".repeat(500))),
+                    None,
+                    None,
+                )
+            })
             .collect(),
     };
     let writers: Vec<_> = (0..2)

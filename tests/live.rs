@@ -384,7 +384,11 @@ fn live_chat_two_turns_stream_and_continue_one_session(url: &str) {
     use zeke::app::chat::{self, ChatParams};
     rt().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.py"), "def add(a, b):\n    return a + b\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.py"),
+            "def add(a, b):\n    return a + b\n",
+        )
+        .unwrap();
         let config = Config::from_value(json!({
             "providers": {"llama": {"kind": "llamacpp", "url": url}},
             "router": {"ledger": dir.path().join("u.sqlite3").display().to_string()},
@@ -393,7 +397,10 @@ fn live_chat_two_turns_stream_and_continue_one_session(url: &str) {
         .unwrap();
         let app = zeke::app::App::new(config.clone());
         app.configure(config).await;
-        let root = std::fs::canonicalize(dir.path()).unwrap().display().to_string();
+        let root = std::fs::canonicalize(dir.path())
+            .unwrap()
+            .display()
+            .to_string();
         let mut session = None;
         for msg in ["What is Python?", "And in one word?"] {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -410,7 +417,9 @@ fn live_chat_two_turns_stream_and_continue_one_session(url: &str) {
             while let Some(ev) = rx.recv().await {
                 match ev {
                     UiEvent::ChatDelta { delta, .. } if !delta.is_empty() => deltas += 1,
-                    UiEvent::ChatDone { session, provider, .. } => done = Some((session, provider)),
+                    UiEvent::ChatDone {
+                        session, provider, ..
+                    } => done = Some((session, provider)),
                     UiEvent::Error { error, .. } => panic!("chat failed: {error}"),
                     _ => {}
                 }

@@ -312,6 +312,7 @@ fn handshake_tools_list_paging_and_clean_exit() {
                 "git_reset",
                 "git_create_branch",
                 "git_checkout",
+                "run_command",
             ]
             .contains(&t["name"].as_str().unwrap());
             assert_eq!(read_only, !is_write, "honest readOnlyHint on {}", t["name"]);

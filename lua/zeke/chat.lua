@@ -270,14 +270,13 @@ end
 --- goes on.
 function M.hide()
   local tw, iw = S.twin, S.iwin
+  local cur = api.nvim_get_current_win()
+  local was_in = cur == tw or cur == iw
   S.twin, S.iwin = nil, nil
   for _, w in ipairs({ iw, tw }) do
     if valid_win(w) then pcall(api.nvim_win_close, w, true) end
   end
-  if valid_win(S.src_win) and api.nvim_get_current_win() ~= S.src_win
-    and is_panel_buf(api.nvim_get_current_buf()) == false then
-    pcall(api.nvim_set_current_win, S.src_win)
-  end
+  if was_in and valid_win(S.src_win) then pcall(api.nvim_set_current_win, S.src_win) end
 end
 
 local set_keys
@@ -527,12 +526,12 @@ function M.on_delta(p)
   if p.restart then
     flush()
     local row = mark_row(t.seg)
-    if row then
+    if row then -- the step's text so far goes
       write(function(buf) api.nvim_buf_set_lines(buf, row, -1, false, {}) end)
+      t.texts[#t.texts] = nil
     end
     t.seg = nil
     S.open_text = false
-    t.texts[#t.texts] = nil
     t.restarts = (t.restarts or 0) + 1
     ensure_header(t, p.provider, p.model, true)
   end
@@ -590,13 +589,15 @@ function M.on_tool(p)
   t.seg = nil
 end
 
---- `patch {job = "chat", path, …}`: the agent proposed an edit (the review window shows it).
+--- `patch {job = "chat", path, …}`: the agent proposed an edit; the review window of `:Zeke fix`
+--- shows it (the float panel steps aside for it; `:Zeke chat` brings it back).
 function M.on_patch(p)
   local t = turn_of(p)
   if not t then return end
   flush()
   note(('✎ proposed an edit to %s — review it (:Zeke review)'):format(short(p.path)), 'ZekeChatTool')
   t.seg = nil
+  if S.layout == 'float' and M.is_open() then M.hide() end
 end
 
 --- `notice {job = "chat", message}` during a turn: also in the transcript.
@@ -967,13 +968,17 @@ set_keys = function(buf, input)
   if input then
     map('n', '<CR>', M.submit, 'send')
     map({ 'n', 'i' }, '<C-s>', M.submit, 'send')
-    vim.keymap.set('i', '<Tab>', function()
-      if vim.fn.pumvisible() == 1 then return '<C-n>' end
-      local col = api.nvim_win_get_cursor(0)[2]
-      local before = api.nvim_get_current_line():sub(1, col)
-      if before:match('[#/][^%s]*$') then return '<C-x><C-o>' end
-      return '<Tab>'
-    end, { buffer = buf, expr = true, desc = 'Zeke chat: complete / commands and # context' })
+    -- not an expr map: that would run before the characters typed ahead of it are inserted
+    map('i', '<Tab>', function()
+      local keys = '<Tab>'
+      if vim.fn.pumvisible() == 1 then
+        keys = '<C-n>'
+      else
+        local before = api.nvim_get_current_line():sub(1, api.nvim_win_get_cursor(0)[2])
+        if before:match('[#/][^%s]*$') then keys = '<C-x><C-o>' end
+      end
+      api.nvim_feedkeys(api.nvim_replace_termcodes(keys, true, false, true), 'n', false)
+    end, 'complete / commands and # context')
   else
     map('n', 'i', function()
       M.open()

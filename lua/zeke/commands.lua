@@ -148,6 +148,17 @@ M.subcommands = {
     desc = 'propose tests for the function at the cursor, for review',
     run = function(o) zeke().test(range_of(o)) end,
   },
+  chat = {
+    desc = 'open the chat panel (`chat MESSAGE` sends it; a range goes as #selection; `chat resume`)',
+    run = function(o)
+      local msg = (o.args or ''):gsub('^%s*%S+%s*', '', 1)
+      zeke().chat(msg, range_of(o))
+    end,
+    args = function(args)
+      if #args <= 1 then return { 'resume' } end
+      return {}
+    end,
+  },
   review = { desc = 'reopen the review window of the pending proposal', run = function() zeke().review() end },
   allow = {
     desc = 'allow the pending proposal once; `allow all [session|project]` also approves later ones',

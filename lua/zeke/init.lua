@@ -1,5 +1,6 @@
 -- lua/zeke/init.lua: owns Zeke's public Lua API (`require('zeke')`): setup (optional; `vim.g.zeke`
--- works too), the ghost-text actions, explain, fix/test and their review (allow/deny), status,
+-- works too), the ghost-text actions, explain, fix/test and their review (allow/deny), the chat
+-- panel, status,
 -- the statusline string, usage and pinning a provider,
 -- per-buffer enable/disable, and wiring the autocommands, highlight groups and the opt-in default
 -- keys. Nothing here starts the backend:
@@ -24,6 +25,16 @@ local function define_highlights()
   api.nvim_set_hl(0, 'ZekeDiffOff', { link = 'Comment', default = true })
   api.nvim_set_hl(0, 'ZekeDiffContext', { link = 'Normal', default = true })
   api.nvim_set_hl(0, 'ZekeDiffTitle', { link = 'Title', default = true })
+  api.nvim_set_hl(0, 'ZekeChatUser', { link = 'Title', default = true })
+  api.nvim_set_hl(0, 'ZekeChatHeader', { link = 'Title', default = true })
+  api.nvim_set_hl(0, 'ZekeChatContext', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeChatTool', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeChatToolFailed', { link = 'WarningMsg', default = true })
+  api.nvim_set_hl(0, 'ZekeChatAsk', { link = 'WarningMsg', default = true })
+  api.nvim_set_hl(0, 'ZekeChatNote', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeChatMeter', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'ZekeChatMeterHigh', { link = 'WarningMsg', default = true })
+  api.nvim_set_hl(0, 'ZekeChatError', { link = 'ErrorMsg', default = true })
 end
 
 --- Maps the opt-in `keymaps` keys. Each is an expr map that falls back to the key itself (a real
@@ -133,11 +144,44 @@ function M.explain(range)
   return require('zeke.ui').explain(range)
 end
 
---- Cancels everything the backend is doing.
+--- Cancels everything the backend is doing (the chat turn in flight too).
 function M.stop()
   require('zeke.ui').stop()
   require('zeke.diff').on_stop()
+  if package.loaded['zeke.chat'] then require('zeke.chat').on_stop() end
 end
+
+--- Opens (or focuses) the chat panel; sends {message} when given. {range} ({start_row, end_row},
+--- 0-based, end inclusive) of the current buffer goes with the next message as `#selection`.
+--- See |zeke-chat|.
+---@param message string|nil
+---@param range integer[]|nil
+function M.chat(message, range)
+  M._ensure_setup()
+  config.check_arg('message', message, 'string', true)
+  config.check_arg('range', range, 'table', true)
+  return require('zeke.chat').command(message, range)
+end
+
+--- Picks a saved conversation of this project (vim.ui.select), shows it and continues it.
+function M.chat_resume()
+  M._ensure_setup()
+  return require('zeke.chat').resume()
+end
+
+--- Sends {message} in the chat panel's conversation (a `/command` runs it). Returns the request
+--- id (true for a command), or nil and why it was not sent.
+---@param message string
+---@return integer|boolean|nil, string|nil
+function M.chat_send(message)
+  M._ensure_setup()
+  return require('zeke.chat').send(message)
+end
+
+--- The chat panel's state: {open, layout, session, root, lines, input, turn = {id, done, text,
+--- provider, model, context, usage, error, stopped, tools}, …} (see |zeke.chat_state()|).
+---@return table
+function M.chat_state() return require('zeke.chat').state() end
 
 --- Asks the model for a patch fixing {range} ({start_row, end_row}, 0-based, end inclusive) or the
 --- function / diagnostic at the cursor; the patch opens in the review window (see `:h zeke-review`).

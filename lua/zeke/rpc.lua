@@ -1,7 +1,8 @@
 -- lua/zeke/rpc.lua: owns the msgpack-RPC channel to the `zeke nvim` backend: starting it lazily,
 -- `configure` after every start, re-attaching buffers, restarting it with backoff when it dies,
--- stopping it when Neovim leaves, and the one `dispatch(event, payload)` the backend calls (it
--- also tells `zeke.router` when an answer finished, so the statusline cache is refreshed).
+-- stopping it when Neovim leaves, and the one `dispatch(event, payload)` the backend calls, which
+-- routes each event to its feature (ghost text, explain, review, chat panel, errors; it also tells
+-- `zeke.router` when an answer finished, so the statusline cache is refreshed).
 -- Invariants: at most one backend per Neovim; the model path only uses `notify` (never a blocking
 -- request); `dispatch` is cheap and never raises back into the backend.
 local config = require('zeke.config')
@@ -36,13 +37,16 @@ local function notify(msg, level)
   vim.notify(msg, level or vim.log.levels.INFO, { title = 'zeke' })
 end
 
+--- The chat panel's module when it was ever used (its events need nothing otherwise).
+local function chat() return package.loaded['zeke.chat'] end
+
 ---@return string
 function M.log_path() return vim.fn.stdpath('log') .. '/zeke.log' end
 
 ---@return boolean
 function M.is_running() return state.chan ~= nil end
 
---- A fresh id for a `complete` or `explain` request (one counter, so `error` events are unambiguous).
+--- A fresh id for a `complete`, `explain`, `fix`, `test` or `chat` request (one counter, so `error` events are unambiguous).
 ---@return integer
 function M.next_id()
   state.next_id = state.next_id + 1
@@ -199,6 +203,7 @@ on_exit = function(job, code)
   pcall(function() require('zeke.inline').reset() end)
   pcall(function() require('zeke.ui').on_backend_exit() end)
   pcall(function() require('zeke.diff').on_backend_exit() end)
+  if chat() then pcall(chat().on_backend_exit) end
   if package.loaded['zeke.router'] then pcall(function() require('zeke.router').on_backend_exit() end) end
   local now = uv.now()
   local recent = {}
@@ -275,15 +280,29 @@ function M.is_attached(buf) return state.attached[buf] == true end
 local routes = {
   completion = function(p) require('zeke.inline').on_completion(p) end,
   explain = function(p) require('zeke.ui').on_explain(p) end,
-  error = function(p) require('zeke.errors').on_error(p) end,
-  patch = function(p) require('zeke.diff').on_patch(p) end,
+  error = function(p)
+    if p.job == 'chat' and chat() then chat().on_error(p) end
+    require('zeke.errors').on_error(p)
+  end,
+  patch = function(p)
+    if p.job == 'chat' and chat() then chat().on_patch(p) end
+    require('zeke.diff').on_patch(p)
+  end,
   progress = function(p) require('zeke.diff').on_progress(p) end,
   provider = function(p) state.provider = p end,
-  notice = function(p) require('zeke.errors').notice(p) end,
+  notice = function(p)
+    require('zeke.errors').notice(p)
+    if p.job == 'chat' and chat() then chat().on_notice(p) end
+  end,
+  chat_context = function(p) require('zeke.chat').on_context(p) end,
+  chat_delta = function(p) require('zeke.chat').on_delta(p) end,
+  chat_tool = function(p) require('zeke.chat').on_tool(p) end,
+  chat_done = function(p) require('zeke.chat').on_done(p) end,
+  ask = function(p) require('zeke.chat').on_ask(p) end,
 }
 
 -- Events after which the statusline's cache is refreshed (explain: only its last event).
-local REFRESH_ON = { explain = true, error = true, patch = true, notice = true }
+local REFRESH_ON = { explain = true, error = true, patch = true, notice = true, chat_done = true }
 
 --- The single entry point the backend calls (`nvim_exec_lua("require('zeke.rpc').dispatch(...)")`).
 --- Cheap, and never raises back into the backend.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ProviderKind;
+use super::{McpServerConfig, ProviderKind};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub(super) providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub(super) mcp: RawMcp,
+    #[serde(default)]
+    pub(super) mcp_servers: BTreeMap<String, RawMcpServer>,
     #[serde(default)]
     pub(super) fetch: RawFetch,
     #[serde(default)]
@@ -61,6 +63,69 @@ pub(super) struct RawMcp {
     pub(super) max_output_chars: Option<u64>,
     pub(super) tools_page_size: Option<u64>,
     pub(super) prompt_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMcpServer {
+    pub(super) command: String,
+    pub(super) args: Option<Vec<String>>,
+    pub(super) env: Option<BTreeMap<String, String>>,
+    pub(super) timeout_ms: Option<u64>,
+}
+
+impl RawMcpServer {
+    /// The validated `[mcp_servers.NAME]`; `None` with the problems pushed (each naming its key).
+    pub(super) fn validate(
+        self,
+        name: String,
+        problems: &mut Vec<String>,
+    ) -> Option<McpServerConfig> {
+        let before = problems.len();
+        let key = format!("mcp_servers.{name}");
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            problems.push(format!("{key}: a server name may hold only A-Z, a-z, 0-9, _ and - (its tools are named NAME__TOOL)"));
+        }
+        if self.command.trim().is_empty() {
+            problems.push(format!("{key}.command: must not be empty"));
+        }
+        let args = self.args.unwrap_or_default();
+        let env = self.env.unwrap_or_default();
+        for (what, bad) in [
+            ("command", self.command.contains('\0')),
+            ("args", args.iter().any(|a| a.contains('\0'))),
+            (
+                "env",
+                env.iter()
+                    .any(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0')),
+            ),
+        ] {
+            if bad {
+                problems.push(format!(
+                    "{key}.{what}: no NUL bytes (and no empty or '='-holding variable names)"
+                ));
+            }
+        }
+        let ms = super::ranged(
+            problems,
+            &format!("{key}.timeout_ms"),
+            self.timeout_ms,
+            30_000,
+            100,
+            3_600_000,
+        );
+        (problems.len() == before).then(|| McpServerConfig {
+            name,
+            command: self.command,
+            args,
+            env,
+            timeout: std::time::Duration::from_millis(ms),
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -1,6 +1,7 @@
 //! Tests of configuration loading and validation: defaults, merging, and messages naming keys.
 
 use super::*;
+use crate::core::policy::Decision;
 use serde_json::json;
 
 fn check_err(v: Value, expected: &str) {
@@ -131,6 +132,6 @@ fn mcp_and_policy_sections() {
     );
     check_err(
         json!({"capabilities": {"fs.write": "ask", "fs.wirte": "allow"}, "scopes": {"zeke": {}}}),
-        "capabilities.\"fs.write\": must be one of allow, prompt, deny (got \"ask\") | scopes: scope \"zeke\": must start with \"root:\" (an absolute path) or \"repo:\" (a directory name) | capabilities: unknown capability \"fs.wirte\" (known: fs.read, fs.write, git.read, git.write, cmd.exec, net.http)",
+        "capabilities.\"fs.write\": must be one of allow, prompt, deny (got \"ask\") | scopes: scope \"zeke\": must start with \"root:\" (an absolute path) or \"repo:\" (a directory name) | capabilities: unknown capability \"fs.wirte\" (known: fs.read, fs.write, git.read, git.write, cmd.exec, net.http, mcp.call)",
     );
 }

@@ -61,7 +61,8 @@ impl Decision {
 
 /// A kind of action the policy decides about. The TOML and audit spelling is [`Capability::as_str`]
 /// (`fs.write`); the built-in defaults: reading is allowed, changing files or git state asks,
-/// running programs is refused, fetching a URL for a model or client asks.
+/// running programs is refused, fetching a URL for a model or client asks, calling a tool of an
+/// external MCP server asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
     /// Read files and list directories inside the roots.
@@ -78,17 +79,21 @@ pub enum Capability {
     /// Fetch a URL for a model or a client. Zeke's own requests to the configured providers are
     /// not tool calls and are not gated by it.
     NetHttp,
+    /// Call a tool of an external MCP server (`[mcp_servers.NAME]`) for the chat agent. What the
+    /// tool does is up to that server: Zeke's confinement does not reach into it.
+    McpCall,
 }
 
 impl Capability {
     /// Every capability, in the order docs and health list them.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::FsRead,
         Capability::FsWrite,
         Capability::GitRead,
         Capability::GitWrite,
         Capability::CmdExec,
         Capability::NetHttp,
+        Capability::McpCall,
     ];
 
     /// The config and audit spelling, e.g. `fs.write`.
@@ -100,6 +105,7 @@ impl Capability {
             Capability::GitWrite => "git.write",
             Capability::CmdExec => "cmd.exec",
             Capability::NetHttp => "net.http",
+            Capability::McpCall => "mcp.call",
         }
     }
 
@@ -118,7 +124,10 @@ impl Capability {
     pub fn default_decision(self) -> Decision {
         match self {
             Capability::FsRead | Capability::GitRead => Decision::Allow,
-            Capability::FsWrite | Capability::GitWrite | Capability::NetHttp => Decision::Prompt,
+            Capability::FsWrite
+            | Capability::GitWrite
+            | Capability::NetHttp
+            | Capability::McpCall => Decision::Prompt,
             Capability::CmdExec => Decision::Deny,
         }
     }
@@ -132,6 +141,7 @@ impl Capability {
             Capability::GitWrite => "stage, unstage, commit, create branches, check out",
             Capability::CmdExec => "run a program chosen or influenced by a model or client",
             Capability::NetHttp => "fetch a URL for a model or client (not the provider calls)",
+            Capability::McpCall => "call a tool of an external MCP server ([mcp_servers.NAME])",
         }
     }
 }
@@ -449,6 +459,7 @@ mod tests {
             ("git.read", "/srv/app", Decision::Deny, "[capabilities]"),
             ("cmd.exec", "/srv/app", Decision::Deny, "[capabilities]"),
             ("net.http", "/srv/app", Decision::Prompt, "built-in default"),
+            ("mcp.call", "/srv/app", Decision::Prompt, "built-in default"),
         ];
         for (cap, root, want, rule) in cases {
             let v = p.decide(Capability::parse(cap).unwrap(), &Scope::new(root), false);
@@ -502,7 +513,25 @@ mod tests {
             BTreeMap::new(),
         )
         .unwrap_err();
-        assert_eq!(e, vec!["capabilities: unknown capability \"fs.wirte\" (known: fs.read, fs.write, git.read, git.write, cmd.exec, net.http)".to_string()]);
+        assert_eq!(e, vec!["capabilities: unknown capability \"fs.wirte\" (known: fs.read, fs.write, git.read, git.write, cmd.exec, net.http, mcp.call)".to_string()]);
+    }
+
+    #[test]
+    fn every_capability_parses_from_its_own_spelling() {
+        for c in Capability::ALL {
+            assert_eq!(Capability::parse(c.as_str()), Ok(c));
+            assert_eq!(c.to_string(), c.as_str());
+        }
+        assert_eq!(Capability::parse("mcp.call"), Ok(Capability::McpCall));
+        assert_eq!(Capability::McpCall.default_decision(), Decision::Prompt);
+        let p = policy(
+            &[("mcp.call", "deny")],
+            &[("repo:zeke", &[("mcp.call", "allow")])],
+        );
+        let v = p.decide(Capability::McpCall, &Scope::new("/u/zeke"), false);
+        assert_eq!(v.decision, Decision::Allow);
+        let v = p.decide(Capability::McpCall, &Scope::new("/u/other"), true);
+        assert_eq!((v.decision, v.rule), (Decision::Deny, Rule::Global));
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl Asker for McpAsker<'_> {
                     cap: q.capability,
                     at: q.scope.root.clone(),
                     tool: q.tool,
+                    what: q.what.clone(),
                 };
                 match self.answers.find(&question) {
                     Some(v) => serde_json::from_value::<ElicitResult>(v.clone())

@@ -3,7 +3,7 @@
 //!
 //! Invariants: every question id and every `requestState` is made here from random bytes and
 //! remembered. An answer is taken only for a question this server asked, only once, and only for
-//! the capability, scope and tool it was asked about; a `requestState` only if this server issued
+//! the capability, scope, tool and action it was asked about; a `requestState` only if this server issued
 //! it (answers carried from an earlier round of the same call). So a client cannot answer a
 //! question never asked (pre-approving a write), replay an old "Allow once", or forge a state.
 //! Unanswered questions and unused states expire after the prompt timeout.
@@ -18,12 +18,15 @@ use serde_json::Value;
 
 use crate::core::policy::Capability;
 
-/// What a question asked: may `tool` use capability `cap` in the scope rooted at `at`?
+/// What a question asked: may `tool` use capability `cap` in the scope rooted at `at`, to do
+/// `what` (the action in words: the exact command line, the path and size of a write)? An answer
+/// counts only for the same action — a retry with other arguments is asked again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     pub cap: Capability,
     pub at: PathBuf,
     pub tool: &'static str,
+    pub what: String,
 }
 
 /// The answers a retried call brought, each tied to the question it answers.
@@ -151,6 +154,7 @@ mod tests {
             cap,
             at: PathBuf::from("/r"),
             tool: "write_file",
+            what: "write /r/a.txt (3 bytes)".into(),
         }
     }
 

@@ -10,7 +10,8 @@ use crate::core::policy::Capability;
 
 /// The MCP `Tool` for a spec; `openWorldHint` for the tools that reach the network.
 pub fn to_tool(s: &Spec) -> Tool {
-    let open_world = s.cap == Capability::NetHttp;
+    // a shell command can reach the network as much as `fetch` can
+    let open_world = matches!(s.cap, Capability::NetHttp | Capability::CmdExec);
     let annotations = match s.writes {
         None => ToolAnnotations::with_title(s.title)
             .read_only(true)

@@ -791,4 +791,50 @@ return {
       end, 5000, 'audit record of allow_once'))
     end,
   },
+  {
+    name = 'the chat agent\'s file proposal (job "chat", buf 0, path) goes through the same review: the file is written only after Allow, or changed in its buffer when open',
+    needs = { 'ZEKE_BIN', 'ZEKE_TEST_FAULT_URL' },
+    run = function(H)
+      local old = { 'def add(a, b):', '    return a - b' }
+      local new = { 'def add(a, b):', '    return a + b' }
+      local dir = H.project({ ['calc.py'] = old })
+      local path = dir .. '/calc.py'
+      local c = H.child({ env = { ZEKE_TEST_CHAT_KEY = 'sk-chat-test' } })
+      local n = 0
+      --- One agent turn of tests/fixtures/scripts/agent_edit.json (read calc.py, edit_file it).
+      local function turn()
+        n = n + 1
+        local url = ('%s/t/review-%d-%d-%d/script/agent_edit'):format(vim.env.ZEKE_TEST_FAULT_URL,
+          vim.uv.os_getpid(), vim.uv.hrtime() % 1e9, n)
+        c:setup({ providers = { model = { kind = 'openai', url = url, api_key_env = 'ZEKE_TEST_CHAT_KEY' } },
+          completion = { enabled = false } })
+        c:lua([[local rpc = require('zeke.rpc'); rpc.ensure()
+          rpc.notify('chat', { id = rpc.next_id(), message = 'fix add', context = {}, root = ..., agent = true })]], dir)
+        return c:wait_review(20000)
+      end
+      -- the file is open nowhere: loaded, changed and written only once allowed
+      local st = turn()
+      H.eq('chat', st.job)
+      H.eq(nil, st.buf, 'a proposal for a file')
+      H.eq(vim.uv.fs_realpath(path), vim.uv.fs_realpath(st.path))
+      H.ok(st.window and st.title:find('Zeke chat', 1, true), st.title)
+      H.eq(old, vim.fn.readfile(path), 'nothing written before Allow')
+      c:cmd('Zeke allow')
+      H.eq(new, vim.fn.readfile(path), 'written after Allow')
+      H.eq(nil, c:review())
+      H.eq(-1, c:lua('return vim.fn.bufnr(...)', path), 'no buffer left behind')
+      H.eq({}, c:problems())
+      -- open in a buffer: changed there, one undo step, not saved
+      vim.fn.writefile(old, path)
+      c:cmd('edit ' .. vim.fn.fnameescape(path))
+      local buf = c:lua('return vim.api.nvim_get_current_buf()')
+      st = turn()
+      H.eq(old, buf_lines(c, buf))
+      c:cmd('Zeke allow')
+      H.eq(new, buf_lines(c, buf), 'applied in the buffer showing the file')
+      H.eq(old, vim.fn.readfile(path), 'not written: it is open')
+      H.eq(true, c:lua('return vim.bo[...].modified', buf))
+      H.eq({}, c:problems())
+    end,
+  },
 }

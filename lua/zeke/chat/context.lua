@@ -87,10 +87,19 @@ end
 
 local SEVERITY = { 'ERROR', 'WARN', 'INFO', 'HINT' }
 
---- `buf`'s diagnostics, one line each: `path:line:col: SEVERITY: message [source]`.
-function M.diagnostics(buf)
-  local name = vim.fn.fnamemodify(api.nvim_buf_get_name(buf), ':~:.')
-  if name == '' then name = '[No Name]' end
+--- The name of `buf` for the model: relative to `root` when inside it.
+local function rel_name(buf, root)
+  local name = api.nvim_buf_get_name(buf)
+  if name == '' then return '[No Name]' end
+  local abs = real(name)
+  if root and inside(abs, real(root)) and abs ~= real(root) then return abs:sub(#real(root) + 2) end
+  return vim.fn.fnamemodify(name, ':~')
+end
+
+--- `buf`'s diagnostics, one line each: `path:line:col: SEVERITY: message [source]` (the path
+--- relative to `root`).
+function M.diagnostics(buf, root)
+  local name = rel_name(buf, root)
   local out = {}
   for _, d in ipairs(vim.diagnostic.get(buf)) do
     out[#out + 1] = ('%s:%d:%d: %s: %s%s'):format(name, (d.lnum or 0) + 1, (d.col or 0) + 1,
@@ -193,7 +202,7 @@ function M.expand(message, src, root)
       text = M.selection(src)
       if not text then err = '#selection: that buffer has no visual selection yet' end
     elseif t.kind == 'diagnostics' then
-      text = M.diagnostics(src)
+      text = M.diagnostics(src, root)
     end
     if err then return nil, err end
     items[#items + 1] = { label = t.label, text = text }
@@ -205,6 +214,10 @@ end
 
 --- Paths under `root` completing `prefix` (relative), directories with a trailing `/`.
 function M.complete_paths(prefix, root)
+  if prefix:find('^%.%.$') or prefix:find('^%.%./') or prefix:find('/%.%./') or prefix:find('/%.%.$')
+    or prefix:sub(1, 1) == '/' or prefix:sub(1, 1) == '~' then
+    return {} -- only paths inside the root, written from it
+  end
   local rroot = real(root)
   local base = rroot .. '/' .. prefix
   local out = {}

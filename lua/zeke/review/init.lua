@@ -1,8 +1,8 @@
 -- lua/zeke/review/init.lua: owns the one review every source of proposed edits goes through
--- (`:Zeke fix`, `:Zeke test`, later the chat agent): turning a `patch`-shaped event into a
--- proposal (`proposal`), taking it in (`propose`: applied at once when a policy rule allowed it,
--- else made the pending one of its buffer or file, previewed and shown in the review window), and
--- dropping proposals when their buffer is wiped or the backend restarts.
+-- (`:Zeke fix`, `:Zeke test`, the chat agent's `write_file` / `edit_file`): turning a
+-- `patch`-shaped event into a proposal (`proposal`), taking it in (`propose`: applied at once when
+-- a policy rule allowed it, else made the pending one of its buffer or file, previewed and shown
+-- in the review window), and dropping proposals when their buffer is wiped or the backend restarts.
 -- Invariants: nothing is applied before an Allow (the user's or a policy rule's); at most one
 -- pending proposal per buffer/file (a new one supersedes the old, which is resolved `deny`).
 local rpc = require('zeke.rpc')
@@ -63,7 +63,7 @@ end
 
 --- Takes proposal `p` (see `proposal`) in: applies it at once when a policy rule allowed it
 --- (`decision = "allow"`), else makes it the pending one of its buffer/file and opens the review
---- (focused unless the user is typing).
+--- (focused unless the user is typing; a `note` is shown in it).
 ---@param p zeke.Proposal
 function M.propose(p)
   if #p.hunks == 0 then
@@ -71,7 +71,6 @@ function M.propose(p)
     store.notify(('zeke: %s: the model proposed no change'):format(p.job), vim.log.levels.WARN)
     return
   end
-  if p.note then store.notify(('zeke: %s: %s'):format(p.job, p.note), vim.log.levels.WARN) end
   local home = p.src or store.buf_of(p)
   for _, w in ipairs(api.nvim_list_wins()) do
     if api.nvim_win_get_buf(w) == home then p.win = w break end

@@ -26,7 +26,7 @@ local uv = vim.uv or vim.loop
 
 local requests = {} ---@type table<integer, zeke.Request>
 
--- The jobs whose `patch` events answer a request made here.
+-- The jobs whose `patch` events answer a request made here (others come from other sources).
 local JOBS = { fix = true, test = true }
 
 local function provider_name()
@@ -170,15 +170,21 @@ function M.on_progress(p)
 end
 
 local function handle_patch(ev)
+  -- another source's proposal (the chat agent's): no request of ours answered by it
+  if ev.job ~= nil and not JOBS[ev.job] then return review.propose(review.proposal(ev)) end
   local req = requests[ev.id]
   requests[ev.id] = nil
   clear_echo()
   local p = review.proposal(ev, req)
-  if not req and (ev.job == nil or JOBS[ev.job]) then -- cancelled (:Zeke stop, a wiped buffer) or from before a restart
+  if not req then -- cancelled (:Zeke stop, a wiped buffer) or from before a restart
     require('zeke.review.apply').resolve(p, 'deny', { reason = 'cancelled' })
     return
   end
-  if req and #p.hunks > 0 then require('zeke.errors').success(p.job) end
+  if #p.hunks > 0 then
+    -- a note on an answer asked for by a command (say, cut at max_answer_kb) is also a warning
+    if p.note then store.notify(('zeke: %s: %s'):format(p.job, p.note), vim.log.levels.WARN) end
+    require('zeke.errors').success(p.job)
+  end
   review.propose(p)
 end
 

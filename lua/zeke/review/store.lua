@@ -1,5 +1,5 @@
 -- lua/zeke/review/store.lua: owns the state the review keeps per buffer, shared by every source of
--- proposals (`:Zeke fix`, `:Zeke test`, later the chat agent): the pending proposals (at most one
+-- proposals (`:Zeke fix`, `:Zeke test`, the chat agent): the pending proposals (at most one
 -- per buffer, or per file for a proposal that names only a path), the denial reasons to send with
 -- the next `:Zeke fix` of a buffer, the last params sent and outcome reported (tests, :Zeke
 -- status), and forgetting a buffer's share of it on `BufWipeout` (modules keeping more per buffer
@@ -156,7 +156,8 @@ function M.watch(buf)
       for _, fn in ipairs(listeners) do
         local ok, err = pcall(fn, buf)
         if not ok then
-          vim.schedule(function() M.notify('zeke: internal error forgetting a buffer: ' .. tostring(err), vim.log.levels.ERROR) end)
+          local msg = 'zeke: internal error forgetting a buffer: ' .. tostring(err)
+          vim.schedule(function() M.notify(msg, vim.log.levels.ERROR) end)
         end
       end
     end,

@@ -1,5 +1,5 @@
 -- lua/zeke/review/window.lua: owns the review UI of one pending proposal, whatever proposed it
--- (`:Zeke fix`, `:Zeke test`, later the chat agent: a proposal names its `job`): the review window
+-- (`:Zeke fix`, `:Zeke test`, the chat agent: a proposal names its `job`): the review window
 -- (title, hunks with their [x]/[ ] marks and context, per-hunk toggles, keys), finding the proposal
 -- a command is about, and the answers: Allow once, Allow all (with a scope), Deny with a reason.
 -- Taking proposals in is `zeke.review`'s, applying them `zeke.review.apply`'s.
@@ -350,7 +350,8 @@ function M.deny(reason)
   apply.resolve(p, 'deny', { reason = reason })
   if reason and p.src then store.set_reason(p.src, reason) end
   M.forget(p)
-  notify(('zeke: %s proposal denied%s'):format(p.job, reason and ' (the reason goes with the next :Zeke fix)' or ''))
+  local where = (p.job == 'fix' or p.job == 'test') and 'with the next :Zeke fix' or 'back to the model'
+  notify(('zeke: %s proposal denied%s'):format(p.job, reason and (' (the reason goes %s)'):format(where) or ''))
   return true
 end
 
