@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod logging;
 mod mcp;
+mod mcp_client;
 mod mcp_policy;
 mod mcp_robust;
 mod mcp_security;

@@ -174,7 +174,7 @@ impl McpClients {
         let redacted = audit::redact(&Value::Object(call.args.clone()));
         let mut steps = Vec::new();
         let result = tokio::select! {
-            r = self.run(gate, &call, &redacted, &mut steps) => r,
+            r = self.run(gate, &call, &mut steps) => r,
             _ = call.ct.cancelled() => Err(ToolError::Cancelled),
         };
         let message = result.as_ref().err().map(ToolError::to_string);
@@ -214,7 +214,6 @@ impl McpClients {
         &self,
         gate: &Gate,
         call: &McpCall<'_>,
-        redacted: &Value,
         steps: &mut Vec<super::gate::Step>,
     ) -> Result<String, ToolError> {
         let found = lock(&self.index).get(call.name).cloned();
@@ -239,7 +238,11 @@ impl McpClients {
             capability: Capability::McpCall,
             scope: Scope::new(root),
             tool: interned(call.name),
-            what: format!("call {server}.{tool} with {}", cut(&redacted.to_string())),
+            // what goes out, for the user to judge (the audit record keeps the redacted form)
+            what: format!(
+                "call {server}.{tool} with {}",
+                cut(&Value::Object(call.args.clone()).to_string())
+            ),
         };
         gate.check(&q, call.asker, steps)
             .await
