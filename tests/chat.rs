@@ -86,10 +86,32 @@ fn params(p: &Project, message: &str) -> ChatParams {
 
 /// Runs a turn, answering every proposal with `review`; returns the events.
 async fn turn(p: &Project, params: ChatParams, review: Review) -> Vec<UiEvent> {
+    turn_asked(
+        p,
+        params,
+        review,
+        zeke::app::gate::Answer::Deny("not in this test".into()),
+    )
+    .await
+}
+
+/// [`turn`], answering the policy's questions (`ask`) with `answer`.
+async fn turn_asked(
+    p: &Project,
+    params: ChatParams,
+    review: Review,
+    answer: zeke::app::gate::Answer,
+) -> Vec<UiEvent> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(chat::turn(p.app.clone(), params, tx));
     let mut events = Vec::new();
     while let Some(ev) = rx.recv().await {
+        if let UiEvent::Ask { ask, .. } = &ev {
+            assert!(
+                p.app.asks.answer(*ask, answer.clone()),
+                "someone waits for the answer"
+            );
+        }
         if let UiEvent::Patch(pr) = &ev {
             let applied: Vec<usize> = match review {
                 Review::Deny(_) => vec![],
@@ -364,4 +386,66 @@ fn concurrent_saves_never_leave_a_corrupt_session() {
     }
     assert!(seen > 0);
     assert_eq!(reader.list("/p").len(), 1, "no temporary file is listed");
+}
+
+#[test]
+fn run_command_from_the_agent_is_gated_by_cmd_exec() {
+    use zeke::app::gate::Answer;
+    rt().block_on(async {
+        // default: cmd.exec = deny — refused, nothing runs, nobody is asked
+        let p = project("agent_command", json!({})).await;
+        let events = turn(&p, params(&p, "run it"), Review::AllowOnce).await;
+        assert!(!events.iter().any(|e| matches!(e, UiEvent::Ask { .. })));
+        assert_eq!(tools(&events)[0].1, ToolStatus::Denied);
+        assert!(!p.dir.path().join("ran.marker").exists());
+        // prompt: the editor is asked with the exact command; a denial runs nothing
+        let p = project(
+            "agent_command",
+            json!({"capabilities": {"cmd.exec": "prompt"}}),
+        )
+        .await;
+        let events = turn_asked(
+            &p,
+            params(&p, "run it"),
+            Review::AllowOnce,
+            Answer::Deny("no".into()),
+        )
+        .await;
+        let what = events.iter().find_map(|e| match e {
+            UiEvent::Ask {
+                what, capability, ..
+            } => Some((what.clone(), capability.clone())),
+            _ => None,
+        });
+        let (what, cap) = what.expect("asked");
+        assert_eq!(cap, "cmd.exec");
+        assert!(what.contains("touch ran.marker && echo hello"), "{what}");
+        assert!(!p.dir.path().join("ran.marker").exists());
+        // …and Allow once runs it in the project root; its output goes back to the model
+        let p = project(
+            "agent_command",
+            json!({"capabilities": {"cmd.exec": "prompt"}}),
+        )
+        .await;
+        let events = turn_asked(
+            &p,
+            params(&p, "run it"),
+            Review::AllowOnce,
+            Answer::AllowOnce,
+        )
+        .await;
+        assert_eq!(tools(&events)[0].1, ToolStatus::Ok, "{:?}", tools(&events));
+        assert!(p.dir.path().join("ran.marker").exists());
+        let reqs = requests(&p.tag).await;
+        let last = reqs[1]["body"]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert!(
+            last["content"].as_str().unwrap().contains("hello"),
+            "{last}"
+        );
+    });
 }
