@@ -156,6 +156,9 @@ pub struct App {
     pub chats: chat::store::Store,
     /// Policy questions waiting for the editor's answer.
     pub asks: chat::Asks,
+    /// The configured external MCP servers (`[mcp_servers.NAME]`), offered to the chat agent;
+    /// replaced (and the old servers stopped) when the configuration changes.
+    mcp_clients: RwLock<Arc<mcp_client::McpClients>>,
     client: reqwest::Client,
 }
 
@@ -178,11 +181,13 @@ impl App {
         // the usage ledger opens on the first request (an idle editor never loads SQLite); one
         // that cannot be opened is logged and not used: requests still run
         let router = Router::with_ledger_at(ledger_path(&config));
+        let mcp_clients = RwLock::new(Arc::new(mcp_client::McpClients::new(&config)));
         let set = ProviderSet::new(config, client.clone(), None);
         Arc::new(App {
             router,
             chats: chat::store::Store::new(grants::state_dir().join("chats")),
             asks: chat::Asks::default(),
+            mcp_clients,
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
@@ -190,6 +195,14 @@ impl App {
             gate,
             client,
         })
+    }
+
+    /// The external MCP servers of the current configuration.
+    pub fn mcp_clients(&self) -> Arc<mcp_client::McpClients> {
+        self.mcp_clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The current provider set (a cheap `Arc` clone; the lock is released at once).
@@ -214,6 +227,10 @@ impl App {
         };
         // the editor's table may name another ledger file (`router.ledger`)
         self.router.set_ledger_path(ledger_path(&config));
+        if config.mcp_servers != self.setup().config.mcp_servers {
+            *self.mcp_clients.write().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(mcp_client::McpClients::new(&config));
+        }
         let set = Arc::new(ProviderSet::new(config, self.client.clone(), detected));
         *self.setup.write().unwrap_or_else(|e| e.into_inner()) = set.clone();
         self.router.reconfigured();

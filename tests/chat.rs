@@ -449,3 +449,57 @@ fn run_command_from_the_agent_is_gated_by_cmd_exec() {
         );
     });
 }
+
+#[test]
+fn an_external_mcp_servers_tools_are_offered_and_gated_by_mcp_call() {
+    use zeke::app::gate::Answer;
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let servers = json!({"mcp_servers": {"self": {
+            "command": crate::common::zeke_bin(),
+            "args": ["mcp", "--root", root.display().to_string()],
+        }}});
+        let p = project("agent_mcp", servers.clone()).await;
+        std::fs::write(root.join("calc.py"), "print('external')\n").unwrap();
+        // mcp.call defaults to prompt: the editor is asked; Allow once → the server's answer
+        let events = turn_asked(
+            &p,
+            params(&p, "read it"),
+            Review::AllowOnce,
+            Answer::AllowOnce,
+        )
+        .await;
+        let t = tools(&events);
+        assert_eq!(
+            (t[0].0.as_str(), t[0].1),
+            ("self__read_text_file", ToolStatus::Ok),
+            "{t:?}"
+        );
+        assert!(t[0].2.contains("print('external')"), "{t:?}");
+        let asked = events.iter().find_map(|e| match e {
+            UiEvent::Ask {
+                capability, what, ..
+            } => Some((capability.clone(), what.clone())),
+            _ => None,
+        });
+        let (cap, what) = asked.expect("asked through the editor");
+        assert_eq!(cap, "mcp.call");
+        assert!(what.contains("self.read_text_file"), "{what}");
+        let reqs = requests(&p.tag).await;
+        let offered: Vec<&str> = reqs[0]["body"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        assert!(offered.contains(&"self__read_text_file"), "{offered:?}");
+        // denied by the policy: refused, nothing asked
+        let mut cfg = servers;
+        cfg["capabilities"] = json!({"mcp.call": "deny"});
+        let p = project("agent_mcp", cfg).await;
+        let events = turn(&p, params(&p, "read it"), Review::AllowOnce).await;
+        assert!(!events.iter().any(|e| matches!(e, UiEvent::Ask { .. })));
+        assert_eq!(tools(&events)[0].1, ToolStatus::Denied);
+    });
+}

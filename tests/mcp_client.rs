@@ -314,9 +314,8 @@ fn under_prompt_the_user_is_asked_and_a_deny_refuses() {
     let asked = asker.asked.lock().unwrap();
     assert_eq!(asked.len(), 1);
     let q = &asked[0];
-    let want =
-        format!("self__read_text_file mcp.call call self.read_text_file with {{\"pad\":\"xxx");
-    assert!(q.starts_with(&want), "{q}");
+    let want = "self__read_text_file mcp.call call self.read_text_file with {\"pad\":\"xxx";
+    assert!(q.starts_with(want), "{q}");
     assert!(
         q.chars().count() < 600 && q.ends_with('…'),
         "the arguments are cut at 500 characters: {q}"
@@ -354,6 +353,40 @@ fn a_server_that_cannot_start_is_named_and_the_others_still_list() {
         );
         let r = call(&clients, &gate, &NoAsker("-"), &s.root, "ghost__x", json!({})).await;
         assert_eq!(r, Err(ToolError::Unknown("ghost__x".into())));
+    });
+}
+
+#[test]
+fn a_server_that_exits_or_stays_silent_at_the_handshake_is_named_with_why() {
+    let s = Setup::new();
+    let broken = json!({
+        "crash": {"command": "sh", "args": ["-c", "echo boom: bad flag >&2; exit 3"]},
+        "mute": {"command": "sh", "args": ["-c", "sleep 30"], "timeout_ms": 300},
+    });
+    let config = s.config(json!({}), broken);
+    rt().block_on(async {
+        let clients = McpClients::new(&config);
+        let listing = clients.list().await;
+        assert!(
+            listing
+                .tools
+                .iter()
+                .any(|t| t.name == "self__read_text_file")
+        );
+        let why: Vec<(&str, &str)> = (listing.failed.iter())
+            .map(|f| (f.server.as_str(), f.message.as_str()))
+            .collect();
+        assert_eq!(why.len(), 2, "{why:?}");
+        let (crash, mute) = (why[0].1, why[1].1);
+        assert!(
+            crash.contains("the MCP handshake failed")
+                && crash.ends_with("its stderr ended: boom: bad flag"),
+            "{crash}"
+        );
+        assert!(
+            mute.contains("no answer to initialize within 300 ms"),
+            "{mute}"
+        );
     });
 }
 

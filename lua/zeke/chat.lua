@@ -858,6 +858,38 @@ function M.resume()
   end)
 end
 
+--- `/compact`: the backend replaces the conversation's older turns by a summary the model writes
+--- (the last two turns stay); `chat_compacted` says how many tokens that saved. Returns true when
+--- it was asked.
+---@return boolean
+function M.compact()
+  if S.turn and not S.turn.done then
+    note('⚠ a turn is still running: wait for it, or :Zeke stop', 'ZekeChatError')
+    return false
+  end
+  if not S.session then
+    note('⚠ /compact: no conversation yet (send a message first)', 'ZekeChatError')
+    return false
+  end
+  if not rpc.ensure() then return false end
+  local id = rpc.next_id()
+  S.turn = { id = id, kind = 'compact', message = '/compact', done = false, texts = {}, tools = {} }
+  note('… compacting the conversation (the model writes a summary of the older turns)')
+  rpc.notify('chat_compact', { id = id, root = S.root, session = S.session })
+  return true
+end
+
+--- `chat_compacted {id, session, before_tokens, after_tokens}`.
+function M.on_compacted(p)
+  local t = turn_of(p)
+  if not t or t.done then return end
+  t.done = true
+  t.usage = p
+  note(('── compacted: ~%s → ~%s tokens; the older turns are a summary now ──'):format(tokens(p.before_tokens),
+    tokens(p.after_tokens)))
+  require('zeke.errors').success('chat')
+end
+
 -- Slash commands -----------------------------------------------------------------------------
 
 --- Runs `fn(range)` in the window of the buffer the chat was opened from.
@@ -914,12 +946,8 @@ local SLASH = {
     run = function() M.resume() return true end },
   { word = '/usage', menu = 'spend and the last requests (:Zeke usage)',
     run = function() require('zeke.router').usage() return true end },
-  { word = '/compact', menu = 'summarize the conversation (not available yet)',
-    run = function()
-      note('/compact is not available yet: the backend cannot summarize a conversation. /new starts a fresh one.',
-        'ZekeChatToolFailed')
-      return true
-    end },
+  { word = '/compact', menu = 'replace the older turns by a summary the model writes (the last two stay)',
+    run = function() return M.compact() end },
   { word = '/help', menu = 'the keys, slash commands and # context',
     run = function()
       local lines = { 'keys: <CR> (normal) or <C-s> send · q hides · <C-c> stops the turn · <Tab> completes / and #' }
@@ -1008,7 +1036,8 @@ function M.state()
     turns = S.turns,
     answers = vim.deepcopy(S.answers),
     turn = t and {
-      id = t.id, message = t.message, session = t.session, done = t.done, text = answer_text(t),
+      id = t.id, kind = t.kind or 'chat', message = t.message, session = t.session, done = t.done,
+      text = answer_text(t),
       provider = t.provider, model = t.model, error = t.error, stopped = t.stopped == true,
       context = vim.deepcopy(t.context), usage = vim.deepcopy(t.usage), restarts = t.restarts or 0,
       meter_high = t.meter_high == true,

@@ -298,6 +298,7 @@ local routes = {
   chat_delta = function(p) require('zeke.chat').on_delta(p) end,
   chat_tool = function(p) require('zeke.chat').on_tool(p) end,
   chat_done = function(p) require('zeke.chat').on_done(p) end,
+  chat_compacted = function(p) require('zeke.chat').on_compacted(p) end,
   ask = function(p) require('zeke.chat').on_ask(p) end,
 }
 

@@ -325,7 +325,17 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
         sink: sink.clone(),
         timeout: setup.config.mcp.prompt_timeout,
     };
-    let specs = if p.agent { tool_specs() } else { Vec::new() };
+    let clients = app.mcp_clients();
+    let mut specs = if p.agent { tool_specs() } else { Vec::new() };
+    if p.agent && !clients.is_empty() {
+        // the external servers' tools, namespaced NAME__TOOL (a server that fails is logged and
+        // left out)
+        specs.extend(clients.tools().await.into_iter().map(|t| ToolSpec {
+            name: t.name,
+            description: t.description,
+            parameters: t.input_schema,
+        }));
+    }
     let mut total = Usage::default();
     let mut cost = 0.0;
     for step in 1..=cfg.max_steps {
@@ -502,6 +512,46 @@ async fn call_tool(
     let ct = tokio_util::sync::CancellationToken::new();
     // a cancelled turn drops this future: the token fires, a running command is killed
     let _cancel = ct.clone().drop_guard();
+    if tools::catalog::find(&c.name).is_none() && c.name.contains("__") {
+        // an external MCP server's tool, gated by mcp.call
+        let root = PathBuf::from(&p.root);
+        let r = app
+            .mcp_clients()
+            .call(
+                &app.gate,
+                crate::app::mcp_client::McpCall {
+                    name: &c.name,
+                    args,
+                    scope_root: &root,
+                    asker,
+                    ct,
+                    client: Some("nvim"),
+                },
+            )
+            .await;
+        return match r {
+            Ok(text) => {
+                let first = text.lines().next().unwrap_or("").chars().take(80).collect();
+                (ToolStatus::Ok, first, text)
+            }
+            Err(e) => {
+                let denied = matches!(
+                    e.outcome(),
+                    crate::app::audit::Outcome::Denied | crate::app::audit::Outcome::Refused
+                );
+                let m = e.to_string();
+                (
+                    if denied {
+                        ToolStatus::Denied
+                    } else {
+                        ToolStatus::Error
+                    },
+                    m.chars().take(120).collect(),
+                    m,
+                )
+            }
+        };
+    }
     let result = tools::run(
         &app.gate,
         Invocation {

@@ -405,6 +405,16 @@ mod tests {
         assert_eq!(namespaced("a", "b", &taken), "a__b_3");
     }
 
+    /// The agent shares one `McpClients` between tasks and spawns its calls.
+    #[allow(dead_code)]
+    fn shareable_and_spawnable(c: &McpClients, g: &Gate, call: McpCall<'static>) {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        send_sync(c);
+        send(c.call(g, call));
+        send(c.list());
+    }
+
     #[test]
     fn long_arguments_are_cut_for_the_question() {
         assert_eq!(cut("short"), "short");

@@ -426,14 +426,22 @@ return {
       H.eq(false, state(c).open, 'the float panel steps aside')
       c:cmd('close')
       H.eq(src, c:lua('return vim.api.nvim_get_current_buf()'), 'in the source buffer')
-      -- /fix from the panel: a proposal of the source buffer
+      -- /fix from the panel: a proposal of the source buffer, at its cursor
+      c:lua('vim.api.nvim_win_set_cursor(0, { 4, 0 })')
       c:cmd('Zeke chat')
       c:input('<Esc>')
       H.eq(true, c:lua('return require("zeke").chat_send("/fix")'))
       local sent = c:lua('return require("zeke.diff").debug_state().last_params')
       H.eq(src, sent.buf, ':Zeke fix of the source buffer')
-      H.eq(1, sent.row, 'at its cursor')
+      H.eq(3, sent.row, 'at its cursor')
+      H.eq(nil, sent.range, 'no range this time')
       H.wait(function() return find(c:problems(), 'fix failed') end, 10000, 'the fix to finish')
+      c:cmd('Zeke chat')
+      c:input('<Esc>')
+      H.eq(true, c:lua('return require("zeke").chat_send("/test")'))
+      local tsent = c:lua('return require("zeke.diff").debug_state().last_params')
+      H.ok(tsent.id ~= sent.id and tsent.buf == src and tsent.target_buf, ':Zeke test of the source buffer: ' .. vim.inspect(tsent))
+      c:cmd('Zeke stop')
       -- /model: the picker of :Zeke model; /usage: its float
       c:cmd('Zeke chat')
       c:input('<Esc>')
@@ -549,8 +557,6 @@ return {
       H.eq(false, has_message(messages_of(reqs[2]), 'user', 'hello'), 'the new session does not carry the old one')
       H.ok(has(st.lines, 'hello'), '/new keeps the transcript')
 
-      H.eq(true, c:lua('return require("zeke").chat_send("/compact")'))
-      H.ok(find(state(c).lines, '/compact is not available yet'), vim.inspect(state(c).lines))
       H.eq(nil, c:lua('return require("zeke").chat_send("/nope")'))
       H.ok(find(state(c).lines, '⚠ unknown command /nope (one of /explain /fix /test /model /new /clear'), vim.inspect(state(c).lines))
       H.eq(true, c:lua('return require("zeke").chat_send("/clear")'))
@@ -587,6 +593,44 @@ return {
       H.wait(function() return state(c).input[1] == '#git:diff' end, 3000, '<Tab> completes #git:diff')
       c:input('<C-y><Esc>')
       H.ok(dir ~= nil)
+      H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = '/compact replaces the older turns by a summary; the next turn goes on from it',
+    needs = NEEDS,
+    run = function(H)
+      local tag = new_tag('chat-compact')
+      local c = H.child()
+      c:setup(cfg(tag))
+      open_project(H, c)
+      c:cmd('Zeke chat')
+      c:input('<Esc>')
+      H.eq(nil, c:lua('return require("zeke").chat_send("/compact")'), 'no conversation yet')
+      H.ok(find(state(c).lines, '⚠ /compact: no conversation yet'), vim.inspect(state(c).lines))
+      local session
+      for i = 1, 3 do
+        local id = c:lua('return require("zeke").chat_send(...)', 'question ' .. i)
+        session = wait_done(H, c, id).session
+      end
+      H.eq(true, c:lua('return require("zeke").chat_send("/compact")'))
+      local st = H.wait(function()
+        local s = state(c)
+        return s.turn.kind == 'compact' and s.turn.done and s
+      end, 10000, 'the compaction')
+      H.eq(nil, st.turn.error, vim.inspect(st.lines))
+      local line = find(st.lines, '── compacted: ~')
+      H.ok(line and line:match('^── compacted: ~%d+ → ~%d+ tokens; the older turns are a summary now ──$'), vim.inspect(st.lines))
+      H.ok(st.turn.usage.after_tokens < st.turn.usage.before_tokens, vim.inspect(st.turn.usage))
+      H.eq(session, st.session, 'the same session')
+      local id = c:lua('return require("zeke").chat_send("question 4")')
+      wait_done(H, c, id)
+      local reqs = requests(tag)
+      H.eq(5, #reqs, 'three turns, the summary, the fourth turn')
+      local last = messages_of(reqs[5])
+      H.ok(has_message(last, 'user', 'Summary of the earlier conversation:'), vim.inspect(last))
+      H.eq(false, has_message(last, 'user', 'question 1'), 'the first turn is summarized')
+      H.ok(has_message(last, 'user', 'question 2') and has_message(last, 'user', 'question 3'), 'the last two stay')
       H.eq({}, c:errors())
     end,
   },

@@ -731,7 +731,10 @@ return {
     run = function(H)
       local c, _, _, buf = start(H, REPLY, { delay_ms = 60 })
       c:cmd('1,7Zeke fix')
-      H.wait(function() return #c:lua('return require("zeke.diff").debug_state().requests') == 1 end, 5000, 'in flight')
+      H.wait(function()
+        local r = c:lua('return require("zeke.diff").debug_state().requests')[1]
+        return r and r.chars > 0
+      end, 10000, 'the model answering')
       c:cmd('bwipeout! ' .. buf)
       H.eq(0, #c:lua('return require("zeke.diff").debug_state().requests'), 'forgotten')
       H.sleep(3000)
