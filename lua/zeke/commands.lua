@@ -148,6 +148,13 @@ M.subcommands = {
     desc = 'propose tests for the function at the cursor, for review',
     run = function(o) zeke().test(range_of(o)) end,
   },
+  edit = {
+    desc = 'rewrite the range (or the function at the cursor) as instructed (`edit INSTRUCTION`; asked for when omitted), for review',
+    run = function(o)
+      local text = (o.args or ''):gsub('^%s*%S+%s*', '', 1)
+      zeke().edit(range_of(o), text ~= '' and text or nil)
+    end,
+  },
   chat = {
     desc = 'open the chat panel (`chat MESSAGE` sends it; a range goes as #selection; `chat resume`)',
     run = function(o)

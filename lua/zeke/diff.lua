@@ -20,6 +20,7 @@ M.diagnostics = request.diagnostics
 M.root = request.root
 M.fix = request.fix
 M.test = request.test
+M.edit = request.edit
 M.on_progress = request.on_progress
 M.on_patch = request.on_patch
 M.on_error = request.on_error

@@ -20,10 +20,12 @@ local JOBS = {
   rpc = 'backend error',
   fix = 'fix failed',
   test = 'test failed',
+  edit = 'edit failed',
+  chat = 'chat failed',
 }
 
 -- A job the user asked for by a command: every failure is reported (no episode de-duplication).
-local ON_DEMAND = { fix = true, test = true }
+local ON_DEMAND = { fix = true, test = true, edit = true, chat = true }
 
 local HINTS = {
   auth = 'check the API key',

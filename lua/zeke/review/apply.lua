@@ -183,7 +183,7 @@ end
 
 --- How to ask again, for the jobs that have a command.
 local function rerun_hint(p)
-  if p.job == 'fix' or p.job == 'test' then return ('; run :Zeke %s again'):format(p.job) end
+  if p.job == 'fix' or p.job == 'test' or p.job == 'edit' then return ('; run :Zeke %s again'):format(p.job) end
   return ''
 end
 

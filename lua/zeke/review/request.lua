@@ -27,7 +27,7 @@ local uv = vim.uv or vim.loop
 local requests = {} ---@type table<integer, zeke.Request>
 
 -- The jobs whose `patch` events answer a request made here (others come from other sources).
-local JOBS = { fix = true, test = true }
+local JOBS = { fix = true, test = true, edit = true }
 
 local function provider_name()
   local p = config.get().fix and config.get().fix.provider
@@ -104,6 +104,30 @@ local function send(job, params, src, target)
   rpc.notify(job, params)
   echo_progress(requests[params.id])
   return params.id
+end
+
+--- `:Zeke edit [instruction]`: ask for a patch rewriting `range` (or the function at the cursor) as
+--- `instruction` says; without one, the user is asked for it (vim.ui.input). Reviewed like fix.
+---@param range integer[]|nil
+---@param instruction string|nil
+---@return integer|nil request id (nil when cancelled or nothing to do)
+function M.edit(range, instruction)
+  check_range(range)
+  if not leave_review() then return nil end
+  local src = api.nvim_get_current_buf()
+  local function go(text)
+    if not text or vim.trim(text) == '' then return nil end
+    if not rpc.ensure() then return nil end
+    rpc.attach(src)
+    local params = base_params(rpc.next_id(), src, range)
+    params.instruction = text
+    params.reason = store.take_reason(src)
+    return send('edit', params, src, src)
+  end
+  if instruction and vim.trim(instruction) ~= '' then return go(instruction) end
+  local id
+  vim.ui.input({ prompt = 'Zeke edit: ' }, function(text) id = go(text) end)
+  return id
 end
 
 --- `:Zeke fix`: ask for a patch fixing `range` ({start_row, end_row}, 0-based, end inclusive) or,

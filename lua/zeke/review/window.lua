@@ -350,7 +350,8 @@ function M.deny(reason)
   apply.resolve(p, 'deny', { reason = reason })
   if reason and p.src then store.set_reason(p.src, reason) end
   M.forget(p)
-  local where = (p.job == 'fix' or p.job == 'test') and 'with the next :Zeke fix' or 'back to the model'
+  local where = (p.job == 'fix' or p.job == 'test') and 'with the next :Zeke fix'
+    or p.job == 'edit' and 'with the next :Zeke edit' or 'back to the model'
   notify(('zeke: %s proposal denied%s'):format(p.job, reason and (' (the reason goes %s)'):format(where) or ''))
   return true
 end
