@@ -108,7 +108,7 @@ pub enum GrantsAction {
     Revoke {
         /// The project root the grant is for.
         root: Option<PathBuf>,
-        /// Only grants of this capability (fs.write, git.write, cmd.exec, net.http, …).
+        /// Only grants of this capability (fs.write, git.write, cmd.exec, net.http, mcp.call, …).
         #[arg(long)]
         capability: Option<String>,
         /// Every project grant.
