@@ -4,22 +4,22 @@
 -- `zeke.chat.context` expands, and the selection of a range) and streaming the turn's events into
 -- the transcript (`chat_context`, `chat_delta`, `chat_tool`, `chat_done`, errors, the agent's
 -- proposed edits); the policy's questions (`ask` → `answer`); the slash commands; resuming a saved
--- conversation (`chat_sessions`, `chat_load`).
--- Invariants: the transcript is only appended to while a turn streams (deltas are batched and
--- appended on a scheduled flush; only a `restart` replaces the current step's text and a tool
--- line is updated in place); at most one turn in flight; hiding the panel (`q`) keeps the
--- conversation; events of any other turn are ignored; edits are never applied here (they are
--- patches the review of `:Zeke fix` shows).
+-- conversation (`chat_sessions`, `chat_load`) and `/compact`. The transcript's text is
+-- `zeke.chat.transcript`'s.
+-- Invariants: the transcript is only appended to while a turn streams (only a `restart` replaces
+-- the current step's text, and a tool line or heading is updated in place); at most one turn in
+-- flight; hiding the panel (`q`) keeps the conversation; events of any other turn are ignored;
+-- edits are never applied here (they are patches the review of `:Zeke fix` shows).
 local config = require('zeke.config')
 local rpc = require('zeke.rpc')
 local ctx = require('zeke.chat.context')
+local T = require('zeke.chat.transcript')
 
 local M = {}
 
 local api = vim.api
 
-M.ns = api.nvim_create_namespace('zeke.chat') -- highlights
-M.ns_rows = api.nvim_create_namespace('zeke.chat.rows') -- rows we come back to (headers, tool lines)
+M.ns = T.ns -- the transcript's highlights
 
 local group = api.nvim_create_augroup('zeke.chat', { clear = true })
 
@@ -32,7 +32,6 @@ local group = api.nvim_create_augroup('zeke.chat', { clear = true })
 ---@field header integer|nil extmark of its "## provider · model" line
 ---@field provider string|nil
 ---@field model string|nil
----@field seg integer|nil extmark of the first row of the current step's text
 ---@field texts string[] the answer's text, per step
 ---@field tools table<string, {mark: integer, status: string, name: string}>
 ---@field context table|nil {items, rules} from chat_context
@@ -55,9 +54,6 @@ local S = {
   selection = nil, ---@type string|nil a range's text, attached as #selection to the next message
   turn = nil, ---@type zeke.ChatTurn|nil the turn in flight, or the last one
   turns = 0,
-  pending = '', -- deltas not appended yet
-  flush_queued = false,
-  open_text = false, -- the transcript's last line is answer text still being streamed
   asks = {}, ---@type table[] questions waiting to be shown
   asking = false,
   answers = {}, ---@type table[] what was answered (tests)
@@ -73,105 +69,7 @@ local function valid_win(w) return w ~= nil and api.nvim_win_is_valid(w) end
 
 local function valid_buf(b) return b ~= nil and api.nvim_buf_is_valid(b) end
 
--- The transcript ------------------------------------------------------------------------------
-
---- Changes the transcript with `fn(buf)`; keeps its window scrolled to the end unless the user
---- moved the cursor up to read.
-local function write(fn)
-  if not valid_buf(S.tbuf) then return end
-  local buf = S.tbuf
-  local win = valid_win(S.twin) and api.nvim_win_get_buf(S.twin) == buf and S.twin or nil
-  local follow = not win or api.nvim_win_get_cursor(win)[1] >= api.nvim_buf_line_count(buf)
-  vim.bo[buf].modifiable = true
-  local ok, err = pcall(fn, buf)
-  vim.bo[buf].modifiable = false
-  if win and follow then pcall(api.nvim_win_set_cursor, win, { api.nvim_buf_line_count(buf), 0 }) end
-  if not ok then error(err, 0) end
-end
-
-local function is_empty(buf)
-  return api.nvim_buf_line_count(buf) == 1 and api.nvim_buf_get_lines(buf, 0, 1, false)[1] == ''
-end
-
---- Appends whole lines after the last one (the first replaces an empty buffer's only line); `hl`
---- highlights them. Returns the row of the first.
-local function add_lines(lines, hl)
-  local first
-  write(function(buf)
-    local at = api.nvim_buf_line_count(buf)
-    if is_empty(buf) then
-      api.nvim_buf_set_lines(buf, 0, 1, false, lines)
-      at = 0
-    else
-      api.nvim_buf_set_lines(buf, at, at, false, lines)
-    end
-    first = at
-    if hl then
-      for i, l in ipairs(lines) do
-        api.nvim_buf_set_extmark(buf, M.ns, at + i - 1, 0, { end_col = #l, hl_group = hl })
-      end
-    end
-  end)
-  S.open_text = false
-  return first
-end
-
---- One note line (or several, for text with newlines) in the transcript.
-local function note(text, hl)
-  if not valid_buf(S.tbuf) then return end
-  return add_lines(vim.split(text, '\n', { plain = true }), hl or 'ZekeChatNote')
-end
-
-local function mark_row(mark)
-  if not mark or not valid_buf(S.tbuf) then return nil end
-  local pos = api.nvim_buf_get_extmark_by_id(S.tbuf, M.ns_rows, mark, {})
-  return pos[1]
-end
-
-local function set_row(row, text, hl)
-  write(function(buf)
-    api.nvim_buf_set_lines(buf, row, row + 1, false, { text })
-    api.nvim_buf_clear_namespace(buf, M.ns, row, row + 1)
-    if hl then api.nvim_buf_set_extmark(buf, M.ns, row, 0, { end_col = #text, hl_group = hl }) end
-  end)
-end
-
---- Appends the batched deltas to the current turn's text (only the last line and new ones).
-local function flush()
-  if S.pending == '' then return end
-  local d = S.pending
-  S.pending = ''
-  local t = S.turn
-  write(function(buf)
-    if not S.open_text then
-      local n = api.nvim_buf_line_count(buf)
-      api.nvim_buf_set_lines(buf, n, n, false, { '' })
-      S.open_text = true
-      if t and not t.seg then t.seg = api.nvim_buf_set_extmark(buf, M.ns_rows, n, 0, {}) end
-    end
-    local n = api.nvim_buf_line_count(buf)
-    local last = api.nvim_buf_get_lines(buf, n - 1, n, false)[1] or ''
-    api.nvim_buf_set_lines(buf, n - 1, n, false, vim.split(last .. d, '\n', { plain = true }))
-  end)
-end
-
-local function queue_flush()
-  if S.flush_queued then return end
-  S.flush_queued = true
-  vim.schedule(function()
-    S.flush_queued = false
-    local ok, err = pcall(flush)
-    if not ok then notify('zeke: chat: ' .. tostring(err), vim.log.levels.ERROR) end
-  end)
-end
-
-local function heading(provider, model)
-  local parts = {}
-  if present(provider) then parts[#parts + 1] = provider end
-  if present(model) then parts[#parts + 1] = model end
-  if #parts == 0 then return '## …' end
-  return '## ' .. table.concat(parts, ' · ')
-end
+local note, flush = T.note, T.flush
 
 --- Makes sure the turn's answer is headed with `provider · model`: adds the heading, fills in a
 --- placeholder one, or (`in_place`, a fallback provider took over) renames it; a later step by
@@ -180,38 +78,18 @@ local function ensure_header(t, provider, model, in_place)
   local known = present(provider) or present(model)
   if t.header then
     if not known or (provider == t.provider and model == t.model) then return end
-    local row = mark_row(t.header)
+    local row = T.mark_row(t.header)
     if row and (in_place or not (present(t.provider) or present(t.model))) then
       t.provider, t.model = provider, model
-      set_row(row, heading(provider, model), 'ZekeChatHeader')
+      T.set_row(row, T.heading(provider, model), 'ZekeChatHeader')
       return
     end
   end
-  flush()
-  local row = add_lines({ '', heading(provider, model) }, nil) + 1
-  set_row(row, heading(provider, model), 'ZekeChatHeader')
-  t.header = api.nvim_buf_set_extmark(S.tbuf, M.ns_rows, row, 0, {})
+  t.header = T.add_heading(provider, model)
   t.provider, t.model = provider, model
-  t.seg = nil
-end
-
---- The count of code-fence lines in `text`.
-local function fences(text)
-  local n = 0
-  for line in (text .. '\n'):gmatch('([^\n]*)\n') do
-    if line:match('^%s*```') or line:match('^%s*~~~') then n = n + 1 end
-  end
-  return n
 end
 
 local function answer_text(t) return table.concat(t.texts, '') end
-
---- A stopped or failed answer can end inside a code block: close it, so what follows is not
---- highlighted as code.
-local function close_fence(t)
-  flush()
-  if fences(answer_text(t)) % 2 == 1 then add_lines({ '```' }, nil) end
-end
 
 -- Windows ------------------------------------------------------------------------------------
 
@@ -291,7 +169,7 @@ local function make_buffers()
     if not pcall(vim.treesitter.start, b, 'markdown') then vim.bo[b].syntax = 'markdown' end
     vim.bo[b].modifiable = false
     S.tbuf = b
-    S.open_text = false
+    T.bind(b, nil)
     set_keys(b, false)
   end
   if not valid_buf(S.ibuf) then
@@ -343,6 +221,7 @@ function M.open(opts)
     return
   end
   M.hide()
+  T.bind(S.tbuf, nil)
   local layout = layout_name()
   local prev = api.nvim_get_current_win()
   if layout == 'float' then
@@ -359,6 +238,7 @@ function M.open(opts)
     if not focus and valid_win(prev) then api.nvim_set_current_win(prev) end
   end
   S.layout = layout
+  T.set_win(S.twin)
   win_options(S.twin, false)
   win_options(S.iwin, true)
   watch(S.twin)
@@ -375,7 +255,7 @@ local function set_source(buf, win, range)
   local root = ctx.root(buf)
   if S.root and root ~= S.root and S.session then
     S.session = nil
-    if valid_buf(S.tbuf) and not is_empty(S.tbuf) then
+    if not T.is_empty() then
       note(('── project %s: a new conversation ──'):format(root))
     end
   end
@@ -389,18 +269,6 @@ end
 local function short(path)
   if not path or path == '' then return '[No Name]' end
   return vim.fn.fnamemodify(path, ':~:.')
-end
-
-local function user_block(message)
-  local lines = {}
-  if valid_buf(S.tbuf) and not is_empty(S.tbuf) then lines[1] = '' end
-  lines[#lines + 1] = '## You'
-  local first = #lines
-  vim.list_extend(lines, vim.split(message, '\n', { plain = true }))
-  local row = add_lines(lines, nil)
-  write(function(buf)
-    api.nvim_buf_set_extmark(buf, M.ns, row + first - 1, 0, { end_col = 6, hl_group = 'ZekeChatUser' })
-  end)
 end
 
 local slash -- forward
@@ -428,21 +296,22 @@ function M.send(text)
     notify('zeke: chat: ' .. err, vim.log.levels.WARN)
     return nil, err
   end
-  if S.selection then
-    local has = false
-    for _, it in ipairs(items) do has = has or it.label == '#selection' end
-    if not has then table.insert(items, 1, { label = '#selection', text = S.selection }) end
-    S.selection = nil
-  end
   if not rpc.ensure() then
     note('⚠ the Zeke backend is not running (see :checkhealth zeke)', 'ZekeChatError')
     return nil, 'backend not running'
   end
+  if S.selection then -- the range `:Zeke chat` was given is the selection
+    local has = false
+    for _, it in ipairs(items) do
+      if it.label == '#selection' then it.text, has = S.selection, true end
+    end
+    if not has then table.insert(items, 1, { label = '#selection', text = S.selection }) end
+    S.selection = nil
+  end
   local id = rpc.next_id()
   S.turn = { id = id, message = text, done = false, texts = {}, tools = {} }
   S.turns = S.turns + 1
-  S.pending = ''
-  user_block(text)
+  T.user(text)
   rpc.notify('chat', { id = id, session = S.session, message = text, context = items, root = S.root, agent = true })
   return id
 end
@@ -524,46 +393,23 @@ function M.on_delta(p)
   local t = turn_of(p)
   if not t or t.done then return end
   if p.restart then
-    flush()
-    local row = mark_row(t.seg)
-    if row then -- the step's text so far goes
-      write(function(buf) api.nvim_buf_set_lines(buf, row, -1, false, {}) end)
-      t.texts[#t.texts] = nil
-    end
-    t.seg = nil
-    S.open_text = false
+    if T.drop_run() then t.texts[#t.texts] = nil end -- the step's text so far goes
     t.restarts = (t.restarts or 0) + 1
     ensure_header(t, p.provider, p.model, true)
   end
   local delta = type(p.delta) == 'string' and p.delta or ''
   if delta == '' then return end
-  ensure_header(t, p.provider, p.model, false)
-  if not S.open_text and S.pending == '' then t.texts[#t.texts + 1] = '' end
-  if #t.texts == 0 then t.texts[1] = '' end
+  -- another provider continuing the text of this step (a fallback) renames the heading; a later
+  -- step by another provider gets its own
+  ensure_header(t, p.provider, p.model, T.in_text())
+  if not T.in_text() or #t.texts == 0 then t.texts[#t.texts + 1] = '' end
   t.texts[#t.texts] = t.texts[#t.texts] .. delta
-  S.pending = S.pending .. delta
-  queue_flush()
+  T.append(delta)
 end
 
 local STATUS_HL = { running = 'ZekeChatTool', ok = 'ZekeChatTool', error = 'ZekeChatToolFailed', denied = 'ZekeChatToolFailed' }
 
-local function one_line(s, max)
-  s = tostring(s or ''):gsub('%s+', ' ')
-  s = vim.trim(s)
-  if vim.fn.strchars(s) > max then s = vim.fn.strcharpart(s, 0, max - 1) .. '…' end
-  return s
-end
-
---- The folded line of a tool call: `▸ read_text_file {"path":"a.py"} — ok: def add(a, b):`.
-function M.tool_line(name, arguments, status, summary)
-  local line = ('▸ %s %s'):format(tostring(name), one_line(arguments, 100))
-  line = vim.trim(line)
-  if status == 'running' then return line .. ' — running…' end
-  line = line .. ' — ' .. tostring(status or '?')
-  local s = one_line(summary, 100)
-  if s ~= '' then line = line .. ': ' .. s end
-  return line
-end
+M.tool_line = T.tool_line
 
 --- `chat_tool {id, session, call_id, name, arguments, status, summary}`: one line per call,
 --- updated in place when its status changes.
@@ -572,21 +418,17 @@ function M.on_tool(p)
   if not t or t.done then return end
   flush()
   ensure_header(t, t.provider, t.model, false)
-  local line = M.tool_line(p.name, p.arguments, p.status, p.summary)
+  local line = T.tool_line(p.name, p.arguments, p.status, p.summary)
   local hl = STATUS_HL[p.status] or 'ZekeChatTool'
   local key = tostring(p.call_id or p.name)
   local known = t.tools[key]
-  local row = known and mark_row(known.mark)
+  local row = known and T.mark_row(known.mark)
   if row then
-    set_row(row, line, hl)
+    T.set_row(row, line, hl)
     known.status = p.status
   else
-    row = add_lines({ line }, hl)
-    t.tools[key] = {
-      mark = api.nvim_buf_set_extmark(S.tbuf, M.ns_rows, row, 0, {}), status = p.status, name = p.name,
-    }
+    t.tools[key] = { mark = T.mark(T.add({ line }, hl)), status = p.status, name = p.name }
   end
-  t.seg = nil
 end
 
 --- `patch {job = "chat", path, …}`: the agent proposed an edit; the review window of `:Zeke fix`
@@ -596,17 +438,16 @@ function M.on_patch(p)
   if not t then return end
   flush()
   note(('✎ proposed an edit to %s — review it (:Zeke review)'):format(short(p.path)), 'ZekeChatTool')
-  t.seg = nil
   if S.layout == 'float' and M.is_open() then M.hide() end
 end
 
---- `notice {job = "chat", message}` during a turn: also in the transcript.
+--- `notice {job = "chat", message}` during a turn: also in the transcript, unless it came in the
+--- middle of the answer's text (a fallback: a `restart` may follow and replace that text; the
+--- notice is shown by errors.lua all the same).
 function M.on_notice(p)
   local t = S.turn
-  if not t or t.done or not valid_buf(S.tbuf) then return end
-  flush()
+  if not t or t.done or T.in_text() then return end
   note('ℹ ' .. vim.trim(tostring(p.message or '')), 'ZekeChatNote')
-  t.seg = nil
 end
 
 local function meter(p)
@@ -634,12 +475,12 @@ function M.on_done(p)
   flush()
   ensure_header(t, p.provider, p.model, false)
   if answer_text(t) == '' and next(t.tools) == nil then note('(no answer)', 'ZekeChatNote') end
-  close_fence(t)
+  T.close_fence(answer_text(t))
   t.done = true
   t.usage = p
   local line, high = meter(p)
   t.meter_high = high
-  add_lines({ line }, high and 'ZekeChatMeterHigh' or 'ZekeChatMeter')
+  T.add({ line }, high and 'ZekeChatMeterHigh' or 'ZekeChatMeter')
   require('zeke.errors').success('chat')
 end
 
@@ -647,7 +488,7 @@ end
 function M.on_error(e)
   local t = S.turn
   if not t or t.done or (e.id ~= nil and e.id ~= t.id) then return end
-  close_fence(t)
+  T.close_fence(answer_text(t))
   t.done = true
   t.error = tostring(e.message or e.kind or 'error')
   note('⚠ ' .. require('zeke.errors').format(e), 'ZekeChatError')
@@ -657,7 +498,7 @@ end
 function M.on_stop()
   local t = S.turn
   if not t or t.done then return end
-  close_fence(t)
+  T.close_fence(answer_text(t))
   t.done = true
   t.stopped = true
   note('[stopped]', 'ZekeChatNote')
@@ -666,7 +507,7 @@ end
 function M.on_backend_exit()
   local t = S.turn
   if not t or t.done then return end
-  close_fence(t)
+  T.close_fence(answer_text(t))
   t.done = true
   t.error = 'backend exited'
   note('⚠ the Zeke backend exited; the conversation is saved: send the next message to go on', 'ZekeChatError')
@@ -687,7 +528,7 @@ local function answer(a, choice, scope, reason, label)
   local params = { ask = a.ask, choice = choice, scope = scope, reason = reason }
   rpc.notify('answer', params)
   S.answers[#S.answers + 1] = params
-  if valid_buf(S.tbuf) then
+  if T.valid() then
     note('→ ' .. label .. (reason and (': ' .. reason) or ''), choice == 'deny' and 'ZekeChatToolFailed' or 'ZekeChatNote')
   end
   S.asking = false
@@ -701,13 +542,9 @@ next_ask = function()
   local what = tostring(a.what or '')
   local head = ('%s asks for %s in %s:'):format(tostring(a.tool or '?'), tostring(a.capability or '?'),
     tostring(a.root or '?'))
-  if valid_buf(S.tbuf) then
-    flush()
-    local lines = { '? ' .. head }
-    for _, l in ipairs(vim.split(what, '\n', { plain = true })) do lines[#lines + 1] = '    ' .. l end
-    add_lines(lines, 'ZekeChatAsk')
-    if S.turn then S.turn.seg = nil end
-  end
+  local lines = { '? ' .. head }
+  for _, l in ipairs(vim.split(what, '\n', { plain = true })) do lines[#lines + 1] = '    ' .. l end
+  T.add(lines, 'ZekeChatAsk')
   vim.ui.select(M.CHOICES, {
     prompt = ('Zeke: %s\n%s\n'):format(head, what),
     kind = 'zeke.ask',
@@ -737,13 +574,7 @@ end
 
 local function clear_transcript()
   make_buffers()
-  S.pending = ''
-  write(function(buf)
-    api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
-    api.nvim_buf_clear_namespace(buf, M.ns_rows, 0, -1)
-    api.nvim_buf_set_lines(buf, 0, -1, false, {})
-  end)
-  S.open_text = false
+  T.clear()
 end
 
 --- Forgets the conversation: the next message starts a new one (`/new`). A turn in flight goes
@@ -752,57 +583,6 @@ function M.new_session()
   if S.turn and not S.turn.done then S.turn.detached = true end
   S.session = nil
   set_title()
-end
-
---- Splits a stored user message into (context labels, the message) (the backend stores the
---- context in front of the message).
-local function split_user(content)
-  if not content:find('^Context:\n') then return {}, content end
-  local labels = {}
-  for l in content:gmatch('\n### ([^\n]+)\n```') do labels[#labels + 1] = l end
-  local rest = content:match('.*\n```\n\n(.*)$')
-  return labels, rest or content
-end
-
---- Renders the stored messages of a conversation (`chat_load`).
-local function render(messages)
-  local results = {}
-  for _, m in ipairs(messages) do
-    if m.role == 'tool' and m.tool_call_id then results[m.tool_call_id] = m end
-  end
-  local last_head
-  for _, m in ipairs(messages) do
-    local content = tostring(m.content or '')
-    if m.role == 'user' then
-      local labels, text = split_user(content)
-      user_block(text)
-      if #labels > 0 then note('context: ' .. table.concat(labels, ', '), 'ZekeChatContext') end
-      last_head = nil
-    elseif m.role == 'assistant' then
-      local head = heading(m.provider, m.model)
-      if head ~= last_head then
-        local row = add_lines({ '', head }, nil) + 1
-        set_row(row, head, 'ZekeChatHeader')
-        last_head = head
-      end
-      if content ~= '' then
-        add_lines(vim.split(content, '\n', { plain = true }), nil)
-        if fences(content) % 2 == 1 then add_lines({ '```' }, nil) end
-      end
-      for _, c in ipairs(type(m.tool_calls) == 'table' and m.tool_calls or {}) do
-        local r = results[c.id]
-        local status, summary = 'ok', ''
-        if r then
-          status = r.is_error and 'error' or 'ok'
-          summary = (tostring(r.content or '')):match('^[^\n]*')
-        else
-          status = 'no result'
-        end
-        add_lines({ M.tool_line(c.name, c.arguments, status, summary) },
-          status == 'ok' and 'ZekeChatTool' or 'ZekeChatToolFailed')
-      end
-    end
-  end
 end
 
 --- Shows saved conversation `id` of project `root` (default: the current one) and continues it.
@@ -826,7 +606,7 @@ function M.load(id, root)
   if S.sessions[#S.sessions] ~= S.session then S.sessions[#S.sessions + 1] = S.session end
   S.turn = nil
   note(('── %s · %s ──'):format(tostring(s.title or ''), S.session))
-  render(type(s.messages) == 'table' and s.messages or {})
+  T.render(type(s.messages) == 'table' and s.messages or {})
   M.open()
   set_title()
   return true
@@ -1031,7 +811,7 @@ function M.state()
     ibuf = S.ibuf,
     twin = valid_win(S.twin) and S.twin or nil,
     iwin = valid_win(S.iwin) and S.iwin or nil,
-    lines = valid_buf(S.tbuf) and api.nvim_buf_get_lines(S.tbuf, 0, -1, false) or {},
+    lines = T.lines(),
     input = valid_buf(S.ibuf) and api.nvim_buf_get_lines(S.ibuf, 0, -1, false) or {},
     turns = S.turns,
     answers = vim.deepcopy(S.answers),

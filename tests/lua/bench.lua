@@ -198,6 +198,98 @@ local ok, err = xpcall(function()
     out(('fast_after_slow_p50_ms=%.1f max_ms=%.1f samples=%d (edit -> ghost text, debounce 0)'):format(pct(waits, 0.5),
       waits[#waits], #waits))
   end
+
+  -- The chat panel, against the deterministic fake provider with no delay between chunks (its own
+  -- time to first token ≈ 0, so what is measured is Zeke's): <CR> → the first token in the
+  -- transcript; the editor's longest main-loop stall while a 5,000-token answer streams in (a 1 ms
+  -- repeating timer notes the largest gap between its ticks); the backend's RSS after 100 turns.
+  local cc = H.child()
+  local words = {}
+  for i = 1, 5000 do words[i] = 'tok' .. i end
+  local long = table.concat(words, ' ')
+  cc:setup({
+    providers = {
+      short = { kind = 'fake', reply = 'Hello from the fake model.', delay_ms = 0 },
+      long = { kind = 'fake', reply = long, delay_ms = 0 },
+    },
+    routes = { chat = { 'short' } },
+    completion = { enabled = false },
+  })
+  local firsts = cc:lua([[
+    local chat = require('zeke.chat')
+    local function transcript()
+      for _, b in ipairs(vim.api.nvim_list_bufs()) do
+        if vim.bo[b].filetype == 'zeke-chat' then return b end
+      end
+    end
+    local out = {}
+    for i = 1, ... do
+      chat.new_session()
+      chat.open({ focus = true })
+      local ibuf = vim.api.nvim_get_current_buf()
+      vim.api.nvim_buf_set_lines(ibuf, 0, -1, false, { 'hello ' .. i })
+      local tb = transcript()
+      local before = vim.api.nvim_buf_line_count(tb)
+      local t0 = vim.uv.hrtime()
+      chat.submit()
+      vim.wait(5000, function()
+        local lines = vim.api.nvim_buf_get_lines(tb, before - 1, -1, false)
+        return table.concat(lines, '\n'):find('Hell', 1, true) ~= nil
+      end, 0)
+      out[#out + 1] = (vim.uv.hrtime() - t0) / 1e6
+      vim.wait(5000, function() local t = chat.state().turn return t ~= nil and t.done end, 5)
+      vim.wait(50)
+    end
+    table.sort(out)
+    return out
+  ]], 30)
+  out(('chat_first_token_p50_ms=%.2f p99_ms=%.2f samples=%d (<CR> to the first token in the panel, fake provider, no delay)')
+    :format(pct(firsts, 0.5), pct(firsts, 0.99), #firsts))
+  local stall = cc:lua([[
+    local chat = require('zeke.chat')
+    require('zeke').pin('long')
+    chat.new_session()
+    chat.open({ focus = true })
+    local ibuf = vim.api.nvim_get_current_buf()
+    vim.api.nvim_buf_set_lines(ibuf, 0, -1, false, { 'a long one' })
+    local last, worst = vim.uv.hrtime(), 0
+    local timer = vim.uv.new_timer()
+    timer:start(1, 1, function()
+      local now = vim.uv.hrtime()
+      worst = math.max(worst, (now - last) / 1e6)
+      last = now
+    end)
+    local t0 = vim.uv.hrtime()
+    chat.submit()
+    local tb
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      if vim.bo[b].filetype == 'zeke-chat' then tb = b end
+    end
+    local done = vim.wait(60000, function()
+      local n = vim.api.nvim_buf_line_count(tb)
+      local tail = table.concat(vim.api.nvim_buf_get_lines(tb, math.max(0, n - 8), -1, false), ' ')
+      return tail:find('tok5000', 1, true) ~= nil
+    end, 1)
+    timer:stop()
+    timer:close()
+    require('zeke').pin(nil)
+    return { worst = worst, ms = (vim.uv.hrtime() - t0) / 1e6, done = done }
+  ]])
+  out(('chat_stream_stall_max_ms=%.1f stream_ms=%.0f complete=%s (5,000 tokens into the panel)'):format(
+    stall.worst, stall.ms, tostring(stall.done)))
+  cc:lua([[
+    local chat = require('zeke.chat')
+    for i = 1, ... do
+      chat.open({ focus = true })
+      vim.api.nvim_buf_set_lines(vim.api.nvim_get_current_buf(), 0, -1, false, { 'turn ' .. i })
+      chat.submit()
+      vim.wait(5000, function() local t = chat.state().turn return t ~= nil and t.done end, 2)
+      vim.wait(20)
+    end
+  ]], 100)
+  local cst = cc:status()
+  out(('chat_rss_after_100_turns_kb=%d'):format(cst.rss_kb or 0))
+  cc:stop()
 end, debug.traceback)
 c:stop()
 if not ok then

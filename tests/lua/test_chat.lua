@@ -1,13 +1,16 @@
--- tests/lua/test_chat.lua: the chat panel against the real backend and the fault server:
--- `:Zeke chat hello` opens the panel and streams the answer under a provider · model heading, the
--- next message continues the session (the second request carries the first turn); a range goes
--- as `#selection` and the turn's context (and the rules file) is shown; `q` hides and `:Zeke chat`
--- shows the same transcript; the split layout; `:Zeke chat resume` lists and loads a session
--- (from another Neovim sharing the state directory); the agent's `run_command` asks (real
--- `ask` events from the fault server's scripted model: allow once runs it, deny sends the reason
--- to the model) and a fake `ask` gets its `answer`; `#file:` outside the root is refused; `/new`
--- starts a new session, `/clear`, `/compact`, unknown commands; completion of `/` and `#`;
--- `:Zeke stop` stops a turn; the token meter warns from 80 %.
+-- tests/lua/test_chat.lua: the chat panel against the real backend and the fault server (and
+-- llama-server when $ZEKE_TEST_LLAMA_URL is set): `:Zeke chat hello` opens the panel and streams
+-- the answer under a provider · model heading, the next message continues the session (the
+-- second request carries the first turn); a fallback mid-answer starts the answer over under the
+-- new heading; a range goes as `#selection`, `#buffer` / `#diagnostics` expand, the turn's context
+-- and the rules file are shown; `q` hides and `:Zeke chat` shows the same transcript; the split
+-- layout; `:Zeke chat resume` lists and loads a session (from another Neovim sharing the state
+-- directory); the agent's `run_command` asks (real `ask` events from the fault server's scripted
+-- model: allow once runs it, deny refuses it) and a simulated `ask` gets its `answer`; the agent's
+-- edit is a reviewed patch; `/explain` `/fix` `/test` `/model` `/usage` run on the source buffer;
+-- `#file:` outside the root is refused; `/new`, `/clear`, unknown commands, `/compact`;
+-- completion of `/` and `#`; the chat config keys; `:Zeke stop` stops a turn; the token meter
+-- warns from 80 %; errors show in the transcript.
 local NEEDS = { 'ZEKE_BIN', 'ZEKE_TEST_FAULT_URL' }
 
 local ANSWER = 'def add(a, b):\n    return a + b' -- what the fault server's /ok streams
@@ -166,6 +169,46 @@ return {
       H.eq(false, has_message(messages_of(reqs[1]), 'user', 'and subtract?'))
       H.eq({}, c:problems())
       H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = 'a provider that dies mid-answer: the answer starts over under the heading of the next one',
+    needs = NEEDS,
+    run = function(H)
+      local tag = new_tag('chat-restart')
+      local c = H.child({ env = { ZEKE_TEST_KEY = 'sk-test' } })
+      c:setup({
+        providers = {
+          -- streams "Hello there, let me", then Anthropic's `error` event (after HTTP 200)
+          bad = { kind = 'anthropic', url = fault(tag) .. '/replay/anthropic_error_after_200.sse', model = 'claude-x',
+            api_key_env = 'ZEKE_TEST_KEY' },
+          good = { kind = 'vllm', url = fault(tag) .. '/delay/300/ok', model = 'good-model', context_window = 8192 },
+        },
+        routes = { chat = { 'bad', 'good' } },
+        completion = { provider = 'good', enabled = false },
+        router = { hedge = false },
+      })
+      open_project(H, c)
+      c:lua([[
+        _G.seen = {}
+        local chat = require('zeke.chat')
+        local on = chat.on_delta
+        chat.on_delta = function(p)
+          on(p)
+          vim.schedule(function() table.insert(_G.seen, table.concat(chat.state().lines, '\n')) end)
+        end
+      ]])
+      c:cmd('Zeke chat hello')
+      local st = wait_done(H, c)
+      local seen = c:lua('return _G.seen')
+      H.ok(seen[1]:find('## bad · claude-x\nHello', 1, true), 'first bad\'s text: ' .. vim.inspect(seen))
+      H.eq(ANSWER, st.turn.text, 'then only the second answer')
+      H.eq(1, st.turn.restarts)
+      H.eq(nil, find(st.lines, 'Hello'), 'nothing of the first: ' .. vim.inspect({ st.lines, seen }))
+      H.eq(nil, find(st.lines, 'claude-x'), 'the heading renamed')
+      local _, head = find(st.lines, '## good · good-model')
+      H.eq({ 'def add(a, b):', '    return a + b' }, { st.lines[head + 1], st.lines[head + 2] })
+      H.eq(1, count(st.lines, '## good · good-model'))
     end,
   },
   {
@@ -537,7 +580,7 @@ return {
     end,
   },
   {
-    name = '/new starts a new session; /compact, unknown commands; completion of / and #',
+    name = '/new starts a new session; /clear, unknown commands; completion of / and #',
     needs = NEEDS,
     run = function(H)
       local tag = new_tag('chat-new')
@@ -631,6 +674,32 @@ return {
       H.ok(has_message(last, 'user', 'Summary of the earlier conversation:'), vim.inspect(last))
       H.eq(false, has_message(last, 'user', 'question 1'), 'the first turn is summarized')
       H.ok(has_message(last, 'user', 'question 2') and has_message(last, 'user', 'question 3'), 'the last two stay')
+      H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = 'a real model (llama-server) answers in the panel; the second message continues the session',
+    needs = { 'ZEKE_BIN', 'ZEKE_TEST_LLAMA_URL' },
+    run = function(H)
+      local c = H.child()
+      c:setup({
+        providers = { llama = { kind = 'llamacpp', url = vim.env.ZEKE_TEST_LLAMA_URL } },
+        routes = { chat = { 'llama' } },
+        completion = { provider = 'llama', enabled = false },
+        chat = { max_tokens = 48, max_steps = 2 },
+      })
+      open_project(H, c)
+      c:cmd('Zeke chat Say hello in one short sentence.')
+      local st = wait_done(H, c, nil, 120000)
+      H.eq(nil, st.turn.error, vim.inspect(st.lines))
+      H.ok(find(st.lines, '## llama'), 'headed with the provider: ' .. vim.inspect(st.lines))
+      H.ok(st.turn.usage.input_tokens > 0, vim.inspect(st.turn.usage))
+      local s1 = st.session
+      local id = c:lua('return require("zeke").chat_send("And goodbye?")')
+      st = wait_done(H, c, id, 120000)
+      H.eq(nil, st.turn.error, vim.inspect(st.lines))
+      H.eq(s1, st.session)
+      H.eq(2, count(st.lines, '## You'))
       H.eq({}, c:errors())
     end,
   },
