@@ -105,7 +105,7 @@ local function grants()
   vim.notify('zeke: ' .. table.concat(lines, '\nzeke: '))
 end
 
-local CAPABILITIES = { 'fs.read', 'fs.write', 'git.read', 'git.write', 'cmd.exec', 'net.http' }
+local CAPABILITIES = { 'fs.read', 'fs.write', 'git.read', 'git.write', 'cmd.exec', 'net.http', 'mcp.call' }
 
 --- `:Zeke revoke [CAPABILITY|all] [ROOT]`: forgets grants (every capability / every root when left
 --- out). `fix` and `test` name `fs.write`, the capability their patches need.

@@ -56,9 +56,9 @@ end
 local POLICY = { allow = true, prompt = true, deny = true }
 local CAPABILITIES = {
   ['fs.read'] = true, ['fs.write'] = true, ['git.read'] = true, ['git.write'] = true, ['cmd.exec'] = true,
-  ['net.http'] = true,
+  ['net.http'] = true, ['mcp.call'] = true,
 }
-local CAPABILITY_NAMES = '"fs.read", "fs.write", "git.read", "git.write", "cmd.exec", "net.http"'
+local CAPABILITY_NAMES = '"fs.read", "fs.write", "git.read", "git.write", "cmd.exec", "net.http", "mcp.call"'
 local PROVIDER_KEYS = {
   kind = 'string', url = 'string', model = 'string', api_key_env = 'string',
   api_key_cmd = 'string', reply = 'string', delay_ms = 'nonneg',
@@ -175,6 +175,49 @@ local function check_budget(v, path, problems)
   return valid
 end
 
+local MCP_SERVER_KEYS = { command = 'string', args = 'strings', env = 'env', timeout_ms = 'positive' }
+
+--- Checks `mcp_servers` (NAME = { command, args, env, timeout_ms }); returns the valid entries.
+local function check_mcp_servers(v, problems)
+  if type(v) ~= 'table' or vim.islist(v) and #v > 0 then
+    problems[#problems + 1] = ('mcp_servers must be a table of name = { command = ..., args = {...} } (got %s)')
+      :format(show(v))
+    return nil
+  end
+  local valid = {}
+  for _, name in ipairs(sorted_keys(v)) do
+    local s, path = v[name], 'mcp_servers.' .. tostring(name)
+    if type(name) ~= 'string' or not name:match('^[%w_-]+$') then
+      problems[#problems + 1] = ('%s: a server name uses letters, digits, "_" and "-"'):format(path)
+    elseif type(s) ~= 'table' or type(s.command) ~= 'string' or s.command == '' then
+      problems[#problems + 1] = ('%s.command is required (a program to run)'):format(path)
+    else
+      local ok = true
+      for _, k in ipairs(sorted_keys(s)) do
+        local spec = MCP_SERVER_KEYS[k]
+        local why
+        if not spec then
+          why = 'an unknown key'
+        elseif spec == 'env' then
+          if type(s[k]) ~= 'table' then why = 'a table of NAME = "value"' end
+          for ek, ev in pairs(type(s[k]) == 'table' and s[k] or {}) do
+            if type(ek) ~= 'string' or type(ev) ~= 'string' then why = 'a table of NAME = "value"' end
+          end
+        else
+          local w = checks[spec](s[k])
+          why = w and ('must be ' .. w)
+        end
+        if why then
+          ok = false
+          problems[#problems + 1] = ('%s.%s: %s'):format(path, k, why)
+        end
+      end
+      if ok then valid[name] = s end
+    end
+  end
+  return valid
+end
+
 --- Checks `routes` (intent = list of provider names); returns the valid entries.
 local function check_routes(v, problems)
   if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then
@@ -219,6 +262,7 @@ local SCHEMA = {
   providers = 'providers',
   routes = 'routes',
   budget = 'budget',
+  mcp_servers = 'mcp_servers',
   router = {
     hedge = 'boolean', hedge_after_ms = 'positive', cooldown_ms = 'nonneg',
     first_token_timeout_ms = 'positive', max_attempts = 'positive', ledger = 'string',
@@ -362,6 +406,8 @@ function M.validate(opts)
       out[key] = check_caps(v, key, problems)
     elseif spec == 'routes' then
       out[key] = check_routes(v, problems)
+    elseif spec == 'mcp_servers' then
+      out[key] = check_mcp_servers(v, problems)
     elseif spec == 'budget' then
       out[key] = check_budget(v, key, problems)
     elseif type(spec) == 'string' then

@@ -531,6 +531,7 @@ impl Handler for NvimHandler {
                     let n = self.app.tasks.cancel(Job::Complete, p.id);
                     Stats::bump(&self.app.stats.completions_cancelled, n as u64);
                     if let Some(id) = p.id {
+                        self.app.tasks.cancel(Job::Chat, Some(id));
                         self.app.tasks.cancel(Job::Explain, Some(id));
                     }
                 }

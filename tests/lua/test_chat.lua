@@ -653,7 +653,9 @@ return {
       H.ok(find(state(c).lines, '⚠ /compact: no conversation yet'), vim.inspect(state(c).lines))
       local session
       for i = 1, 3 do
-        local id = c:lua('return require("zeke").chat_send(...)', 'question ' .. i)
+        -- a long first question: a summary must save something, or nothing is changed
+        local q = 'question ' .. i .. (i == 1 and (' ' .. string.rep('context ', 400)) or '')
+        local id = c:lua('return require("zeke").chat_send(...)', q)
         session = wait_done(H, c, id).session
       end
       H.eq(true, c:lua('return require("zeke").chat_send("/compact")'))

@@ -56,6 +56,18 @@ return {
     end,
   },
   {
+    name = 'mcp_servers and mcp.call are accepted; a server without a command is named',
+    run = function(H)
+      local c = H.child()
+      c:setup({ mcp_servers = { ['self'] = { command = 'zeke', args = { 'mcp' }, env = { A = 'b' } }, bad = { args = {} } },
+        capabilities = { ['mcp.call'] = 'allow' } })
+      local p = c:problems()
+      H.eq(1, #p, vim.inspect(p))
+      H.ok(p[1]:find('mcp_servers.bad.command is required', 1, true), p[1])
+      H.eq('zeke', c:lua('return require("zeke.config").get().mcp_servers.self.command'))
+    end,
+  },
+  {
     name = 'setup{} takes exactly the limits the backend takes (one table: schema.json)',
     run = function(H)
       local c = H.child()

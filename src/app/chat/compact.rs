@@ -125,6 +125,12 @@ pub async fn compact(app: Arc<App>, id: u64, root: String, session: String, sink
     s.messages = kept;
     s.updated_ms = crate::ledger::now_ms();
     let after = tokens(&s.messages);
+    if after >= before {
+        let _ = sink.send(fail(format!(
+            "the summary (~{after} tokens with the kept turns) is not shorter than the conversation (~{before}); nothing was changed"
+        )));
+        return;
+    }
     if let Err(e) = app.chats.save(&s) {
         let _ = sink.send(fail(format!("chat session {session} not saved: {e}")));
         return;
