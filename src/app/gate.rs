@@ -281,9 +281,11 @@ impl Gate {
             Asked::Answer(Answer::Deny(why)) => {
                 // the user's own words go back (to the model, in a chat); a client's generic
                 // "declined" says nothing more than the refusal
-                let said = (!matches!(why.as_str(), "deny" | "denied" | "declined" | "dismissed"))
-                    .then(|| format!("; the user said: {why}"))
-                    .unwrap_or_default();
+                let said = if matches!(why.as_str(), "deny" | "denied" | "declined" | "dismissed") {
+                    String::new()
+                } else {
+                    format!("; the user said: {why}")
+                };
                 steps.push(step(How::UserDenied(why)));
                 Err(Refusal::Denied(format!(
                     "denied by the user: {} ({cap} in {at}) was not allowed{said}",
