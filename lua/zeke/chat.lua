@@ -708,6 +708,10 @@ local SLASH = {
     run = function() return in_source(function(r) require('zeke').fix(r) end) end },
   { word = '/test', menu = 'propose tests for review (:Zeke test)',
     run = function() return in_source(function(r) require('zeke').test(r) end) end },
+  { word = '/edit', menu = 'rewrite the selection or function as instructed, for review (:Zeke edit)',
+    run = function(arg)
+      return in_source(function(r) require('zeke').edit(r, arg ~= '' and arg or nil) end)
+    end },
   { word = '/model', menu = 'pick the model (:Zeke model)',
     run = function() require('zeke.router').model_command(nil) return true end },
   { word = '/new', menu = 'start a new conversation (the transcript stays)',

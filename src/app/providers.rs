@@ -276,7 +276,8 @@ impl ProviderSet {
                     name: e.cfg.name.clone(),
                     kind: e.cfg.kind,
                     local: e.cfg.local,
-                    tools: e.cfg.kind != ProviderKind::Fake && known.is_none_or(|k| k.tools),
+                    // the fake provider ignores tools (UI tests drive the agent with scripts)
+                    tools: known.is_none_or(|k| k.tools),
                     native_fim: built.is_some_and(|p| p.native_fim())
                         || matches!(
                             e.cfg.kind,

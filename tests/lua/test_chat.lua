@@ -485,6 +485,14 @@ return {
       local tsent = c:lua('return require("zeke.diff").debug_state().last_params')
       H.ok(tsent.id ~= sent.id and tsent.buf == src and tsent.target_buf, ':Zeke test of the source buffer: ' .. vim.inspect(tsent))
       c:cmd('Zeke stop')
+      -- /edit INSTRUCTION: :Zeke edit of the source buffer with that instruction
+      c:cmd('Zeke chat')
+      c:input('<Esc>')
+      H.eq(true, c:lua('return require("zeke").chat_send("/edit use a loop")'))
+      local esent = c:lua('return require("zeke.diff").debug_state().last_params')
+      H.eq(src, esent.buf, ':Zeke edit of the source buffer')
+      H.eq('use a loop', esent.instruction)
+      c:cmd('Zeke stop')
       -- /model: the picker of :Zeke model; /usage: its float
       c:cmd('Zeke chat')
       c:input('<Esc>')
@@ -601,7 +609,7 @@ return {
       H.ok(has(st.lines, 'hello'), '/new keeps the transcript')
 
       H.eq(nil, c:lua('return require("zeke").chat_send("/nope")'))
-      H.ok(find(state(c).lines, '⚠ unknown command /nope (one of /explain /fix /test /model /new /clear'), vim.inspect(state(c).lines))
+      H.ok(find(state(c).lines, '⚠ unknown command /nope (one of /explain /fix /test /edit /model /new /clear'), vim.inspect(state(c).lines))
       H.eq(true, c:lua('return require("zeke").chat_send("/clear")'))
       st = state(c)
       H.eq({ '' }, st.lines)
