@@ -159,6 +159,8 @@ pub struct App {
     /// The configured external MCP servers (`[mcp_servers.NAME]`), offered to the chat agent;
     /// replaced (and the old servers stopped) when the configuration changes.
     mcp_clients: RwLock<Arc<mcp_client::McpClients>>,
+    /// The protected files (found once: it asks git for its config files), reset by `configure`.
+    protected: tokio::sync::Mutex<Option<crate::workspace::Protected>>,
     client: reqwest::Client,
 }
 
@@ -188,6 +190,7 @@ impl App {
             chats: chat::store::Store::new(grants::state_dir().join("chats")),
             asks: chat::Asks::default(),
             mcp_clients,
+            protected: tokio::sync::Mutex::new(None),
             setup: RwLock::new(Arc::new(set)),
             stats: Stats::default(),
             tasks: Arc::new(Tasks::default()),
@@ -195,6 +198,28 @@ impl App {
             gate,
             client,
         })
+    }
+
+    /// The files no tool may change (Zeke's config, state and audit log, git's config files
+    /// outside any repository), discovered on first use and kept until the next `configure`.
+    pub async fn protected(&self) -> crate::workspace::Protected {
+        let mut p = self.protected.lock().await;
+        if p.is_none() {
+            let setup = self.setup();
+            *p = Some(
+                protected::discover(
+                    setup
+                        .config
+                        .source
+                        .clone()
+                        .or_else(crate::config::default_path)
+                        .as_deref(),
+                    self.gate.audit().path(),
+                )
+                .await,
+            );
+        }
+        p.clone().unwrap_or_default()
     }
 
     /// The external MCP servers of the current configuration.
@@ -227,6 +252,7 @@ impl App {
         };
         // the editor's table may name another ledger file (`router.ledger`)
         self.router.set_ledger_path(ledger_path(&config));
+        *self.protected.lock().await = None;
         if config.mcp_servers != self.setup().config.mcp_servers {
             *self.mcp_clients.write().unwrap_or_else(|e| e.into_inner()) =
                 Arc::new(mcp_client::McpClients::new(&config));

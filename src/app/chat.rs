@@ -154,15 +154,19 @@ impl Asker for EditorAsker {
 /// The tools the agent gets: every catalog tool except `list_allowed_directories` (the root is in
 /// the system prompt) — the same names and schemas `zeke mcp` lists.
 pub fn tool_specs() -> Vec<ToolSpec> {
-    tools::TOOLS
-        .iter()
-        .filter(|t| t.name != "list_allowed_directories")
-        .map(|t| ToolSpec {
-            name: t.name.into(),
-            description: t.description.into(),
-            parameters: Value::Object((*(t.input)()).clone()),
-        })
-        .collect()
+    // built once: the schemas are generated, and a turn should not pay for that
+    static SPECS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
+        tools::TOOLS
+            .iter()
+            .filter(|t| t.name != "list_allowed_directories")
+            .map(|t| ToolSpec {
+                name: t.name.into(),
+                description: t.description.into(),
+                parameters: Value::Object((*(t.input)()).clone()),
+            })
+            .collect()
+    });
+    SPECS.clone()
 }
 
 /// The first rules file of the project, as (name, text).
@@ -307,18 +311,7 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
     });
     let roots = Roots::new(&[PathBuf::from(&p.root)])
         .map_err(|e| ProviderError::new(ErrorKind::Invalid, format!("project root: {e}")))?
-        .with_protected(
-            crate::app::protected::discover(
-                setup
-                    .config
-                    .source
-                    .clone()
-                    .or_else(crate::config::default_path)
-                    .as_deref(),
-                app.gate.audit().path(),
-            )
-            .await,
-        );
+        .with_protected(app.protected().await);
     let settings = tools::Settings::from_config(&setup.config);
     let asker = EditorAsker {
         app: app.clone(),
