@@ -527,22 +527,7 @@ async fn call_tool(
                 let first = text.lines().next().unwrap_or("").chars().take(80).collect();
                 (ToolStatus::Ok, first, text)
             }
-            Err(e) => {
-                let denied = matches!(
-                    e.outcome(),
-                    crate::app::audit::Outcome::Denied | crate::app::audit::Outcome::Refused
-                );
-                let m = e.to_string();
-                (
-                    if denied {
-                        ToolStatus::Denied
-                    } else {
-                        ToolStatus::Error
-                    },
-                    m.chars().take(120).collect(),
-                    m,
-                )
-            }
+            Err(e) => failed(&e),
         };
     }
     let result = tools::run(
@@ -571,21 +556,20 @@ async fn call_tool(
             let first = text.lines().next().unwrap_or("").chars().take(80).collect();
             (ToolStatus::Ok, first, text)
         }
-        Err(e) => {
-            let denied = e.outcome() == crate::app::audit::Outcome::Denied
-                || e.outcome() == crate::app::audit::Outcome::Refused;
-            let m = e.to_string();
-            (
-                if denied {
-                    ToolStatus::Denied
-                } else {
-                    ToolStatus::Error
-                },
-                m.chars().take(120).collect(),
-                m,
-            )
-        }
+        Err(e) => failed(&e),
     }
+}
+
+/// A failed tool call as the panel and the model see it: `denied` when the policy or the user
+/// refused it, else `error`; a one-line summary and the whole message.
+fn failed(e: &tools::ToolError) -> (ToolStatus, String, String) {
+    use crate::app::audit::Outcome;
+    let status = match e.outcome() {
+        Outcome::Denied | Outcome::Refused => ToolStatus::Denied,
+        _ => ToolStatus::Error,
+    };
+    let m = e.to_string();
+    (status, m.chars().take(120).collect(), m)
 }
 
 /// The editor's answer to an `ask`: `allow_once`, `allow_all` (`scope` session | project) or
