@@ -42,6 +42,11 @@ rows = [
     ("backend RSS idle", (num("rss_idle_kb") or 0) / 1024 or None, "MB", 10.5, 10.5, "llm-ls ~10.5 MB idle"),
     ("backend RSS, 264 KB file open", (num("rss_large_file_kb") or 0) / 1024 or None, "MB", 21, 21, "llm-ls ~21 MB"),
     ("RSS after 40x open/close 264 KB", (num("rss_after_40_open_close_kb") or 0) / 1024 or None, "MB", 257, 257, "llm-ls 11 -> 257 MB (leak)"),
+    # the chat panel: no peer publishes these; the goals are the chat issue's
+    ("chat: <CR> -> first token, added p50", num("chat_added_first_token_p50_ms"), "ms", 1.0, 1.0, "goal <= 1 ms (minus the provider's TTFT)"),
+    ("chat: longest stall, 5k-token stream", num("chat_stream_stall_median_ms"), "ms", 4.0, 4.0, "goal <= 4 ms (median of 5 streams' longest; max in the raw line)"),
+    ("chat: same, the panel not drawing", num("chat_stream_stall_floor_median_ms"), "ms", 4.0, 4.0, "this machine's floor: the events decoded, nothing drawn"),
+    ("chat: backend RSS after 100 turns", (num("chat_rss_after_100_turns_kb") or 0) / 1024 or None, "MB", (num("rss_idle_kb") or 0) / 1024 or None, (num("rss_idle_kb") or 0) / 1024 or None, "this backend idle, this run"),
 ]
 # the router rows: anchors measured in this run (LiteLLM's Router), or published (TensorZero)
 lite = lambda k: num(k)

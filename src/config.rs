@@ -240,6 +240,9 @@ pub struct ChatConfig {
     pub max_steps: usize,
     /// Most tokens the model may write per call.
     pub max_tokens: u32,
+    /// Most tokens a turn may spend, prompts and answers of all its steps summed: no further
+    /// step starts once they are reached.
+    pub max_turn_tokens: u64,
     /// The whole turn's time limit (tool calls and reviews included).
     pub timeout: Duration,
 }
@@ -591,6 +594,7 @@ impl Config {
         let chat = ChatConfig {
             max_steps: limited(&mut problems, "chat.max_steps", ch.max_steps) as usize,
             max_tokens: limited(&mut problems, "chat.max_tokens", ch.max_tokens) as u32,
+            max_turn_tokens: limited(&mut problems, "chat.max_turn_tokens", ch.max_turn_tokens),
             timeout: Duration::from_millis(limited(
                 &mut problems,
                 "chat.timeout_ms",

@@ -7,6 +7,7 @@
 //! bytes pass [`frames::guard`] first, so a malformed frame is skipped with a log line instead of
 //! ending the backend.
 
+mod coalesce;
 pub mod frames;
 pub mod handler;
 pub mod proto;

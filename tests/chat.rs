@@ -297,6 +297,84 @@ fn cancelling_a_turn_withdraws_its_proposal() {
                 .resolve(patch, Review::AllowOnce, &[0])
                 .is_err()
         );
+        // the saved conversation answers the call that never finished, so it can go on
+        let root = params(&p, "").root;
+        let sid = p.app.chats.list(&root)[0].id.clone();
+        let s = p.app.chats.load(&root, &sid).unwrap();
+        let last = s.messages.last().unwrap();
+        assert_eq!(last.role, "tool");
+        assert!(
+            last.is_error && last.content.starts_with("not run"),
+            "{last:?}"
+        );
+    });
+}
+
+/// The ids of the tool calls in the assistant messages of `req`'s body, and the ids the tool
+/// results answer.
+fn call_ids(req: &Value) -> (Vec<String>, Vec<String>) {
+    let msgs = req["body"]["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let calls = msgs
+        .iter()
+        .flat_map(|m| m["tool_calls"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["id"].as_str().map(String::from))
+        .collect();
+    let answered = msgs
+        .iter()
+        .filter_map(|m| m["tool_call_id"].as_str().map(String::from))
+        .collect();
+    (calls, answered)
+}
+
+#[test]
+fn a_turn_stops_at_its_token_and_step_limits_and_the_next_one_is_valid() {
+    rt().block_on(async {
+        // the scripted model calls a tool at every step; each step reports 50 + 10 tokens
+        for (limits, steps, why) in [
+            (
+                json!({"max_turn_tokens": 100}),
+                2,
+                "chat.max_turn_tokens = 100",
+            ),
+            (json!({"max_steps": 3}), 3, "chat.max_steps"),
+        ] {
+            let p = project("agent_loop", json!({ "chat": limits })).await;
+            let events = turn(&p, params(&p, "look around"), Review::AllowOnce).await;
+            assert_eq!(requests(&p.tag).await.len(), steps, "{why}");
+            let notice = events.iter().find_map(|e| match e {
+                UiEvent::Notice { message, .. } if message.contains("stopped after") => {
+                    Some(message.clone())
+                }
+                _ => None,
+            });
+            assert!(
+                notice.as_deref().is_some_and(|m| m.contains(why)),
+                "{notice:?}"
+            );
+            let t = tools(&events);
+            assert_eq!(t.len(), steps, "{t:?}");
+            assert_eq!(t.last().unwrap().1, ToolStatus::Error);
+            assert!(t.last().unwrap().2.starts_with("not run"), "{t:?}");
+            let (session, done_steps) = events
+                .iter()
+                .find_map(|e| match e {
+                    UiEvent::ChatDone { session, steps, .. } => Some((session.clone(), *steps)),
+                    _ => None,
+                })
+                .expect("the turn ends normally");
+            assert_eq!(done_steps, steps as u64);
+            // "go on": the next request answers every call of the conversation
+            let mut prm = params(&p, "go on");
+            prm.session = Some(session);
+            turn(&p, prm, Review::AllowOnce).await;
+            let reqs = requests(&p.tag).await;
+            let (calls, answered) = call_ids(&reqs[steps]);
+            assert_eq!(calls.len(), steps);
+            assert_eq!(calls, answered, "every call has its result");
+        }
     });
 }
 
@@ -358,6 +436,7 @@ fn concurrent_saves_never_leave_a_corrupt_session() {
         title: format!("writer {n}"),
         created_ms: 1,
         updated_ms: n as i64,
+        revision: 0,
         messages: (0..200)
             .map(|i| {
                 Stored::from_message(

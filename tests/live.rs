@@ -112,7 +112,7 @@ fn live_chat_streams_text_and_usage(url: &str) {
             max_tokens: 8,
             temperature: 0.0,
             stop: vec![],
-            tools: Vec::new(),
+            tools: Default::default(),
         };
         let mut s = p.chat(req);
         let (mut pieces, mut usage) = (0, None);
@@ -159,7 +159,7 @@ fn live_context_overflow_is_context_too_large(url: &str) {
             max_tokens: 4,
             temperature: 0.0,
             stop: vec![],
-            tools: Vec::new(),
+            tools: Default::default(),
         };
         let first = p.chat(req).next().await.unwrap();
         let err = first.expect_err("too long a prompt is refused");
@@ -258,7 +258,8 @@ fn live_tool_conversations_are_accepted_by_both_endpoints(url: &str) {
             name: "read_text_file".into(),
             description: "Read a text file".into(),
             parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
-        }];
+        }]
+        .into();
         for kind in ["llamacpp", "anthropic"] {
             let (text, other) = drain(at_llama(kind, url).chat(req.clone())).await;
             assert!(

@@ -36,7 +36,8 @@ fn weather_chat() -> ChatRequest {
             name: "get_weather".into(),
             description: "Current weather of a location".into(),
             parameters: json!({"type": "object", "properties": {"location": {"type": "string"}}}),
-        }],
+        }]
+        .into(),
         ..ChatRequest::new(vec![Message::user("Weather in Paris and Oslo?")], 64, 0.0)
     }
 }
@@ -55,7 +56,7 @@ fn chat() -> ChatRequest {
         max_tokens: 16,
         temperature: 0.0,
         stop: vec![],
-        tools: Vec::new(),
+        tools: Default::default(),
     }
 }
 

@@ -193,7 +193,8 @@ local function win_options(win, input)
   vim.wo[win].foldcolumn = '0'
   vim.wo[win].spell = false
   if not input then
-    vim.wo[win].conceallevel = 2
+    -- conceallevel stays 0: with it ≥ 2, markdown's `conceal_lines` makes every cursor move
+    -- re-parse the transcript (vim.treesitter's _on_conceal_line), 5–30 ms per streamed delta.
     vim.wo[win].foldmethod = 'manual'
   end
 end
@@ -311,8 +312,9 @@ function M.send(text)
   local id = rpc.next_id()
   S.turn = { id = id, message = text, done = false, texts = {}, tools = {} }
   S.turns = S.turns + 1
-  T.user(text)
+  -- the backend starts on the turn first; the message is drawn while it works
   rpc.notify('chat', { id = id, session = S.session, message = text, context = items, root = S.root, agent = true })
+  T.user(text)
   return id
 end
 
@@ -388,12 +390,20 @@ function M.on_context(p)
   end
 end
 
+--- The notices held back while text streamed (see on_notice), now that it ended.
+local function held_notices(t)
+  local held = t.notices or {}
+  t.notices = nil
+  for _, line in ipairs(held) do note(line, 'ZekeChatNote') end
+end
+
 --- `chat_delta {id, session, delta, restart, provider, model}`.
 function M.on_delta(p)
   local t = turn_of(p)
   if not t or t.done then return end
   if p.restart then
     if T.drop_run() then t.texts[#t.texts] = nil end -- the step's text so far goes
+    held_notices(t)
     t.restarts = (t.restarts or 0) + 1
     ensure_header(t, p.provider, p.model, true)
   end
@@ -417,6 +427,7 @@ function M.on_tool(p)
   local t = turn_of(p)
   if not t or t.done then return end
   flush()
+  held_notices(t)
   ensure_header(t, t.provider, t.model, false)
   local line = T.tool_line(p.name, p.arguments, p.status, p.summary)
   local hl = STATUS_HL[p.status] or 'ZekeChatTool'
@@ -441,14 +452,22 @@ function M.on_patch(p)
   if S.layout == 'float' and M.is_open() then M.hide() end
 end
 
---- `notice {job = "chat", message}` during a turn: also in the transcript, unless it came in the
---- middle of the answer's text (a fallback: a `restart` may follow and replace that text; the
---- notice is shown by errors.lua all the same).
+--- `notice {job = "chat", message}` during a turn: also in the transcript (errors.lua notifies
+--- too). One that comes in the middle of the answer's text waits for the text's end (a tool
+--- line, the turn's end, or a `restart` replacing it): a note line would end the text run a
+--- restart has to drop.
 function M.on_notice(p)
   local t = S.turn
-  if not t or t.done or T.in_text() then return end
-  note('ℹ ' .. vim.trim(tostring(p.message or '')), 'ZekeChatNote')
+  if not t or t.done then return end
+  local line = 'ℹ ' .. vim.trim(tostring(p.message or ''))
+  if T.in_text() then
+    t.notices = t.notices or {}
+    t.notices[#t.notices + 1] = line
+    return
+  end
+  note(line, 'ZekeChatNote')
 end
+
 
 local function meter(p)
   local input, window = tonumber(p.input_tokens) or 0, tonumber(p.context_window)
@@ -476,6 +495,7 @@ function M.on_done(p)
   ensure_header(t, p.provider, p.model, false)
   if answer_text(t) == '' and next(t.tools) == nil then note('(no answer)', 'ZekeChatNote') end
   T.close_fence(answer_text(t))
+  held_notices(t)
   t.done = true
   t.usage = p
   local line, high = meter(p)

@@ -21,7 +21,7 @@ M.defaults = {
   explain = { provider = nil, max_tokens = 512, timeout_ms = 60000 },
   fix = { provider = nil, max_tokens = 1024, timeout_ms = 120000, max_answer_kb = 64 },
   -- the chat panel; the numbers are overwritten from schema.json once it has them
-  chat = { layout = 'float', max_steps = 12, max_tokens = 2048, timeout_ms = 600000 },
+  chat = { layout = 'float', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
   capabilities = { ['fs.write'] = 'prompt' },
   scopes = {},
   keymaps = { accept = false, accept_word = false, accept_line = false, dismiss = false },
@@ -249,7 +249,10 @@ local SCHEMA = {
   },
   explain = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive' },
   fix = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive', max_answer_kb = 'positive' },
-  chat = { layout = 'chat_layout', max_steps = 'positive', max_tokens = 'positive', timeout_ms = 'positive' },
+  chat = {
+    layout = 'chat_layout', max_steps = 'positive', max_tokens = 'positive', max_turn_tokens = 'positive',
+    timeout_ms = 'positive',
+  },
   capabilities = 'capabilities',
   scopes = 'scopes',
   mcp = {

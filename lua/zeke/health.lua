@@ -178,10 +178,39 @@ local function backend()
   policy()
 end
 
+--- The external MCP servers whose tools the chat agent gets (`mcp_servers`): each is started
+--- (when not running) and listed.
+local function mcp_servers()
+  h().start('zeke: MCP servers (tools for the chat agent)')
+  local servers, err = require('zeke.rpc').request('mcp_servers', vim.empty_dict())
+  if not servers then
+    h().warn('the backend did not answer: ' .. tostring(err))
+    return
+  end
+  if type(servers) ~= 'table' or #servers == 0 then
+    h().info('none configured (mcp_servers in setup(), or [mcp_servers.NAME] in the TOML file)')
+    return
+  end
+  for _, s in ipairs(servers) do
+    local what = ('%s (%s)'):format(tostring(s.name), tostring(s.command))
+    if type(s.error) == 'string' then
+      h().error(what .. ': ' .. s.error, { 'Check its command, args and env; :Zeke log shows what it said' })
+    else
+      local tools = type(s.tools) == 'table' and s.tools or {}
+      local shown = vim.list_slice(tools, 1, 6)
+      h().ok(('%s: %d tool%s%s%s'):format(what, #tools, #tools == 1 and '' or 's', #shown > 0 and ': ' or '',
+        table.concat(shown, ', ') .. (#tools > #shown and ', …' or '')))
+    end
+  end
+end
+
 function M.check()
   neovim()
   lua_config()
-  if binary() then backend() end
+  if binary() then
+    backend()
+    mcp_servers()
+  end
 end
 
 return M

@@ -11,6 +11,7 @@
 //! pending proposal (nothing half-applied) and kills a running command.
 
 mod compact;
+mod saver;
 pub mod store;
 
 pub use compact::compact;
@@ -35,6 +36,7 @@ use crate::core::llm::{
 };
 use crate::router::{Pool, RouteRequest, Routed, Surface};
 
+use saver::Saver;
 use store::{Session, Stored};
 
 /// The project's rules files, in order: the first found is included.
@@ -153,9 +155,9 @@ impl Asker for EditorAsker {
 
 /// The tools the agent gets: every catalog tool except `list_allowed_directories` (the root is in
 /// the system prompt) — the same names and schemas `zeke mcp` lists.
-pub fn tool_specs() -> Vec<ToolSpec> {
-    // built once: the schemas are generated, and a turn should not pay for that
-    static SPECS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
+pub fn tool_specs() -> Arc<[ToolSpec]> {
+    // built once: the schemas are generated, and a turn should not pay for that (nor for a copy)
+    static SPECS: std::sync::LazyLock<Arc<[ToolSpec]>> = std::sync::LazyLock::new(|| {
         tools::TOOLS
             .iter()
             .filter(|t| t.name != "list_allowed_directories")
@@ -220,21 +222,6 @@ fn title_of(message: &str) -> String {
     t
 }
 
-/// Saves the session when the turn ends — normally, failed, or cancelled (dropped).
-struct Saver<'a> {
-    app: &'a App,
-    session: Session,
-}
-
-impl Drop for Saver<'_> {
-    fn drop(&mut self) {
-        self.session.updated_ms = crate::ledger::now_ms();
-        if let Err(e) = self.app.chats.save(&self.session) {
-            tracing::warn!(error = %e, session = %self.session.id, "chat session not saved");
-        }
-    }
-}
-
 /// Runs one chat turn, sending `Chat*` events (or one `Error`).
 pub async fn turn(app: Arc<App>, p: ChatParams, sink: Sink) {
     let timeout = app.setup().config.chat.timeout;
@@ -283,13 +270,18 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
             title: title_of(&p.message),
             created_ms: now,
             updated_ms: now,
+            revision: 0,
             messages: Vec::new(),
         },
     };
     let sid = session.id.clone();
+    let base = (session.revision, session.messages.len());
     let mut saver = Saver {
         app: app.as_ref(),
         session,
+        base,
+        sink: sink.clone(),
+        saved: false,
     };
     let rules = rules(&p.root);
     let user = Message::user(user_message(p));
@@ -319,18 +311,26 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
         timeout: setup.config.mcp.prompt_timeout,
     };
     let clients = app.mcp_clients();
-    let mut specs = if p.agent { tool_specs() } else { Vec::new() };
+    let mut specs = if p.agent {
+        tool_specs()
+    } else {
+        Arc::default()
+    };
     if p.agent && !clients.is_empty() {
         // the external servers' tools, namespaced NAME__TOOL (a server that fails is logged and
         // left out)
-        specs.extend(clients.tools().await.into_iter().map(|t| ToolSpec {
+        let mut all = specs.to_vec();
+        all.extend(clients.tools().await.into_iter().map(|t| ToolSpec {
             name: t.name,
             description: t.description,
             parameters: t.input_schema,
         }));
+        specs = all.into();
     }
     let mut total = Usage::default();
     let mut cost = 0.0;
+    // tokens spent by the turn so far: every step's prompt and answer
+    let mut spent: u64 = 0;
     for step in 1..=cfg.max_steps {
         let mut messages = vec![Message::system(system_prompt(
             &p.root,
@@ -410,15 +410,38 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
             Some(&provider),
             Some(&model),
         ));
-        let last_step = calls.is_empty() || step == cfg.max_steps;
-        if !calls.is_empty() && step == cfg.max_steps {
+        spent += u64::from(summary.usage.input_tokens) + u64::from(summary.usage.output_tokens);
+        let limit = if calls.is_empty() {
+            None
+        } else if step == cfg.max_steps {
+            Some(format!("{} model calls (chat.max_steps)", cfg.max_steps))
+        } else if spent >= cfg.max_turn_tokens {
+            Some(format!(
+                "{spent} tokens this turn (chat.max_turn_tokens = {})",
+                cfg.max_turn_tokens
+            ))
+        } else {
+            None
+        };
+        let last_step = calls.is_empty() || limit.is_some();
+        if let Some(limit) = &limit {
             let _ = sink.send(UiEvent::Notice {
                 job: Job::Chat,
                 message: format!(
-                    "stopped after {} tool steps (chat.max_steps); say \"go on\" to continue",
-                    cfg.max_steps
+                    "stopped after {limit}; its last tool calls were not run; say \"go on\" to continue"
                 ),
             });
+            for c in &calls {
+                let _ = sink.send(UiEvent::ChatTool {
+                    id: p.id,
+                    session: sid.clone(),
+                    call_id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                    status: ToolStatus::Error,
+                    summary: "not run: the turn stopped at its limit".into(),
+                });
+            }
         }
         if !last_step {
             for c in &calls {
@@ -446,6 +469,7 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
             .into_iter()
             .find(|c| c.name == provider)
             .and_then(|c| c.context_window);
+        saver.commit();
         let _ = sink.send(UiEvent::ChatDone {
             id: p.id,
             session: sid.clone(),
@@ -638,7 +662,7 @@ mod tests {
 
     #[test]
     fn the_agent_gets_the_mcp_tools() {
-        let names: Vec<String> = tool_specs().into_iter().map(|t| t.name).collect();
+        let names: Vec<String> = tool_specs().iter().map(|t| t.name.clone()).collect();
         for n in [
             "read_text_file",
             "edit_file",

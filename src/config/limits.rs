@@ -63,6 +63,13 @@ pub const LIMITS: &[Limit] = &[
     l("router.max_attempts", 3, 1, 16, "providers"),
     l("chat.max_steps", 12, 1, 100, "model calls per turn"),
     l("chat.max_tokens", 2048, 16, 65_536, "tokens"),
+    l(
+        "chat.max_turn_tokens",
+        200_000,
+        100,
+        100_000_000,
+        "tokens per turn (every step's prompt and answer)",
+    ),
     l("chat.timeout_ms", 600_000, 1_000, 7_200_000, "milliseconds"),
 ];
 

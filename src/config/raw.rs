@@ -224,6 +224,7 @@ pub(super) struct RawBudget {
 pub(super) struct RawChat {
     pub(super) max_steps: Option<u64>,
     pub(super) max_tokens: Option<u64>,
+    pub(super) max_turn_tokens: Option<u64>,
     pub(super) timeout_ms: Option<u64>,
     /// Lua only: the panel's layout.
     #[allow(dead_code)]

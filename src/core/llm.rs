@@ -154,14 +154,15 @@ impl Message {
 }
 
 /// A streamed chat request. `max_tokens` counts generated tokens; `temperature` is 0.0–2.0.
-/// `tools` empty means the model gets none.
+/// `tools` empty means the model gets none; they are shared (`Arc`), so a request is cheap to
+/// clone for a fallback or the next step of an agent turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub max_tokens: u32,
     pub temperature: f32,
     pub stop: Vec<String>,
-    pub tools: Vec<ToolSpec>,
+    pub tools: std::sync::Arc<[ToolSpec]>,
 }
 
 impl ChatRequest {
@@ -172,7 +173,7 @@ impl ChatRequest {
             max_tokens,
             temperature,
             stop: Vec::new(),
-            tools: Vec::new(),
+            tools: std::sync::Arc::default(),
         }
     }
 

@@ -30,7 +30,7 @@ pub fn fim_as_chat(req: &FimRequest) -> ChatRequest {
         max_tokens: req.max_tokens,
         temperature: 0.1,
         stop: req.stop.clone(),
-        tools: Vec::new(),
+        tools: Default::default(),
     }
 }
 
@@ -71,7 +71,7 @@ pub fn explain(input: &ExplainInput<'_>, max_tokens: u32) -> ChatRequest {
         max_tokens,
         temperature: 0.2,
         stop: vec![],
-        tools: Vec::new(),
+        tools: Default::default(),
     }
 }
 
@@ -162,7 +162,7 @@ pub fn fix(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {
         max_tokens,
         temperature: 0.1,
         stop: vec![],
-        tools: Vec::new(),
+        tools: Default::default(),
     }
 }
 
@@ -234,7 +234,7 @@ pub fn tests(input: &PatchInput<'_>, max_tokens: u32) -> ChatRequest {
         max_tokens,
         temperature: 0.2,
         stop: vec![],
-        tools: Vec::new(),
+        tools: Default::default(),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::app::explain::explain;
 use crate::app::{App, Job, Sink, Stats, UiEvent};
 use crate::config::Config;
 use crate::core::llm::{ErrorKind, ProviderError};
+use crate::nvim::coalesce;
 use crate::nvim::proto::{self, map, params};
 use crate::nvim::session::Buffers;
 use crate::nvim::{Nvim, Out};
@@ -436,6 +437,7 @@ impl Handler for NvimHandler {
             "chat_sessions" => self.chat_sessions(args),
             "chat_load" => self.chat_load(args),
             "models" => Ok(self.models(args).await),
+            "mcp_servers" => Ok(self.mcp_servers().await),
             "pin" => self.pin(args),
             "revoke" => self.revoke(args),
             other => Err(Value::from(format!("zeke: unknown method {other:?}"))),
@@ -555,15 +557,15 @@ impl Handler for NvimHandler {
 }
 
 /// Delivers app events to the editor in order, one `zeke.rpc.dispatch` call each. Events queued
-/// while the editor was busy are coalesced: completion snapshots of one id keep only the newest,
-/// explain deltas of one id are joined.
+/// while the editor was busy are coalesced (`nvim::coalesce`): one dispatch carries what many
+/// would have.
 pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<App>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(ev) = rx.try_recv() {
             batch.push(ev);
         }
-        for ev in coalesce(batch) {
+        for ev in coalesce::coalesce(batch) {
             // Zeke's time ends when the reply is handed to the RPC writer; what the editor then
             // spends running the dispatch (drawing extmarks) is the editor's, not ours.
             if let UiEvent::Completion {
@@ -594,67 +596,6 @@ pub async fn forward(nvim: Nvim, mut rx: UnboundedReceiver<UiEvent>, app: Arc<Ap
             }
         }
     }
-}
-
-fn coalesce(batch: Vec<UiEvent>) -> Vec<UiEvent> {
-    let mut out: Vec<UiEvent> = Vec::with_capacity(batch.len());
-    for ev in batch {
-        match (out.last_mut(), ev) {
-            (
-                Some(UiEvent::Completion {
-                    id: a,
-                    text,
-                    done,
-                    provider_ttft,
-                    ..
-                }),
-                UiEvent::Completion {
-                    id: b,
-                    text: t2,
-                    done: d2,
-                    provider_ttft: p2,
-                    ..
-                },
-            ) if *a == b && !*done => {
-                *text = t2;
-                *done = d2;
-                *provider_ttft = provider_ttft.or(p2);
-            }
-            (
-                Some(UiEvent::Explain {
-                    id: a,
-                    delta,
-                    restart,
-                    done,
-                    provider,
-                    model,
-                    ..
-                }),
-                UiEvent::Explain {
-                    id: b,
-                    delta: d2,
-                    restart: r2,
-                    done: dn2,
-                    provider: p2,
-                    model: m2,
-                    ..
-                },
-            ) if *a == b && !*done => {
-                if r2 {
-                    // a restart replaces what came before it
-                    *delta = d2;
-                    *restart = true;
-                } else {
-                    delta.push_str(&d2);
-                }
-                *done = dn2;
-                *provider = p2;
-                *model = m2;
-            }
-            (_, ev) => out.push(ev),
-        }
-    }
-    out
 }
 
 /// A JSON value as msgpack (for replies built by `app::report`).

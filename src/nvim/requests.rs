@@ -1,5 +1,6 @@
-//! The editor's requests about the router, the ledger and chat sessions: `usage`, `models`,
-//! `pin`, `chat_sessions`, `chat_load` (shapes in doc/rpc.md).
+//! The editor's requests about the router, the ledger, chat sessions and the external MCP
+//! servers: `usage`, `models`, `pin`, `chat_sessions`, `chat_load`, `mcp_servers` (shapes in
+//! doc/rpc.md).
 
 use rmpv::Value;
 
@@ -109,5 +110,26 @@ impl NvimHandler {
         tracing::info!(provider = ?name, "provider pinned for this session");
         self.app.router.pin(name.clone());
         Ok(name.map(Value::from).unwrap_or(Value::Nil))
+    }
+
+    /// `mcp_servers` → `[{name, command, tools, error}]`: each `[mcp_servers.NAME]` (started
+    /// when not running) with its tools' namespaced names, or `error`, why it could not be
+    /// listed (nil when it could).
+    pub(super) async fn mcp_servers(&self) -> Value {
+        let set = self.app.setup();
+        let listing = self.app.mcp_clients().list().await;
+        let rows: Vec<serde_json::Value> = (set.config.mcp_servers.values())
+            .map(|s| {
+                let tools: Vec<&str> = (listing.tools.iter())
+                    .filter(|t| t.server == s.name)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                let error = (listing.failed.iter())
+                    .find(|f| f.server == s.name)
+                    .map(|f| f.message.as_str());
+                serde_json::json!({"name": s.name, "command": s.command, "tools": tools, "error": error})
+            })
+            .collect();
+        json_value(&serde_json::Value::Array(rows))
     }
 }

@@ -572,7 +572,8 @@ mod tests {
                     description: "Time now".into(),
                     parameters: json!({"type": "object", "properties": {}}),
                 },
-            ],
+            ]
+            .into(),
         };
         expect![[r#"
             contents:

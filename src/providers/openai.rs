@@ -455,7 +455,8 @@ pub(crate) fn tool_conversation() -> ChatRequest {
             description: "Current weather of a city".into(),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
                                "required": ["city"]}),
-        }],
+        }]
+        .into(),
     }
 }
 
@@ -488,7 +489,7 @@ mod tests {
             max_tokens: 5,
             temperature: 0.5,
             stop: vec!["\n\n".into()],
-            tools: Vec::new(),
+            tools: Default::default(),
         };
         let b = chat_body(&req, Some("m"), &Preset::DEFAULT);
         assert_eq!(b["messages"][0]["role"], "user");

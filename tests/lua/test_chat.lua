@@ -5,7 +5,7 @@
 -- new heading; a range goes as `#selection`, `#buffer` / `#diagnostics` expand, the turn's context
 -- and the rules file are shown; `q` hides and `:Zeke chat` shows the same transcript; the split
 -- layout; `:Zeke chat resume` lists and loads a session (from another Neovim sharing the state
--- directory); the agent's `run_command` asks (real `ask` events from the fault server's scripted
+-- directory), and two Neovims continuing one session at once keep both turns; the agent's `run_command` asks (real `ask` events from the fault server's scripted
 -- model: allow once runs it, deny refuses it) and a simulated `ask` gets its `answer`; the agent's
 -- edit is a reviewed patch; `/explain` `/fix` `/test` `/model` `/usage` run on the source buffer;
 -- `#file:` outside the root is refused; `/new`, `/clear`, unknown commands, `/compact`;
@@ -207,7 +207,9 @@ return {
       H.eq(nil, find(st.lines, 'Hello'), 'nothing of the first: ' .. vim.inspect({ st.lines, seen }))
       H.eq(nil, find(st.lines, 'claude-x'), 'the heading renamed')
       local _, head = find(st.lines, '## good · good-model')
-      H.eq({ 'def add(a, b):', '    return a + b' }, { st.lines[head + 1], st.lines[head + 2] })
+      -- the fallback's notice came mid-text: it is shown once the dropped text is gone
+      H.ok(st.lines[head + 1]:find('^ℹ bad failed .*the next provider takes over'), vim.inspect(st.lines))
+      H.eq({ 'def add(a, b):', '    return a + b' }, { st.lines[head + 2], st.lines[head + 3] })
       H.eq(1, count(st.lines, '## good · good-model'))
     end,
   },
@@ -301,6 +303,55 @@ return {
       H.wait(function() return not state(c).open end, 3000, 'q hides the split')
       H.eq(1, c:lua('return #vim.api.nvim_list_wins()'))
       H.eq({}, c:errors())
+    end,
+  },
+  {
+    name = 'two Neovims continuing one session at once: both turns are kept, in one valid file',
+    needs = NEEDS,
+    run = function(H)
+      local tag = new_tag('chat-two')
+      -- every answer takes 600 ms, so the two turns below overlap
+      local c = H.child()
+      c:setup(cfg(tag, 'delay/600/ok'))
+      local dir = open_project(H, c)
+      c:cmd('Zeke chat hello')
+      local s1 = wait_done(H, c).session
+      local c2 = H.child({ env = { XDG_STATE_HOME = c:state_dir() } })
+      c2:setup(cfg(tag, 'delay/600/ok'))
+      c2:cmd('edit ' .. vim.fn.fnameescape(dir .. '/a.py'))
+      stub_ui(c2, 'hello')
+      c2:cmd('Zeke chat resume')
+      H.wait(function() return state(c2).session == s1 end, 5000, 'the session in the second Neovim')
+      local id1 = c:lua('return require("zeke").chat_send("from one")')
+      local id2 = c2:lua('return require("zeke").chat_send("from two")')
+      local st1, st2 = wait_done(H, c, id1), wait_done(H, c2, id2)
+      H.eq(s1, st1.session)
+      H.eq(s1, st2.session)
+      -- the session file holds the three turns; whichever saved second was told
+      local files = vim.fn.glob(c:state_dir() .. '/zeke/chats/*/' .. s1 .. '.json', false, true)
+      H.eq(1, #files, vim.inspect(files))
+      local saved = vim.json.decode(table.concat(vim.fn.readfile(files[1]), '\n'))
+      local users, answers = {}, 0
+      for _, m in ipairs(saved.messages) do
+        if m.role == 'user' then users[#users + 1] = m.content end
+        if m.role == 'assistant' then answers = answers + 1 end
+      end
+      table.sort(users)
+      H.eq({ 'from one', 'from two', 'hello' }, users)
+      H.eq(3, answers)
+      H.eq(3, saved.revision)
+      local told = find(st1.lines, 'continued elsewhere meanwhile') or find(st2.lines, 'continued elsewhere meanwhile')
+      H.ok(told, 'a notice: ' .. vim.inspect({ st1.lines, st2.lines }))
+      -- the next turn (either Neovim) carries all three
+      local id = c:lua('return require("zeke").chat_send("and now")')
+      wait_done(H, c, id)
+      local reqs = requests(tag)
+      local last = messages_of(reqs[#reqs])
+      for _, want in ipairs({ 'hello', 'from one', 'from two', 'and now' }) do
+        H.ok(has_message(last, 'user', want), want .. ': ' .. vim.inspect(last))
+      end
+      H.eq({}, c:errors())
+      H.eq({}, c2:errors())
     end,
   },
   {
@@ -688,13 +739,14 @@ return {
     end,
   },
   {
-    name = 'a real model (llama-server) answers in the panel; the second message continues the session',
+    name = 'a real model (llama-server) answers in the panel; the second message continues the session; /explain',
     needs = { 'ZEKE_BIN', 'ZEKE_TEST_LLAMA_URL' },
     run = function(H)
       local c = H.child()
       c:setup({
         providers = { llama = { kind = 'llamacpp', url = vim.env.ZEKE_TEST_LLAMA_URL } },
-        routes = { chat = { 'llama' } },
+        routes = { chat = { 'llama' }, explain = { 'llama' } },
+        explain = { max_tokens = 48 },
         completion = { provider = 'llama', enabled = false },
         chat = { max_tokens = 48, max_steps = 2 },
       })
@@ -710,6 +762,16 @@ return {
       H.eq(nil, st.turn.error, vim.inspect(st.lines))
       H.eq(s1, st.session)
       H.eq(2, count(st.lines, '## You'))
+      -- /explain from the panel: the real model explains line 2 of the source buffer
+      c:cmd('Zeke chat')
+      c:input('<Esc>')
+      H.eq(true, c:lua('return require("zeke").chat_send("/explain")'))
+      local ex = H.wait(function()
+        local s = c:lua('return require("zeke.ui").state()')
+        return s and s.done and s
+      end, 120000, 'the explain float')
+      H.ok(vim.trim(ex.text or '') ~= '', 'an explanation: ' .. vim.inspect(ex))
+      H.eq(nil, ex.error, vim.inspect(ex))
       H.eq({}, c:errors())
     end,
   },
@@ -717,17 +779,18 @@ return {
     name = 'config: chat.layout and the chat limits are checked',
     run = function(H)
       local c = H.child()
-      c:setup({ chat = { layout = 'tabs', max_steps = 0, max_tokens = 2048, timeout_ms = 'x', nope = 1 } })
+      c:setup({ chat = { layout = 'tabs', max_steps = 0, max_tokens = 2048, max_turn_tokens = 5, timeout_ms = 'x', nope = 1 } })
       local p = table.concat(c:problems(), '\n')
       for _, want in ipairs({
         'chat.layout must be one of "float", "split" (got "tabs")',
         'chat.max_steps must be an integer from 1 to 100 (got 0)',
         'chat.timeout_ms must be an integer from 1000 to 7200000 (got "x")',
+        'chat.max_turn_tokens must be an integer from 100 to 100000000 (got 5)',
         'unknown config key "chat.nope"',
       }) do
         H.ok(p:find(want, 1, true), ('message mentions %q: %s'):format(want, p))
       end
-      H.eq({ layout = 'float', max_steps = 12, max_tokens = 2048, timeout_ms = 600000 },
+      H.eq({ layout = 'float', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
         c:lua('return require("zeke.config").get().chat'), 'the defaults for what was invalid')
     end,
   },

@@ -121,11 +121,18 @@ return {
           cloud = { kind = 'openai', url = 'http://127.0.0.1:9/v1', api_key_env = 'ZEKE_TEST_SECRET' },
         },
         completion = { provider = 'fake' },
+        -- zeke mcp itself as an external server, and one that cannot start
+        mcp_servers = {
+          self = { command = vim.env.ZEKE_BIN, args = { 'mcp', '--root', H.root } },
+          broken = { command = '/nonexistent/server' },
+        },
       })
       c:cmd('checkhealth zeke')
       local text = table.concat(c:lines(), '\n')
       for _, want in ipairs({ 'Neovim', 'zeke 0.1.0', 'backend running: pid', 'config valid',
-        'fake (fake)', 'cloud: API key present', 'completions use provider fake', 'cloud (openai) http://127.0.0.1:9/v1' }) do
+        'fake (fake)', 'cloud: API key present', 'completions use provider fake', 'cloud (openai) http://127.0.0.1:9/v1',
+        'MCP servers (tools for the chat agent)', 'self (' .. vim.env.ZEKE_BIN .. '): ', 'self__read_text_file',
+        'broken (/nonexistent/server): ' }) do
         H.ok(text:find(want, 1, true), ('health mentions %q:\n%s'):format(want, text))
       end
       H.ok(not text:find('sk-do-not-print', 1, true), 'never the key value')

@@ -1,6 +1,6 @@
 -- lua/zeke/chat/transcript.lua: owns the text of the chat panel's transcript buffer: appending
 -- lines (notes, headings, tool lines, the meter) with their highlights, streaming answer text
--- (deltas batched and appended on a scheduled flush: only the last line is rewritten, new ones
+-- (deltas batched, at most one flush per 16 ms frame: only the last line is rewritten, new ones
 -- added), rows marked to come back to (a heading renamed, a tool line updated in place), dropping
 -- the text streamed since the last line (a `restart`), and rendering a saved conversation.
 -- Invariants: nothing here re-renders the buffer (it is appended to, or one marked row or the
@@ -19,7 +19,8 @@ local T = {
   open = false, -- the last line is streamed text still growing
   run = nil, ---@type integer|nil extmark of the first row of the current text run
   pending = '', -- text not appended yet
-  queued = false,
+  queued = false, -- a flush is scheduled
+  flushed_at = 0, -- vim.uv.now() of the last flush that wrote
 }
 
 local function present(v) return type(v) == 'string' and v ~= '' end
@@ -70,6 +71,7 @@ function M.flush()
   end
   local d = T.pending
   T.pending = ''
+  T.flushed_at = vim.uv.now()
   M.write(function(buf)
     if not T.open then
       local n = api.nvim_buf_line_count(buf)
@@ -83,18 +85,30 @@ function M.flush()
   end)
 end
 
---- Streams `text` into the transcript: appended on the next scheduled flush (many deltas, one
---- change of the buffer).
+--- The shortest time between two flushes of streamed text, in ms: a fast stream changes the
+--- buffer (and redraws) at most about 60 times a second, however many deltas arrive.
+M.frame_ms = 16
+
+local function scheduled_flush()
+  T.queued = false
+  local ok, err = pcall(M.flush)
+  if not ok then vim.notify('zeke: chat: ' .. tostring(err), vim.log.levels.ERROR, { title = 'zeke' }) end
+end
+
+--- Streams `text` into the transcript: appended on the next flush — at once (on the next loop
+--- turn) when the last flush is more than `frame_ms` ago, else when that frame ends, so many
+--- deltas make one change of the buffer.
 function M.append(text)
   if text == '' then return end
   T.pending = T.pending .. text
   if T.queued then return end
   T.queued = true
-  vim.schedule(function()
-    T.queued = false
-    local ok, err = pcall(M.flush)
-    if not ok then vim.notify('zeke: chat: ' .. tostring(err), vim.log.levels.ERROR, { title = 'zeke' }) end
-  end)
+  local wait = M.frame_ms - (vim.uv.now() - T.flushed_at)
+  if wait <= 0 then
+    vim.schedule(scheduled_flush)
+  else
+    vim.defer_fn(scheduled_flush, wait)
+  end
 end
 
 --- Whether streamed text continues the current run (false: the next text starts a new one).

@@ -26,6 +26,7 @@ pub async fn compact(app: Arc<App>, id: u64, root: String, session: String, sink
             return;
         }
     };
+    let base = s.revision;
     let users: Vec<usize> = (0..s.messages.len())
         .filter(|&i| s.messages[i].role == "user")
         .collect();
@@ -131,9 +132,18 @@ pub async fn compact(app: Arc<App>, id: u64, root: String, session: String, sink
         )));
         return;
     }
-    if let Err(e) = app.chats.save(&s) {
-        let _ = sink.send(fail(format!("chat session {session} not saved: {e}")));
-        return;
+    match app.chats.replace(&mut s, base) {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = sink.send(fail(format!(
+                "chat session {session} changed while it was being summarised (another Neovim?); nothing was changed, try /compact again"
+            )));
+            return;
+        }
+        Err(e) => {
+            let _ = sink.send(fail(format!("chat session {session} not saved: {e}")));
+            return;
+        }
     }
     let _ = sink.send(UiEvent::ChatCompacted {
         id,

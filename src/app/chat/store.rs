@@ -3,7 +3,11 @@
 //!
 //! Writes go to a temporary file in the same directory, then `rename` over the old one, so a
 //! reader — another Neovim instance of the same project — sees the old or the new file, never a
-//! half-written one; two instances writing one session is last-writer-wins, never a corrupt file.
+//! half-written one. Each save bumps the session's `revision` under an exclusive lock of the
+//! session (`.<id>.lock`, `File::lock`): a turn saved over a revision it did not start from (the
+//! same session continued in two Neovim instances at once) is appended after what the other
+//! saved ([`Store::save_turn`]), so neither turn is lost; a rewrite (compaction) of a session
+//! that changed meanwhile is refused ([`Store::replace`]).
 //! Ids are `YYYYMMDD-HHMMSS-` plus 6 random hex digits (sortable, unique across processes).
 
 use std::path::{Path, PathBuf};
@@ -48,7 +52,20 @@ pub struct Session {
     pub title: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Bumped by every save (0: never saved; files from before revisions read as 0).
+    #[serde(default)]
+    pub revision: u64,
     pub messages: Vec<Stored>,
+}
+
+/// How [`Store::save_turn`] saved a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// The file was still at the turn's starting revision: replaced.
+    Written,
+    /// Another process saved the session meanwhile: the turn's messages were appended after
+    /// `others` messages it had added.
+    Merged { others: usize },
 }
 
 /// A session as listed by the picker.
@@ -166,6 +183,41 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Writes `s` to `dir/<id>.json` through a temporary file and `rename`.
+fn write_atomic(dir: &Path, s: &Session) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // unique per save: two saves of one session (two processes, or two tasks) never share a
+    // temporary file
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{}.{n}.tmp", s.id, std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(format!("{}.json", s.id)))
+}
+
+/// The session's exclusive lock (released when the file is dropped): a blocking `flock` on
+/// `dir/.<id>.lock`, so two processes' read-modify-write of one session never interleave.
+fn lock(dir: &Path, id: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(format!(".{id}.lock")))?;
+    f.lock()?;
+    Ok(f)
+}
+
 impl Store {
     pub fn new(dir: PathBuf) -> Store {
         Store { dir }
@@ -175,10 +227,57 @@ impl Store {
         self.dir.join(project_key(root))
     }
 
-    /// Saves `s` atomically (see the module docs).
+    /// Writes `s` as it is (its revision included), atomically (see the module docs).
     pub fn save(&self, s: &Session) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = self.dir_for(s)?;
+        write_atomic(&dir, s)
+    }
+
+    /// Saves a turn: `s` holds the session as loaded at revision `base` with `base_len` messages,
+    /// plus the turn's. Under the session's lock: when the file is still at `base` (or absent),
+    /// `s` replaces it; when another process saved meanwhile, the turn's messages (those after
+    /// `base_len`) are appended to the file's. `s` becomes what was written (its new revision).
+    pub fn save_turn(&self, s: &mut Session, base: u64, base_len: usize) -> std::io::Result<Saved> {
+        let dir = self.dir_for(s)?;
+        let _lock = lock(&dir, &s.id)?;
+        let mut saved = Saved::Written;
+        match self.load(&s.root, &s.id) {
+            Ok(disk) if disk.revision != base => {
+                let ours: Vec<Stored> =
+                    s.messages.drain(base_len.min(s.messages.len())..).collect();
+                saved = Saved::Merged {
+                    others: disk.messages.len().saturating_sub(base_len),
+                };
+                let updated = s.updated_ms;
+                *s = disk;
+                s.messages.extend(ours);
+                s.updated_ms = updated;
+                s.revision += 1;
+            }
+            Ok(disk) => s.revision = disk.revision + 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => s.revision = base + 1,
+            Err(e) => return Err(e),
+        }
+        write_atomic(&dir, s)?;
+        Ok(saved)
+    }
+
+    /// Rewrites the session with `s` (loaded at revision `base`) only when no one saved it since:
+    /// `Ok(false)`, nothing written, when someone did. `s` gets the new revision.
+    pub fn replace(&self, s: &mut Session, base: u64) -> std::io::Result<bool> {
+        let dir = self.dir_for(s)?;
+        let _lock = lock(&dir, &s.id)?;
+        if self.load(&s.root, &s.id)?.revision != base {
+            return Ok(false);
+        }
+        s.revision = base + 1;
+        write_atomic(&dir, s)?;
+        Ok(true)
+    }
+
+    /// The project directory of `s` (created 0700), after checking its id.
+    fn dir_for(&self, s: &Session) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
         if !valid_id(&s.id) {
             return Err(std::io::Error::other(format!("bad session id {:?}", s.id)));
         }
@@ -187,20 +286,7 @@ impl Store {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        // unique per save: two saves of one session (two processes, or two tasks) never share a
-        // temporary file
-        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{}.{}.{n}.tmp", s.id, std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join(format!("{}.json", s.id)))
+        Ok(dir)
     }
 
     /// The session `id` of project `root`.
@@ -248,6 +334,7 @@ mod tests {
             title: format!("t {id}"),
             created_ms: 1,
             updated_ms: updated,
+            revision: 0,
             messages: vec![
                 Stored::from_message(&Message::user("hi"), None, None),
                 Stored::from_message(&Message::assistant("hello"), Some("local"), Some("m")),
@@ -273,5 +360,54 @@ mod tests {
         );
         let id = new_id(1_796_083_200_000);
         assert!(id.starts_with("20261201-000000-") && id.len() == 22, "{id}");
+    }
+
+    #[test]
+    fn a_turn_saved_over_another_process_turn_is_appended_and_a_stale_rewrite_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("chats"));
+        let mut first = session("s1", "/p", 1);
+        assert_eq!(store.save_turn(&mut first, 0, 0).unwrap(), Saved::Written);
+        assert_eq!(first.revision, 1);
+        // two instances load revision 1 and each runs a turn
+        let (mut a, mut b) = (
+            store.load("/p", "s1").unwrap(),
+            store.load("/p", "s1").unwrap(),
+        );
+        let (base, len) = (a.revision, a.messages.len());
+        for (s, who) in [(&mut a, "from a"), (&mut b, "from b")] {
+            s.messages
+                .push(Stored::from_message(&Message::user(who), None, None));
+            s.messages.push(Stored::from_message(
+                &Message::assistant(format!("re {who}")),
+                None,
+                None,
+            ));
+        }
+        assert_eq!(store.save_turn(&mut a, base, len).unwrap(), Saved::Written);
+        assert_eq!(
+            store.save_turn(&mut b, base, len).unwrap(),
+            Saved::Merged { others: 2 }
+        );
+        let disk = store.load("/p", "s1").unwrap();
+        let texts: Vec<&str> = disk.messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["hi", "hello", "from a", "re from a", "from b", "re from b"]
+        );
+        assert_eq!((disk.revision, b.revision), (3, 3));
+        // a compaction of what a loaded (revision 2) is refused: b saved since
+        let mut stale = a.clone();
+        stale.messages.truncate(2);
+        assert!(!store.replace(&mut stale, 2).unwrap());
+        assert_eq!(
+            store.load("/p", "s1").unwrap().messages.len(),
+            6,
+            "nothing lost"
+        );
+        let mut fresh = store.load("/p", "s1").unwrap();
+        fresh.messages.truncate(4);
+        assert!(store.replace(&mut fresh, 3).unwrap());
+        assert_eq!(store.load("/p", "s1").unwrap().revision, 4);
     }
 }

@@ -36,7 +36,8 @@ fn conversation(system: &str) -> ChatRequest {
             name: "read_file".into(),
             description: "Reads a file".into(),
             parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
-        }],
+        }]
+        .into(),
     }
 }
 
