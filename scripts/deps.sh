@@ -24,6 +24,7 @@ INSPECTOR_V=2.12.0        # MCP Inspector CLI (interop tests)
 REF_FS_V=2026.8.31        # reference filesystem server, npm (bench)
 REF_GIT_V=2026.10.19      # reference git server, pip (bench)
 LITELLM_V=1.110.2         # LiteLLM (its Router, measured beside Zeke's in make bench), pip venv
+SERENA_V=2.1.0            # PyPI serena-agent: Serena's MCP server over rust-analyzer (tests/bench/lsp_bench.py), pip venv
 
 # llama.cpp is built portably: GGML_NATIVE=OFF compiles for a fixed instruction set (AVX2, FMA, F16C,
 # BMI2 on x86-64, switched off here when /proc/cpuinfo lacks them) instead of whatever the build
@@ -64,8 +65,10 @@ REF_FS="$CACHE/ref-fs-$REF_FS_V/node_modules/@modelcontextprotocol/server-filesy
 REF_GIT_DIR="$CACHE/ref-git-$REF_GIT_V"
 
 LITELLM_PY="$CACHE/litellm-$LITELLM_V/bin/python"
+SERENA="$CACHE/serena-$SERENA_V/bin/serena"
 if [ "${1:-}" = "--env" ]; then
   echo "export ZEKE_LITELLM_PY='$LITELLM_PY'"
+  echo "export ZEKE_SERENA='$SERENA'"
   echo "export ZEKE_NVIM='$NVIM'"
   echo "export ZEKE_LLAMA_SERVER='$LLAMA_SERVER'"
   echo "export ZEKE_MODEL='$MODEL'"
@@ -279,6 +282,23 @@ mcp_bench_deps() {
     log "LiteLLM $LITELLM_V: installed in $(since "$t")"
   fi
   log "LiteLLM $LITELLM_V (PyPI litellm): at $LITELLM_PY"
+  serena_deps
+}
+
+serena_deps() { # Serena (PyPI serena-agent) in a venv; it brings no rust-analyzer (the bench points it at the one on PATH)
+  local d="$CACHE/serena-$SERENA_V"
+  if [ ! -f "$d/.installed" ]; then
+    # a venv (it pins ~35 packages exactly); complete only once the stamp is written
+    local t; t=$(now); log "Serena $SERENA_V: installing from PyPI (serena-agent==$SERENA_V) into a venv"
+    rm -rf "$d"
+    python3 -m venv "$d" \
+      && "$d/bin/python" -m pip install --disable-pip-version-check -q "serena-agent==$SERENA_V" \
+      && SERENA_HOME="$d/home" "$SERENA" --version >/dev/null \
+      || { rm -rf "$d"; die "pip install serena-agent==$SERENA_V failed (is PyPI reachable? it needs Python >= 3.11, this is $(python3 -V 2>&1))"; }
+    touch "$d/.installed"
+    log "Serena $SERENA_V: installed in $(since "$t")"
+  fi
+  log "Serena $SERENA_V (PyPI serena-agent): at $SERENA"
 }
 
 mcp_deps

@@ -12,6 +12,7 @@ pub mod complete;
 pub mod explain;
 pub mod gate;
 pub mod grants;
+pub mod lsp;
 pub mod mcp_client;
 pub mod patch;
 pub mod protected;

@@ -237,7 +237,7 @@ pub fn tool(
     use crate::app::tools::{self, Invocation, Roots, ToolError};
     let (loaded, _) = start(&log)?;
     let Some(name) = name else {
-        for t in tools::TOOLS {
+        for t in tools::TOOLS.iter() {
             println!("{:<26} {:<10} {}", t.name, t.cap.as_str(), t.title);
         }
         return Ok(0);

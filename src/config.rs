@@ -17,8 +17,10 @@ use serde_json::Value;
 use crate::core::llm::Intent;
 use crate::core::policy::Policy;
 pub use crate::logging::LogLevel;
+pub use lsp::{LspConfig, LspServerConfig};
 
 pub mod limits;
+mod lsp;
 mod provider;
 mod raw;
 mod tables;
@@ -361,6 +363,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// `[mcp_servers.NAME]`: external MCP servers for the chat agent, by name.
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// `[lsp]`: the language servers of the `lsp_*` tools.
+    pub lsp: LspConfig,
     /// `[capabilities]` and `[scopes."…"]`: what needs asking (shared by every surface).
     pub policy: Policy,
     /// The merged raw table (file + editor), echoed to Lua so it sees TOML-only settings.
@@ -605,6 +609,7 @@ impl Config {
             .filter_map(|(name, s)| s.validate(name, &mut problems))
             .map(|s| (s.name.clone(), s))
             .collect();
+        let lsp = lsp::build(parsed.lsp, &mut problems);
         let policy = policy(parsed.capabilities, parsed.scopes, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { messages: problems });
@@ -623,6 +628,7 @@ impl Config {
             chat,
             mcp,
             mcp_servers,
+            lsp,
             policy,
             raw,
         })

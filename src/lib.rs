@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod router;
 
 pub mod git;
+pub mod lsp;
 pub mod workspace;
 
 pub mod app;

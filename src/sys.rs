@@ -543,8 +543,22 @@ pub fn spawn_piped(
     set: &[(&str, &str)],
     hide_env: fn(&std::ffi::OsStr) -> bool,
 ) -> Result<Spawned, SysError> {
+    spawn_piped_in(program, args, set, hide_env, None)
+}
+
+/// [`spawn_piped`] with the working directory `cwd` (a language server in its project root).
+pub fn spawn_piped_in(
+    program: &str,
+    args: &[String],
+    set: &[(&str, &str)],
+    hide_env: fn(&std::ffi::OsStr) -> bool,
+    cwd: Option<&Path>,
+) -> Result<Spawned, SysError> {
     let exe = resolve(program)?;
     let mut cmd = tokio::process::Command::new(&exe);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -248,13 +248,28 @@ impl Gate {
         asker: &dyn Asker,
         steps: &mut Vec<Step>,
     ) -> Result<(), Refusal> {
+        self.check_with(q, None, asker, steps).await
+    }
+
+    /// [`Gate::check`], with `default` deciding in place of the capability's built-in default
+    /// when no rule (scope, `[capabilities]`, grant) is configured for it.
+    pub async fn check_with(
+        &self,
+        q: &Question,
+        default: Option<Decision>,
+        asker: &dyn Asker,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), Refusal> {
         let (cap, scope) = (q.capability, &q.scope);
         let step = |how| Step {
             capability: cap,
             root: scope.root.clone(),
             how,
         };
-        let (verdict, _) = self.decide(cap, scope);
+        let (mut verdict, _) = self.decide(cap, scope);
+        if let (Some(d), Rule::Default) = (default, &verdict.rule) {
+            verdict.decision = d;
+        }
         match verdict.decision {
             Decision::Allow => {
                 steps.push(step(How::Ruled(Decision::Allow, verdict.rule)));

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod cmd;
 pub mod fs;
 pub mod git;
+pub mod lsp;
 pub mod net;
 
 use std::path::{Path, PathBuf};
@@ -114,12 +115,15 @@ impl Output {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub fetch: crate::config::FetchConfig,
+    /// `[lsp]`: the language servers of the `lsp_*` tools.
+    pub lsp: crate::config::LspConfig,
 }
 
 impl Settings {
     pub fn from_config(config: &crate::config::Config) -> Settings {
         Settings {
             fetch: config.fetch.clone(),
+            lsp: config.lsp.clone(),
         }
     }
 }
@@ -180,6 +184,30 @@ impl Call<'_> {
         scope: &Scope,
         what: &str,
     ) -> Result<(), ToolError> {
+        self.allow_with(capability, scope, what, None).await
+    }
+
+    /// Passes the gate for `capability`, deciding `default` when no rule is configured for it
+    /// (starting one of the configured language servers is `cmd.exec`, allowed unless a rule
+    /// says otherwise).
+    pub async fn allow_default(
+        &self,
+        capability: Capability,
+        scope: &Scope,
+        what: &str,
+        default: crate::core::policy::Decision,
+    ) -> Result<(), ToolError> {
+        self.allow_with(capability, scope, what, Some(default))
+            .await
+    }
+
+    async fn allow_with(
+        &self,
+        capability: Capability,
+        scope: &Scope,
+        what: &str,
+        default: Option<crate::core::policy::Decision>,
+    ) -> Result<(), ToolError> {
         let q = Question {
             capability,
             scope: scope.clone(),
@@ -187,7 +215,10 @@ impl Call<'_> {
             what: what.to_string(),
         };
         let mut steps = Vec::new();
-        let r = self.gate.check(&q, self.asker, &mut steps).await;
+        let r = self
+            .gate
+            .check_with(&q, default, self.asker, &mut steps)
+            .await;
         self.steps
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -295,6 +326,8 @@ async fn dispatch(call: &Call<'_>, args: Value) -> Result<Output, ToolError> {
     let name = call.spec.name;
     if name.starts_with("git_") {
         git::run(call, name, args).await
+    } else if name.starts_with("lsp_") {
+        lsp::run(call, name, args).await
     } else if name == "fetch" {
         net::run(call, name, args).await
     } else if name == "run_command" {

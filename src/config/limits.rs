@@ -71,6 +71,20 @@ pub const LIMITS: &[Limit] = &[
         "tokens per turn (every step's prompt and answer)",
     ),
     l("chat.timeout_ms", 600_000, 1_000, 7_200_000, "milliseconds"),
+    l(
+        "lsp.wait_ms",
+        20_000,
+        0,
+        600_000,
+        "milliseconds a call waits for indexing",
+    ),
+    l(
+        "lsp.start_timeout_ms",
+        60_000,
+        1_000,
+        600_000,
+        "milliseconds",
+    ),
 ];
 
 /// The row of `key`. Panics on a key not in the table: that is a programming error caught by

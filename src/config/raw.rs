@@ -42,6 +42,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) chat: RawChat,
     #[serde(default)]
+    pub(super) lsp: super::lsp::RawLsp,
+    #[serde(default)]
     pub(super) capabilities: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) scopes: BTreeMap<String, BTreeMap<String, String>>,

@@ -16,6 +16,7 @@ use serde::Deserialize;
 pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// One tool's static description.
+#[derive(Clone, Copy)]
 pub struct Spec {
     pub name: &'static str,
     pub title: &'static str,
@@ -347,8 +348,17 @@ macro_rules! spec {
     };
 }
 
-/// The catalog, in the order `tools/list` returns it.
-pub static TOOLS: &[Spec] = &[
+mod lsp;
+pub use lsp::{
+    DiagnosticOut, FileDiff, LocationOut, LspAt, LspDiagnostics, LspQuery, LspReferences, LspRename,
+};
+
+/// The catalog, in the order `tools/list` returns it: the filesystem, git, `fetch` and
+/// `run_command` tools, then the language-server ones.
+pub static TOOLS: std::sync::LazyLock<Vec<Spec>> =
+    std::sync::LazyLock::new(|| FILES_AND_GIT.iter().chain(lsp::TOOLS).copied().collect());
+
+static FILES_AND_GIT: &[Spec] = &[
     spec!(
         "read_text_file",
         "Read Text File",
@@ -604,5 +614,6 @@ pub static TOOLS: &[Spec] = &[
 ];
 
 pub fn find(name: &str) -> Option<&'static Spec> {
-    TOOLS.iter().find(|s| s.name == name)
+    let all: &'static [Spec] = &TOOLS;
+    all.iter().find(|s| s.name == name)
 }
