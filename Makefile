@@ -8,7 +8,7 @@ TEST_BIN := $(TARGET_DIR)/debug/zeke
 RELEASE_BIN := $(TARGET_DIR)/release/zeke
 LUA_FILTER ?=
 
-.PHONY: all deps build build-test test test-rust test-lua test-mcp demo bench bench-mcp fuzz lint fmt clean
+.PHONY: all deps build build-test test test-rust test-lua test-mcp demo bench bench-mcp bench-lsp fuzz lint fmt clean
 
 all: build
 
@@ -48,12 +48,18 @@ bench: deps build
 	@scripts/deps.sh --bench
 	@ZEKE_BIN=$(RELEASE_BIN) scripts/with-services.sh scripts/bench.sh
 	@$(MAKE) --no-print-directory bench-mcp
+	@$(MAKE) --no-print-directory bench-lsp
 
 ## libFuzzer targets in fuzz/ (cargo-fuzz, stable, no sanitizer), $(FUZZ_SECONDS) s each (default 30)
 fuzz:
 	@scripts/fuzz.sh
 
 ## `zeke mcp` vs the reference MCP servers, same tree, same run (installs them into the cache)
+## the lsp_* tools beside Serena (PyPI serena-agent), same workspace, same rust-analyzer
+bench-lsp: build
+	@scripts/deps.sh --bench
+	@eval "$$(scripts/deps.sh --env)"; ZEKE_BIN=$(RELEASE_BIN) "$$ZEKE_MCP_PY" tests/bench/lsp_bench.py
+
 bench-mcp: build
 	@scripts/deps.sh --bench
 	@eval "$$(scripts/deps.sh --env)"; ZEKE_BIN=$(RELEASE_BIN) python3 tests/mcp/bench.py

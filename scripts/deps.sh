@@ -301,6 +301,26 @@ serena_deps() { # Serena (PyPI serena-agent) in a venv; it brings no rust-analyz
   log "Serena $SERENA_V (PyPI serena-agent): at $SERENA"
 }
 
+lsp_deps() { # rust-analyzer, the language server the lsp_* tools are tested against (tests/lsp.rs)
+  if ! rust-analyzer --version >/dev/null 2>&1; then
+    local t; t=$(now); log "rust-analyzer: installing (rustup component add rust-analyzer)"
+    rustup component add rust-analyzer >&2 || die "rustup component add rust-analyzer failed"
+    log "rust-analyzer: installed in $(since "$t")"
+  fi
+  log "rust-analyzer: $(rust-analyzer --version 2>&1)"
+  # clangd, the second language of tests/lsp.rs: Debian's package
+  if ! command -v clangd >/dev/null 2>&1; then
+    local t; t=$(now); log "clangd: installing (apt-get install clangd)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    { $sudo apt-get install -y -q clangd >/dev/null 2>&1 \
+      || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q clangd >/dev/null 2>&1; }; } \
+      || die "apt-get install clangd failed (Debian's package; needs root or sudo)"
+    log "clangd: installed in $(since "$t")"
+  fi
+  log "clangd: $(clangd --version 2>&1 | head -1)"
+}
+
+lsp_deps
 mcp_deps
 if [ "${1:-}" = "--bench" ]; then mcp_bench_deps; fi
 log "ok: everything in $CACHE ($(since "$t_all"))"

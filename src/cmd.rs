@@ -174,6 +174,23 @@ pub fn doctor(log: LogArgs) -> anyhow::Result<i32> {
                 show(name, b, s.today_usd, s.month_usd);
             }
         }
+        // the language servers of the lsp_* tools (a missing one is not a failure: its language
+        // just has no lsp_* answers)
+        for f in crate::app::lsp::found(&set.config.lsp).await {
+            match (&f.path, &f.version) {
+                (Some(p), v) => println!(
+                    "ok    language server for {}: {} ({})",
+                    f.languages.join(", "),
+                    v.as_deref().unwrap_or("version unknown"),
+                    p.display()
+                ),
+                (None, _) => println!(
+                    "info  language server for {}: {} not found on PATH",
+                    f.languages.join(", "),
+                    f.command
+                ),
+            }
+        }
         match app.router.ledger() {
             Some(l) => println!("ok    usage ledger: {}", l.path().display()),
             None => println!(

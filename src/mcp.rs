@@ -472,6 +472,8 @@ pub fn serve(roots: Vec<PathBuf>, log: crate::logging::LogArgs) -> anyhow::Resul
             .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
         let reason = running.waiting().await?;
         tracing::info!("zeke mcp: stopped ({reason:?})");
+        // the language servers the lsp_* tools started: shutdown + exit, then killed
+        crate::app::lsp::shutdown_all().await;
         if let Ok(Err(e)) = wire.await {
             tracing::info!(%e, "client stdio ended");
         }

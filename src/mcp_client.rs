@@ -86,8 +86,14 @@ pub struct Connection {
 impl Connection {
     /// Starts the server and runs the MCP handshake (`initialize`), within `launch.timeout`.
     pub async fn start(launch: Launch<'_>) -> Result<Connection, ClientError> {
-        let s = crate::sys::spawn_piped(launch.program, launch.args, launch.env, launch.hide_env)
-            .map_err(|e| ClientError::Start(e.to_string()))?;
+        let s = crate::sys::spawn_piped(
+            launch.program,
+            launch.args,
+            launch.env,
+            launch.hide_env,
+            None,
+        )
+        .map_err(|e| ClientError::Start(e.to_string()))?;
         let tail = Tail::default();
         let drained = tokio::spawn(forward_stderr(
             launch.label.to_string(),

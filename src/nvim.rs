@@ -47,7 +47,12 @@ pub fn serve(log: LogArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(run(config));
+    let result = rt.block_on(async {
+        let r = run(config).await;
+        // the language servers the chat agent's lsp_* tools started
+        crate::app::lsp::shutdown_all().await;
+        r
+    });
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     tracing::info!("zeke nvim exiting");
     result

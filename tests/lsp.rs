@@ -5,7 +5,8 @@
 //! workspace symbols, a rename as a patch touching every use (and nothing written), diagnostics
 //! of a broken line that clear after the fix written through `edit_file`, a query while the
 //! server is still indexing (the right answer or "still indexing", never an empty one), a killed
-//! server started again, and `cmd.exec = "deny"` refusing to start one.
+//! server started again, and `cmd.exec = "deny"` refusing to start one. A second language: clangd
+//! (Debian's package) on a small C project — definition, hover, diagnostics.
 //!
 //! A test binary of its own (libtest-mimic): without rust-analyzer each test says `ignored
 //! (skipped: …)`; with `ZEKE_TEST_NO_SKIP=1` (set by `make test`) that is a failure instead.
@@ -22,6 +23,7 @@ use zeke::app::tools::{self, Invocation, Output, Roots, Settings, ToolError};
 use zeke::config::Config;
 
 const SKIP: &str = "skipped: rust-analyzer is not on PATH (make deps installs it)";
+const SKIP_CLANGD: &str = "skipped: clangd is not on PATH (make deps installs it)";
 
 static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -191,6 +193,17 @@ fn definition_across_crates() {
         "{}",
         o.text
     );
+    // the type of `c` (line 6) is Circle
+    let o = p.ok(
+        "lsp_type_definition",
+        json!({"path": "app/src/main.rs", "line": 6, "column": 9}),
+    );
+    assert_eq!(
+        places(&o),
+        [("shapes/src/circle.rs".to_string(), 3)],
+        "{}",
+        o.text
+    );
 }
 
 fn references_and_implementations() {
@@ -302,6 +315,26 @@ fn rename_is_a_patch_touching_every_use() {
     );
 }
 
+fn code_actions_come_as_diffs() {
+    let p = &*SHARED;
+    let before = std::fs::read_to_string(p.root.join("app/src/main.rs")).unwrap();
+    // on `c` of `let c = Circle { r: 1.0 };`: rust-analyzer offers to write its type
+    let o = p.ok(
+        "lsp_code_actions",
+        json!({"path": "app/src/main.rs", "line": 6, "column": 9}),
+    );
+    assert!(
+        o.text.contains("+    let c: Circle = Circle { r: 1.0 };"),
+        "{}",
+        o.text
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("app/src/main.rs")).unwrap(),
+        before,
+        "nothing applied"
+    );
+}
+
 fn diagnostics_are_fresh_after_an_edit() {
     let p = project(json!({"capabilities": {"fs.write": "allow"}}));
     let clean = p.ok("lsp_diagnostics", json!({"path": "app/src/main.rs"}));
@@ -323,6 +356,17 @@ fn diagnostics_are_fresh_after_an_edit() {
         .collect();
     assert!(!errors.is_empty(), "an error on line 6: {}", o.text);
     assert_eq!(o.structured["fresh"], true);
+    // the project's diagnostics hold it too
+    let all = p.ok("lsp_diagnostics", json!({}));
+    assert!(
+        all.structured["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "app/src/main.rs" && d["line"] == 6),
+        "{}",
+        all.text
+    );
     // fixed through edit_file (the tool the agent uses), asked at once
     p.ok(
         "edit_file",
@@ -416,6 +460,64 @@ fn cmd_exec_deny_refuses_to_start_a_server() {
     let _ = Path::new(&p.dir.path());
 }
 
+/// A C project (clangd, the second language): `add` declared in math.h, defined in math.c,
+/// called from main.c; `compile_flags.txt` gives the include path.
+fn c_project() -> Project {
+    let p = project(json!({}));
+    for (f, text) in [
+        ("compile_flags.txt", "-I.\n"),
+        (
+            "math.h",
+            "#pragma once\n/* Adds two numbers. */\nint add(int a, int b);\n",
+        ),
+        (
+            "math.c",
+            "#include \"math.h\"\n\nint add(int a, int b) {\n    return a + b;\n}\n",
+        ),
+        (
+            "main.c",
+            "#include \"math.h\"\n\nint main(void) {\n    return add(1, 2);\n}\n",
+        ),
+    ] {
+        std::fs::write(p.root.join(f), text).unwrap();
+    }
+    p
+}
+
+fn clangd_answers_for_c() {
+    let p = c_project();
+    let o = p.ok(
+        "lsp_definition",
+        json!({"path": "main.c", "line": 4, "column": 12}),
+    );
+    let got = places(&o);
+    assert!(
+        got == [("math.h".to_string(), 3)] || got == [("math.c".to_string(), 3)],
+        "the declaration or the definition of add: {}",
+        o.text
+    );
+    let o = p.ok(
+        "lsp_hover",
+        json!({"path": "main.c", "line": 4, "column": 12}),
+    );
+    assert!(o.text.contains("int add(int a, int b)"), "{}", o.text);
+    std::fs::write(
+        p.root.join("main.c"),
+        "#include \"math.h\"\n\nint main(void) {\n    return add(1, nope);\n}\n",
+    )
+    .unwrap();
+    let o = p.ok("lsp_diagnostics", json!({"path": "main.c"}));
+    assert!(
+        o.structured["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["line"] == 4 && d["message"].as_str().unwrap().contains("nope")),
+        "the undeclared identifier: {}",
+        o.text
+    );
+}
+
 fn main() {
     let args = Arguments::from_args();
     let tests: &[(&str, fn())] = &[
@@ -426,6 +528,7 @@ fn main() {
         ),
         ("lsp_hover_and_calls", hover_and_calls),
         ("lsp_symbols", symbols),
+        ("lsp_code_actions_come_as_diffs", code_actions_come_as_diffs),
         (
             "lsp_rename_is_a_patch_touching_every_use",
             rename_is_a_patch_touching_every_use,
@@ -447,28 +550,35 @@ fn main() {
             cmd_exec_deny_refuses_to_start_a_server,
         ),
     ];
-    let have = zeke::sys::resolve("rust-analyzer").is_ok()
-        && std::process::Command::new("rust-analyzer")
+    let c_tests: &[(&str, fn())] = &[("lsp_clangd_answers_for_c", clangd_answers_for_c)];
+    let works = |cmd: &str| {
+        std::process::Command::new(cmd)
             .arg("--version")
             .output()
-            .is_ok_and(|o| o.status.success());
+            .is_ok_and(|o| o.status.success())
+    };
     let no_skip = std::env::var("ZEKE_TEST_NO_SKIP").is_ok_and(|v| v == "1");
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            Trial::ignorable_test(name, move || {
-                if !have {
-                    if no_skip {
-                        return Err(Failed::from(format!(
-                            "{SKIP}, and ZEKE_TEST_NO_SKIP=1 forbids skipping"
-                        )));
-                    }
-                    return Ok(Completion::ignored_with(SKIP));
+    let trial = |name: &'static str, f: fn(), have: bool, skip: &'static str| {
+        Trial::ignorable_test(name, move || {
+            if !have {
+                if no_skip {
+                    return Err(Failed::from(format!(
+                        "{skip}, and ZEKE_TEST_NO_SKIP=1 forbids skipping"
+                    )));
                 }
-                f();
-                Ok(Completion::Completed)
-            })
+                return Ok(Completion::ignored_with(skip));
+            }
+            f();
+            Ok(Completion::Completed)
         })
+    };
+    let (ra, clangd) = (works("rust-analyzer"), works("clangd"));
+    let trials = (tests.iter().map(|&(n, f)| trial(n, f, ra, SKIP)))
+        .chain(
+            c_tests
+                .iter()
+                .map(|&(n, f)| trial(n, f, clangd, SKIP_CLANGD)),
+        )
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     RT.block_on(zeke::app::lsp::shutdown_all());

@@ -466,7 +466,8 @@ fn a_piped_program_talks_over_its_pipes_and_hides_api_keys() {
         // SAFETY: single-threaded runtime, no other thread reads the environment right now
         unsafe { std::env::set_var("ZEKE_T_API_KEY", "secret") };
         let mut p =
-            zeke::sys::spawn_piped("sh", &["-c".into(), script], &[("V", "set")], hide).unwrap();
+            zeke::sys::spawn_piped("sh", &["-c".into(), script], &[("V", "set")], hide, None)
+                .unwrap();
         p.stdin.write_all(b"hi\n").await.unwrap();
         let mut out = String::new();
         tokio::io::BufReader::new(&mut p.stdout)
@@ -483,7 +484,7 @@ fn a_piped_program_talks_over_its_pipes_and_hides_api_keys() {
         assert!(!p.process.exited());
         drop(p);
         assert!(gone_soon(pid), "dropping the handle stops the program");
-        let missing = zeke::sys::spawn_piped("/nonexistent/zeke-x", &[], &[], hide);
+        let missing = zeke::sys::spawn_piped("/nonexistent/zeke-x", &[], &[], hide, None);
         assert!(matches!(missing, Err(zeke::sys::SysError::Spawn { .. })));
     });
 }

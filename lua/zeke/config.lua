@@ -146,6 +146,18 @@ local checks = {
     if v ~= 'float' and v ~= 'split' then return 'one of "float", "split"' end
   end,
   context_window = int_in(256, 100000000),
+  -- `lsp.servers`: LANG = { command, args, enabled, extensions } (the backend checks the rest)
+  lsp_servers = function(v)
+    local why = 'a table of LANG = { command = "...", args = {...}, enabled = bool, extensions = {...} }'
+    if type(v) ~= 'table' or (vim.islist(v) and #v > 0) then return why end
+    local known = { command = 'string', args = 'table', enabled = 'boolean', extensions = 'table' }
+    for lang, s in pairs(v) do
+      if type(lang) ~= 'string' or type(s) ~= 'table' then return why end
+      for k, x in pairs(s) do
+        if known[k] == nil or type(x) ~= known[k] then return why .. (' (lsp.servers.%s.%s)'):format(lang, tostring(k)) end
+      end
+    end
+  end,
 }
 
 local BUDGET_KEYS = { daily_usd = 'usd', monthly_usd = 'usd', mode = 'budget_mode' }
@@ -260,6 +272,7 @@ local SCHEMA = {
     prompt_timeout_ms = 'positive',
   },
   fetch = { allow_private = 'boolean', timeout_ms = 'positive', max_kb = 'positive' },
+  lsp = { wait_ms = 'nonneg', start_timeout_ms = 'positive', servers = 'lsp_servers' },
   keymaps = { accept = 'key', accept_word = 'key', accept_line = 'key', dismiss = 'key' },
   ui = { border = 'border', max_width = 'positive' },
   providers = 'providers',

@@ -204,12 +204,31 @@ local function mcp_servers()
   end
 end
 
+--- The language servers of the `lsp_*` tools: found on PATH (with versions) or not.
+local function lsp_servers()
+  h().start('zeke: language servers (lsp_* tools)')
+  local rows, err = require('zeke.rpc').request('lsp_servers', vim.empty_dict())
+  if not rows then
+    h().warn('the backend did not answer: ' .. tostring(err))
+    return
+  end
+  for _, s in ipairs(rows) do
+    local langs = table.concat(type(s.languages) == 'table' and s.languages or {}, ', ')
+    if type(s.path) == 'string' then
+      h().ok(('%s: %s (%s)'):format(langs, type(s.version) == 'string' and s.version or 'version unknown', s.path))
+    else
+      h().info(('%s: %s not found on PATH (no lsp_* answers for it)'):format(langs, tostring(s.command)))
+    end
+  end
+end
+
 function M.check()
   neovim()
   lua_config()
   if binary() then
     backend()
     mcp_servers()
+    lsp_servers()
   end
 end
 

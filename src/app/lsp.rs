@@ -133,24 +133,55 @@ pub async fn shutdown_all() {
 /// `command --version`'s first line, for `zeke doctor` and `:checkhealth` (`None`: not found or
 /// it would not say).
 pub async fn version_of(command: &str) -> Option<String> {
-    let exe = crate::sys::resolve(command).ok()?;
-    let out = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::process::Command::new(exe)
-            .arg("--version")
-            .stdin(std::process::Stdio::null())
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let text = if out.stdout.is_empty() {
+    let out = crate::sys::run(command, &["--version"], None, Duration::from_secs(5))
+        .await
+        .ok()?;
+    let text = if out.stdout.trim().is_empty() {
         out.stderr
     } else {
         out.stdout
     };
-    String::from_utf8_lossy(&text)
-        .lines()
+    text.lines()
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_string())
+}
+
+/// One configured language server as `zeke doctor` and `:checkhealth` list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The languages it serves (`c, cpp`).
+    pub languages: Vec<String>,
+    pub command: String,
+    /// Where it was found (`None`: not on `$PATH`).
+    pub path: Option<PathBuf>,
+    /// Its `--version` line.
+    pub version: Option<String>,
+}
+
+/// The enabled servers of `cfg`, one row per command, with where they are and their versions
+/// (asked concurrently).
+pub async fn found(cfg: &LspConfig) -> Vec<Found> {
+    let mut rows: Vec<Found> = Vec::new();
+    for s in cfg.servers.values().filter(|s| s.enabled) {
+        match rows.iter_mut().find(|r| r.command == s.command) {
+            Some(r) => r.languages.push(s.language.clone()),
+            None => rows.push(Found {
+                languages: vec![s.language.clone()],
+                command: s.command.clone(),
+                path: crate::sys::resolve(&s.command).ok().filter(|p| p.is_file()),
+                version: None,
+            }),
+        }
+    }
+    let versions = futures_util::future::join_all(rows.iter().map(|r| async {
+        match &r.path {
+            Some(_) => version_of(&r.command).await,
+            None => None,
+        }
+    }))
+    .await;
+    for (r, v) in rows.iter_mut().zip(versions) {
+        r.version = v;
+    }
+    rows
 }

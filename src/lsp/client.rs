@@ -164,7 +164,7 @@ impl Client {
         root: &Path,
         timeout: Duration,
     ) -> Result<Client, LspError> {
-        let spawned = crate::sys::spawn_piped_in(
+        let spawned = crate::sys::spawn_piped(
             &launch.command,
             &launch.args,
             &[],

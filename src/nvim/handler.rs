@@ -438,6 +438,7 @@ impl Handler for NvimHandler {
             "chat_load" => self.chat_load(args),
             "models" => Ok(self.models(args).await),
             "mcp_servers" => Ok(self.mcp_servers().await),
+            "lsp_servers" => Ok(self.lsp_servers().await),
             "pin" => self.pin(args),
             "revoke" => self.revoke(args),
             other => Err(Value::from(format!("zeke: unknown method {other:?}"))),

@@ -1,6 +1,6 @@
 //! The editor's requests about the router, the ledger, chat sessions and the external MCP
-//! servers: `usage`, `models`, `pin`, `chat_sessions`, `chat_load`, `mcp_servers` (shapes in
-//! doc/rpc.md).
+//! servers: `usage`, `models`, `pin`, `chat_sessions`, `chat_load`, `mcp_servers`, `lsp_servers`
+//! (shapes in doc/rpc.md).
 
 use rmpv::Value;
 
@@ -128,6 +128,25 @@ impl NvimHandler {
                     .find(|f| f.server == s.name)
                     .map(|f| f.message.as_str());
                 serde_json::json!({"name": s.name, "command": s.command, "tools": tools, "error": error})
+            })
+            .collect();
+        json_value(&serde_json::Value::Array(rows))
+    }
+
+    /// `lsp_servers` → `[{languages, command, path?, version?}]`: the enabled language servers
+    /// of the `lsp_*` tools, where they were found and their `--version` (`:checkhealth zeke`).
+    pub(super) async fn lsp_servers(&self) -> Value {
+        let set = self.app.setup();
+        let rows: Vec<serde_json::Value> = crate::app::lsp::found(&set.config.lsp)
+            .await
+            .into_iter()
+            .map(|f| {
+                serde_json::json!({
+                    "languages": f.languages,
+                    "command": f.command,
+                    "path": f.path.map(|p| p.display().to_string()),
+                    "version": f.version,
+                })
             })
             .collect();
         json_value(&serde_json::Value::Array(rows))

@@ -132,7 +132,8 @@ return {
       for _, want in ipairs({ 'Neovim', 'zeke 0.1.0', 'backend running: pid', 'config valid',
         'fake (fake)', 'cloud: API key present', 'completions use provider fake', 'cloud (openai) http://127.0.0.1:9/v1',
         'MCP servers (tools for the chat agent)', 'self (' .. vim.env.ZEKE_BIN .. '): ', 'self__read_text_file',
-        'broken (/nonexistent/server): ' }) do
+        'broken (/nonexistent/server): ', 'language servers (lsp_* tools)', 'rust: rust-analyzer',
+        'c, cpp: ' }) do
         H.ok(text:find(want, 1, true), ('health mentions %q:\n%s'):format(want, text))
       end
       H.ok(not text:find('sk-do-not-print', 1, true), 'never the key value')

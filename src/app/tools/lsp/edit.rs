@@ -160,14 +160,14 @@ pub(super) async fn code_actions(call: &Call<'_>, at: LspAt) -> Result<Output, T
         let CodeActionOrCommand::CodeAction(mut a) = a else {
             continue;
         };
-        if a.edit.is_none() && a.data.is_some() {
-            if let Ok(resolved) = r
+        if a.edit.is_none()
+            && a.data.is_some()
+            && let Ok(resolved) = r
                 .client
                 .request::<req::CodeActionResolveRequest>(a.clone())
                 .await
-            {
-                a = resolved;
-            }
+        {
+            a = resolved;
         }
         let kind = a
             .kind
