@@ -588,3 +588,40 @@ fn an_external_mcp_servers_tools_are_offered_and_gated_by_mcp_call() {
         assert_eq!(tools(&events)[0].1, ToolStatus::Denied);
     });
 }
+
+/// The names of the tools a request offered the model.
+fn offered(req: &Value) -> Vec<String> {
+    req["body"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn lsp_tools_are_offered_only_where_a_language_server_answers() {
+    rt().block_on(async {
+        // a Cargo project: the lsp_* tools iff rust-analyzer is found (make deps installs it)
+        let ra = zeke::sys::resolve("rust-analyzer").is_ok_and(|p| p.is_file());
+        for (enabled, want) in [(true, ra), (false, false)] {
+            let p = project(
+                "agent_edit",
+                json!({"lsp": {"servers": {"rust": {"enabled": enabled}}}}),
+            )
+            .await;
+            std::fs::write(p.dir.path().join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+            let mut prm = params(&p, "hello");
+            prm.agent = true;
+            turn(&p, prm, Review::Deny(Some("no".into()))).await;
+            let names = offered(&requests(&p.tag).await[0]);
+            assert!(names.contains(&"read_text_file".to_string()), "{names:?}");
+            assert_eq!(
+                names.iter().any(|n| n == "lsp_definition"),
+                want,
+                "rust enabled = {enabled}, rust-analyzer found = {ra}: {names:?}"
+            );
+        }
+    });
+}

@@ -322,7 +322,7 @@ fn handshake_tools_list_paging_and_clean_exit() {
             None => break,
         }
     }
-    assert_eq!(pages, 3, "26 tools in pages of 10");
+    assert_eq!(pages, 4, "40 tools in pages of 10");
     for want in [
         "read_text_file",
         "read_media_file",

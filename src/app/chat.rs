@@ -11,13 +11,14 @@
 //! pending proposal (nothing half-applied) and kills a running command.
 
 mod compact;
+mod prompt;
 mod saver;
 pub mod store;
 
 pub use compact::compact;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,19 +37,11 @@ use crate::core::llm::{
 };
 use crate::router::{Pool, RouteRequest, Routed, Surface};
 
+pub use prompt::{RULES_FILES, tool_specs, tool_specs_without_lsp};
+use prompt::{rules, system_prompt};
 use saver::Saver;
 use store::{Session, Stored};
 
-/// The project's rules files, in order: the first found is included.
-pub const RULES_FILES: [&str; 5] = [
-    "AGENTS.md",
-    "CLAUDE.md",
-    ".cursorrules",
-    ".github/copilot-instructions.md",
-    ".zeke/rules.md",
-];
-/// Most bytes of a rules file included.
-const MAX_RULES_BYTES: usize = 32 * 1024;
 /// Most characters of one tool result sent to the model.
 const MAX_RESULT_CHARS: usize = 24_000;
 
@@ -151,53 +144,6 @@ impl Asker for EditorAsker {
             Asked::Answer(answer)
         })
     }
-}
-
-/// The tools the agent gets: every catalog tool except `list_allowed_directories` (the root is in
-/// the system prompt) — the same names and schemas `zeke mcp` lists.
-pub fn tool_specs() -> Arc<[ToolSpec]> {
-    // built once: the schemas are generated, and a turn should not pay for that (nor for a copy)
-    static SPECS: std::sync::LazyLock<Arc<[ToolSpec]>> = std::sync::LazyLock::new(|| {
-        tools::TOOLS
-            .iter()
-            .filter(|t| t.name != "list_allowed_directories")
-            .map(|t| ToolSpec {
-                name: t.name.into(),
-                description: t.description.into(),
-                parameters: Value::Object((*(t.input)()).clone()),
-            })
-            .collect()
-    });
-    SPECS.clone()
-}
-
-/// The first rules file of the project, as (name, text).
-fn rules(root: &str) -> Option<(String, String)> {
-    RULES_FILES.iter().find_map(|name| {
-        let path = PathBuf::from(root).join(name);
-        let text = std::fs::read_to_string(&path).ok()?;
-        let cut = crate::core::text::floor_char_boundary(&text, MAX_RULES_BYTES);
-        Some((name.to_string(), text[..cut].to_string()))
-    })
-}
-
-fn system_prompt(root: &str, agent: bool, rules: Option<&(String, String)>) -> String {
-    let mut s = format!(
-        "You are Zeke, a coding assistant inside Neovim. The project is at {root}. Answer in \
-         Markdown; keep code in fenced blocks with their language."
-    );
-    if agent {
-        s.push_str(
-            " You can call tools to look at the project (paths relative to the project root or \
-             absolute inside it). write_file and edit_file do not write directly: the user reviews \
-             each change and the result tells you what was applied or why it was refused. Read a \
-             file before you edit it; make small, exact edits.",
-        );
-    }
-    if let Some((name, text)) = rules {
-        s.push_str(&format!("\n\nThe project's instructions ({name}):\n{text}"));
-    }
-    s
 }
 
 fn user_message(p: &ChatParams) -> String {
@@ -311,10 +257,12 @@ async fn run(app: &Arc<App>, p: &ChatParams, sink: &Sink) -> Result<(), Provider
         timeout: setup.config.mcp.prompt_timeout,
     };
     let clients = app.mcp_clients();
-    let mut specs = if p.agent {
+    let mut specs = if !p.agent {
+        Arc::default()
+    } else if crate::app::lsp::available(Path::new(&p.root), &setup.config.lsp) {
         tool_specs()
     } else {
-        Arc::default()
+        tool_specs_without_lsp()
     };
     if p.agent && !clients.is_empty() {
         // the external servers' tools, namespaced NAME__TOOL (a server that fails is logged and

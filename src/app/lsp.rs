@@ -185,3 +185,42 @@ pub async fn found(cfg: &LspConfig) -> Vec<Found> {
     }
     rows
 }
+
+/// The language whose marker file `root` holds (Cargo.toml → rust, go.mod → go, …).
+pub fn language_of_root(root: &Path) -> Option<&'static str> {
+    [
+        ("Cargo.toml", "rust"),
+        ("go.mod", "go"),
+        ("pyproject.toml", "python"),
+        ("setup.py", "python"),
+        ("tsconfig.json", "typescript"),
+        ("package.json", "javascript"),
+        ("compile_commands.json", "cpp"),
+        ("CMakeLists.txt", "cpp"),
+    ]
+    .into_iter()
+    .find(|(f, _)| root.join(f).exists())
+    .map(|(_, l)| l)
+}
+
+/// Whether the `lsp_*` tools can answer in `root`: an enabled server found on PATH whose
+/// language the root's marker files name, or whose files lie at the top of the root or of its
+/// `src/` (the chat agent is offered the tools only then: their schemas cost prompt tokens).
+pub fn available(root: &Path, cfg: &LspConfig) -> bool {
+    let found = |s: &&LspServerConfig| {
+        s.enabled && crate::sys::resolve(&s.command).is_ok_and(|p| p.is_file())
+    };
+    if let Some(l) = language_of_root(root)
+        && cfg.servers.get(l).as_ref().is_some_and(found)
+    {
+        return true;
+    }
+    let files = [root.to_path_buf(), root.join("src")]
+        .into_iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .take(500)
+        .map(|e| e.path());
+    files.filter_map(|p| cfg.server_for(&p)).any(|s| found(&s))
+}

@@ -22,7 +22,7 @@ use super::catalog::{
     DiagnosticOut, FileDiff, LocationOut, LspAt, LspDiagnostics, LspQuery, LspReferences, LspRename,
 };
 use super::{Call, Output, ToolError, obj, parse};
-use crate::app::lsp::{POOL, StartError};
+use crate::app::lsp::{POOL, StartError, language_of_root};
 use crate::core::policy::{Capability, Decision, Scope};
 use crate::lsp::position::{line_of, to_chars, to_units};
 use crate::lsp::{Client, Encoding, LspError};
@@ -79,23 +79,6 @@ async fn once(call: &Call<'_>, name: &str, args: Value) -> Result<Output, ToolEr
         "lsp_rename" => rename(call, parse(name, args)?).await,
         other => Err(ToolError::Failed(format!("no handler for {other}"))),
     }
-}
-
-/// The language whose marker file `root` holds (Cargo.toml → rust, …).
-fn language_of_root(root: &Path) -> Option<&'static str> {
-    [
-        ("Cargo.toml", "rust"),
-        ("go.mod", "go"),
-        ("pyproject.toml", "python"),
-        ("setup.py", "python"),
-        ("tsconfig.json", "typescript"),
-        ("package.json", "javascript"),
-        ("compile_commands.json", "cpp"),
-        ("CMakeLists.txt", "cpp"),
-    ]
-    .into_iter()
-    .find(|(f, _)| root.join(f).exists())
-    .map(|(_, l)| l)
 }
 
 /// The running (or now started) server of `language` for `root`, then settled.

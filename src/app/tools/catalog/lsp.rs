@@ -117,10 +117,10 @@ pub struct PatchOut {
     pub files: Vec<FileDiff>,
 }
 
-/// What every position-taking description ends with.
+/// What every description ends with (the position rules are in the arguments' schema).
 macro_rules! pos {
     () => {
-        " Give the position as path + line + column (1-based; the column counts characters), or path + symbol (a name path such as `Shape/area`). Starting the project's language server counts as cmd.exec (allowed by default for the configured servers); while it is still indexing the answer says so and when to retry, never a wrong empty list."
+        " While the server is still indexing, the answer says so and when to retry."
     };
 }
 
