@@ -381,6 +381,38 @@ fn diagnostics_are_fresh_after_an_edit() {
     );
 }
 
+fn an_edit_from_outside_to_another_file_is_seen() {
+    let p = project(json!({}));
+    let clean = p.ok("lsp_diagnostics", json!({"path": "app/src/main.rs"}));
+    assert_eq!(clean.structured["diagnostics"], json!([]), "{}", clean.text);
+    // another program renames the function in the other crate; main.rs itself is unchanged
+    let lib = p.root.join("shapes/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        text.replace("pub fn total_area(", "pub fn sum_of_areas("),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let o = p.ok("lsp_diagnostics", json!({"path": "app/src/main.rs"}));
+        let seen = o.structured["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["line"] == 3 || d["line"] == 8);
+        if seen {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the rename in lib.rs never reached main.rs's diagnostics: {}",
+            o.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn while_indexing_the_answer_is_right_or_says_so() {
     // no wait at all: the first calls come while rust-analyzer loads the workspace
     let p = project(json!({"lsp": {"wait_ms": 0}}));
@@ -529,6 +561,10 @@ fn main() {
         ("lsp_hover_and_calls", hover_and_calls),
         ("lsp_symbols", symbols),
         ("lsp_code_actions_come_as_diffs", code_actions_come_as_diffs),
+        (
+            "lsp_an_edit_from_outside_to_another_file_is_seen",
+            an_edit_from_outside_to_another_file_is_seen,
+        ),
         (
             "lsp_rename_is_a_patch_touching_every_use",
             rename_is_a_patch_touching_every_use,
