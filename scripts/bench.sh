@@ -45,6 +45,7 @@ rows = [
     # the chat panel: no peer publishes these; the goals are the chat issue's
     ("chat: <CR> -> first token, added p50", num("chat_added_first_token_p50_ms"), "ms", 1.0, 1.0, "goal <= 1 ms (minus the provider's TTFT)"),
     ("chat: longest stall, 5k-token stream", num("chat_stream_stall_median_ms"), "ms", 4.0, 4.0, "goal <= 4 ms (median of 5 streams' longest; max in the raw line)"),
+    ("chat: same, chat.highlight = syntax", num("chat_stream_stall_syntax_median_ms"), "ms", 4.0, 4.0, "goal <= 4 ms; Vim's markdown syntax instead of tree-sitter"),
     ("chat: same, the panel not drawing", num("chat_stream_stall_floor_median_ms"), "ms", 4.0, 4.0, "this machine's floor: the events decoded, nothing drawn"),
     ("chat: backend RSS after 100 turns", (num("chat_rss_after_100_turns_kb") or 0) / 1024 or None, "MB", (num("rss_idle_kb") or 0) / 1024 or None, (num("rss_idle_kb") or 0) / 1024 or None, "this backend idle, this run"),
 ]

@@ -595,6 +595,13 @@ impl Config {
                 "chat.layout: must be \"float\" or \"split\" (got {l:?})"
             ));
         }
+        if let Some(h) = &ch.highlight
+            && !["treesitter", "syntax", "none"].contains(&h.as_str())
+        {
+            problems.push(format!(
+                "chat.highlight: must be \"treesitter\", \"syntax\" or \"none\" (got {h:?})"
+            ));
+        }
         let chat = ChatConfig {
             max_steps: limited(&mut problems, "chat.max_steps", ch.max_steps) as usize,
             max_tokens: limited(&mut problems, "chat.max_tokens", ch.max_tokens) as u32,

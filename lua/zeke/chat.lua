@@ -165,8 +165,12 @@ local function make_buffers()
     vim.bo[b].bufhidden = 'hide'
     pcall(api.nvim_buf_set_name, b, 'zeke://chat')
     vim.bo[b].filetype = 'zeke-chat'
+    -- chat.highlight: tree-sitter's markdown (where available), Vim's markdown syntax (cheaper
+    -- per redraw on long transcripts: see the README's chat measurements), or none
+    local hl = (config.get().chat or {}).highlight or 'treesitter'
     pcall(vim.treesitter.language.register, 'markdown', 'zeke-chat')
-    if not pcall(vim.treesitter.start, b, 'markdown') then vim.bo[b].syntax = 'markdown' end
+    local ts = hl == 'treesitter' and pcall(vim.treesitter.start, b, 'markdown')
+    if not ts then vim.bo[b].syntax = hl == 'none' and '' or 'markdown' end
     vim.bo[b].modifiable = false
     S.tbuf = b
     T.bind(b, nil)

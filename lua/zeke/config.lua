@@ -21,7 +21,7 @@ M.defaults = {
   explain = { provider = nil, max_tokens = 512, timeout_ms = 60000 },
   fix = { provider = nil, max_tokens = 1024, timeout_ms = 120000, max_answer_kb = 64 },
   -- the chat panel; the numbers are overwritten from schema.json once it has them
-  chat = { layout = 'float', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
+  chat = { layout = 'float', highlight = 'treesitter', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
   capabilities = { ['fs.write'] = 'prompt' },
   scopes = {},
   keymaps = { accept = false, accept_word = false, accept_line = false, dismiss = false },
@@ -145,6 +145,9 @@ local checks = {
   chat_layout = function(v)
     if v ~= 'float' and v ~= 'split' then return 'one of "float", "split"' end
   end,
+  chat_highlight = function(v)
+    if v ~= 'treesitter' and v ~= 'syntax' and v ~= 'none' then return 'one of "treesitter", "syntax", "none"' end
+  end,
   context_window = int_in(256, 100000000),
   -- `lsp.servers`: LANG = { command, args, enabled, extensions } (the backend checks the rest)
   lsp_servers = function(v)
@@ -262,7 +265,7 @@ local SCHEMA = {
   explain = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive' },
   fix = { provider = 'string', max_tokens = 'positive', timeout_ms = 'positive', max_answer_kb = 'positive' },
   chat = {
-    layout = 'chat_layout', max_steps = 'positive', max_tokens = 'positive', max_turn_tokens = 'positive',
+    layout = 'chat_layout', highlight = 'chat_highlight', max_steps = 'positive', max_tokens = 'positive', max_turn_tokens = 'positive',
     timeout_ms = 'positive',
   },
   capabilities = 'capabilities',

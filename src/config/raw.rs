@@ -228,6 +228,9 @@ pub(super) struct RawChat {
     pub(super) max_tokens: Option<u64>,
     pub(super) max_turn_tokens: Option<u64>,
     pub(super) timeout_ms: Option<u64>,
+    /// Lua only: how the transcript is highlighted.
+    #[allow(dead_code)]
+    pub(super) highlight: Option<String>,
     /// Lua only: the panel's layout.
     #[allow(dead_code)]
     pub(super) layout: Option<String>,

@@ -255,17 +255,26 @@ local ok, err = xpcall(function()
   ]], 30)
   out(('chat_added_first_token_p50_ms=%.2f p99_ms=%.2f samples=%d (<CR> to the first token in the panel, minus the provider TTFT)')
     :format(pct(firsts, 0.5) or -1, pct(firsts, 0.99) or -1, #firsts))
-  -- five streams of the 5,000-token answer: the longest stall of each. Then the same five with
-  -- the panel's rendering switched off (on_delta does nothing; the events still arrive and are
-  -- decoded): the floor this machine's scheduling sets (two Neovims, the backend and the Python
-  -- server share 2 cores), so what the panel itself adds is the difference.
-  local function streams(render)
+  -- Five streams of the 5,000-token answer into one transcript (it grows to ~3,500 lines): the
+  -- longest stall of each. The child redraws every 16 ms as a UI would (headless, nothing else
+  -- redraws, and the highlighter's parse would pile up for the next redraw), so the stall counts
+  -- tree-sitter's markdown parse and highlight per frame. Variants: the default (tree-sitter),
+  -- `chat.highlight = "syntax"` (Vim's markdown syntax), and the floor: the same streams with
+  -- on_delta doing nothing (the events still arrive and are decoded; the frames still run).
+  local function streams(mode)
     return cc:lua([[
-      local runs_n, render = ...
+      local runs_n, mode = ...
       local chat = require('zeke.chat')
       require('zeke').pin('long')
+      chat.open({ focus = true })
+      require('zeke.chat.transcript').clear()
+      local tb = vim.fn.bufnr('zeke://chat')
+      if mode == 'syntax' then
+        pcall(vim.treesitter.stop, tb)
+        vim.bo[tb].syntax = 'markdown'
+      end
       local on_delta = chat.on_delta
-      if not render then chat.on_delta = function() end end
+      if mode == 'floor' then chat.on_delta = function() end end
       local runs = {}
       for run = 1, runs_n do
         chat.new_session()
@@ -281,19 +290,24 @@ local ok, err = xpcall(function()
           worst = math.max(worst, (now - last) / 1e6)
           last = now
         end)
+        local frames = vim.uv.new_timer()
+        frames:start(16, 16, vim.schedule_wrap(function() vim.cmd('redraw') end))
         local t0 = vim.uv.hrtime()
         chat.submit()
         local done = vim.wait(60000, function() return finished end, 20)
         chat.on_done = orig_done
-        timer:stop()
-        timer:close()
-        local lines = #vim.api.nvim_buf_get_lines(vim.fn.bufnr('zeke://chat'), 0, -1, false)
+        for _, t in ipairs({ timer, frames }) do
+          t:stop()
+          t:close()
+        end
+        local lines = #vim.api.nvim_buf_get_lines(tb, 0, -1, false)
         runs[run] = { worst = worst, ms = (vim.uv.hrtime() - t0) / 1e6, done = done, lines = lines }
       end
       chat.on_delta = on_delta
+      if mode == 'syntax' then pcall(vim.treesitter.start, tb, 'markdown') end
       require('zeke').pin(nil)
       return runs
-    ]], 5, render)
+    ]], 5, mode)
   end
   local function summary(runs, need_lines)
     local worsts, ms, ok = {}, {}, true
@@ -305,11 +319,14 @@ local ok, err = xpcall(function()
     table.sort(ms)
     return worsts, ms, ok
   end
-  local worsts, ms, all_done = summary(streams(true), true)
-  local floor = summary(streams(false), false)
-  out(('chat_stream_stall_max_ms=%.1f chat_stream_stall_median_ms=%.1f stream_ms=%.0f runs=%d complete=%s (5,000 tokens into the panel)')
+  local worsts, ms, all_done = summary(streams('treesitter'), true)
+  local syn = summary(streams('syntax'), true)
+  local floor = summary(streams('floor'), false)
+  out(('chat_stream_stall_max_ms=%.1f chat_stream_stall_median_ms=%.1f stream_ms=%.0f runs=%d complete=%s (5,000 tokens into the panel, tree-sitter markdown, a redraw every 16 ms)')
     :format(worsts[#worsts], pct(worsts, 0.5), pct(ms, 0.5), #worsts, tostring(all_done)))
-  out(('chat_stream_stall_floor_max_ms=%.1f chat_stream_stall_floor_median_ms=%.1f (the same streams, the panel not drawing them)')
+  out(('chat_stream_stall_syntax_max_ms=%.1f chat_stream_stall_syntax_median_ms=%.1f (the same, chat.highlight = "syntax")')
+    :format(syn[#syn], pct(syn, 0.5)))
+  out(('chat_stream_stall_floor_max_ms=%.1f chat_stream_stall_floor_median_ms=%.1f (the same streams and frames, the panel not drawing them)')
     :format(floor[#floor], pct(floor, 0.5)))
   cc:lua([[
     local chat = require('zeke.chat')

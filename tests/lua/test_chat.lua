@@ -776,13 +776,30 @@ return {
     end,
   },
   {
+    name = 'chat.highlight: tree-sitter markdown by default, Vim syntax or none when asked',
+    run = function(H)
+      for _, case in ipairs({ { nil, true, '' }, { 'syntax', false, 'markdown' }, { 'none', false, '' } }) do
+        local c = H.child()
+        c:setup({ chat = { highlight = case[1] }, completion = { enabled = false } })
+        local got = c:lua([[
+          require('zeke.chat').open({ focus = true })
+          local b = vim.fn.bufnr('zeke://chat')
+          return { ts = vim.treesitter.highlighter.active[b] ~= nil, syntax = vim.bo[b].syntax }
+        ]])
+        H.eq({ ts = case[2], syntax = case[3] }, got, vim.inspect(case[1]))
+        c:stop()
+      end
+    end,
+  },
+  {
     name = 'config: chat.layout and the chat limits are checked',
     run = function(H)
       local c = H.child()
-      c:setup({ chat = { layout = 'tabs', max_steps = 0, max_tokens = 2048, max_turn_tokens = 5, timeout_ms = 'x', nope = 1 } })
+      c:setup({ chat = { layout = 'tabs', highlight = 'rainbow', max_steps = 0, max_tokens = 2048, max_turn_tokens = 5, timeout_ms = 'x', nope = 1 } })
       local p = table.concat(c:problems(), '\n')
       for _, want in ipairs({
         'chat.layout must be one of "float", "split" (got "tabs")',
+        'chat.highlight must be one of "treesitter", "syntax", "none" (got "rainbow")',
         'chat.max_steps must be an integer from 1 to 100 (got 0)',
         'chat.timeout_ms must be an integer from 1000 to 7200000 (got "x")',
         'chat.max_turn_tokens must be an integer from 100 to 100000000 (got 5)',
@@ -790,7 +807,7 @@ return {
       }) do
         H.ok(p:find(want, 1, true), ('message mentions %q: %s'):format(want, p))
       end
-      H.eq({ layout = 'float', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
+      H.eq({ layout = 'float', highlight = 'treesitter', max_steps = 12, max_tokens = 2048, max_turn_tokens = 200000, timeout_ms = 600000 },
         c:lua('return require("zeke.config").get().chat'), 'the defaults for what was invalid')
     end,
   },
