@@ -413,6 +413,57 @@ fn an_edit_from_outside_to_another_file_is_seen() {
     }
 }
 
+fn a_location_behind_a_symlink_out_of_the_root_is_not_read() {
+    let p = project(json!({}));
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.rs");
+    std::fs::write(
+        &secret,
+        "pub fn secret() -> u32 {\n    4242 // SECRET-CONTENT\n}\n",
+    )
+    .unwrap();
+    // a module of the workspace that is a link to a file outside the root
+    std::os::unix::fs::symlink(&secret, p.root.join("shapes/src/secret.rs")).unwrap();
+    let lib = p.root.join("shapes/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, format!("pub mod secret;\n{text}")).unwrap();
+    let main = p.root.join("app/src/main.rs");
+    let text = std::fs::read_to_string(&main).unwrap().replace(
+        "println!(\"{}\", report());",
+        "println!(\"{} {}\", report(), shapes::secret::secret());",
+    );
+    std::fs::write(&main, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("secret::secret()"))
+        .unwrap()
+        + 1;
+    let column = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .rfind("secret()")
+        .unwrap()
+        + 1;
+    let o = p.ok(
+        "lsp_definition",
+        json!({"path": "app/src/main.rs", "line": line, "column": column}),
+    );
+    let got = places(&o);
+    assert_eq!(got.len(), 1, "{}", o.text);
+    assert!(got[0].0.ends_with("secret.rs"), "{}", o.text);
+    assert!(
+        !o.text.contains("SECRET-CONTENT"),
+        "nothing outside the roots is read: {}",
+        o.text
+    );
+    assert!(
+        o.text.contains("(outside the roots: not shown)"),
+        "{}",
+        o.text
+    );
+}
+
 fn while_indexing_the_answer_is_right_or_says_so() {
     // no wait at all: the first calls come while rust-analyzer loads the workspace
     let p = project(json!({"lsp": {"wait_ms": 0}}));
@@ -561,6 +612,10 @@ fn main() {
         ("lsp_hover_and_calls", hover_and_calls),
         ("lsp_symbols", symbols),
         ("lsp_code_actions_come_as_diffs", code_actions_come_as_diffs),
+        (
+            "lsp_a_location_behind_a_symlink_out_of_the_root_is_not_read",
+            a_location_behind_a_symlink_out_of_the_root_is_not_read,
+        ),
         (
             "lsp_an_edit_from_outside_to_another_file_is_seen",
             an_edit_from_outside_to_another_file_is_seen,

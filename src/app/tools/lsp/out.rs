@@ -58,11 +58,17 @@ impl<'a> Files<'a> {
         Files { call, texts }
     }
 
+    /// The text of `path` when the roots admit it — resolved like every file tool's path
+    /// (symlinks followed, whole components), so a link inside a root that points out of it is
+    /// never read; `None` otherwise.
     pub(super) fn text(&mut self, path: &Path) -> Option<&str> {
-        let inside = self.call.roots.scope_root(path).is_some();
+        let call = self.call;
         self.texts
             .entry(path.to_path_buf())
-            .or_insert_with(|| inside.then(|| std::fs::read_to_string(path).ok()).flatten())
+            .or_insert_with(|| {
+                let real = call.roots.resolve(path.to_str()?, Must::Exist).ok()?;
+                std::fs::read_to_string(real).ok()
+            })
             .as_deref()
     }
 
